@@ -1,0 +1,107 @@
+"""Registering the right image onto the left one (camera shake is the commonest reason pixel differencing
+fails on real photos): ORB features + RANSAC homography, with ECC as the fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MIN_INLIERS = 12
+ORB_FEATURES = 3000
+ECC_MAX_SIDE = 512
+
+
+@dataclass(frozen=True)
+class Alignment:
+    method: str  # "orb", "ecc" or "none"
+    matrix: np.ndarray  # 3x3 homography mapping right-image pixels onto left-image pixels
+    inliers: int
+    overlap: float  # share of the left image covered by the warped right image
+    note: str = ""
+
+    def to_settings(self) -> dict:
+        return {
+            "method": self.method,
+            "matrix": [[round(float(v), 6) for v in row] for row in self.matrix],
+            "inliers": int(self.inliers),
+            "overlap": round(float(self.overlap), 4),
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+def _plausible(h: np.ndarray, w: int, hgt: int) -> bool:
+    """Reject degenerate fits: a shaken camera moves the picture a little, it does not fold or shrink it."""
+    if h is None or not np.isfinite(h).all():
+        return False
+    corners = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]]).reshape(-1, 1, 2)
+    warped = cv2.perspectiveTransform(corners, h).reshape(-1, 2)
+    area = abs(cv2.contourArea(warped.astype(np.float32)))
+    if not (0.6 * w * hgt < area < 1.6 * w * hgt):
+        return False
+    shift = np.abs(warped - corners.reshape(-1, 2)).max()
+    return bool(shift < 0.25 * max(w, hgt)) and cv2.isContourConvex(warped.astype(np.float32))
+
+
+def _orb(left_gray: np.ndarray, right_gray: np.ndarray) -> tuple[np.ndarray | None, int]:
+    orb = cv2.ORB_create(nfeatures=ORB_FEATURES)
+    kl, dl = orb.detectAndCompute(left_gray, None)
+    kr, dr = orb.detectAndCompute(right_gray, None)
+    if dl is None or dr is None or len(kl) < MIN_INLIERS or len(kr) < MIN_INLIERS:
+        return None, 0
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(dr, dl, k=2)
+    good = [m[0] for m in pairs if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    if len(good) < MIN_INLIERS:
+        return None, 0
+    src = np.float32([kr[m.queryIdx].pt for m in good]).reshape(-1, 1, 2)
+    dst = np.float32([kl[m.trainIdx].pt for m in good]).reshape(-1, 1, 2)
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
+    inliers = int(mask.sum()) if mask is not None else 0
+    return (h if inliers >= MIN_INLIERS else None), inliers
+
+
+def _ecc(left_gray: np.ndarray, right_gray: np.ndarray) -> np.ndarray | None:
+    # ECC on a downscaled copy: robust to lighting changes, and the scale keeps it fast.
+    scale = min(1.0, ECC_MAX_SIDE / max(left_gray.shape))
+    small = lambda g: cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)  # noqa: E731
+    warp = np.eye(2, 3, dtype=np.float32)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 200, 1e-5)
+    try:
+        _, warp = cv2.findTransformECC(
+            small(left_gray).astype(np.float32), small(right_gray).astype(np.float32), warp,
+            cv2.MOTION_AFFINE, criteria, None, 5,
+        )
+    except cv2.error:
+        return None
+    # ECC's warp maps left coordinates to right ones; invert it to map right onto left, at full scale.
+    full = np.vstack([warp, [0, 0, 1]]).astype(np.float64)
+    s = np.diag([scale, scale, 1.0])
+    return np.linalg.inv(np.linalg.inv(s) @ full @ s)
+
+
+def register(left: np.ndarray, right: np.ndarray) -> Alignment:
+    """Find the homography that maps ``right`` onto ``left`` (both HxWx3 uint8, same size)."""
+    h_, w_ = left.shape[:2]
+    lg = cv2.cvtColor(left, cv2.COLOR_RGB2GRAY)
+    rg = cv2.cvtColor(right, cv2.COLOR_RGB2GRAY)
+    hom, inliers = _orb(lg, rg)
+    method = "orb"
+    if hom is None or not _plausible(hom, w_, h_):
+        hom, inliers, method = _ecc(lg, rg), 0, "ecc"
+        if hom is None or not _plausible(hom, w_, h_):
+            return Alignment("none", np.eye(3), 0, 1.0, note="registration failed; images compared unaligned")
+    valid = cv2.warpPerspective(np.ones((h_, w_), np.uint8), hom, (w_, h_), flags=cv2.INTER_NEAREST)
+    return Alignment(method, hom, inliers, float(valid.mean()))
+
+
+def warp_to_left(right: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``right`` into the left frame; also return the mask of pixels the warped image really covers."""
+    h_, w_ = right.shape[:2]
+    warped = cv2.warpPerspective(right, alignment.matrix, (w_, h_), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_REPLICATE)
+    valid = cv2.warpPerspective(np.full((h_, w_), 255, np.uint8), alignment.matrix, (w_, h_),
+                                flags=cv2.INTER_NEAREST)
+    # Erode: interpolation at the border blends in replicated pixels that are not real content.
+    valid = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0
+    return warped, valid

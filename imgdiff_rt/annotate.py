@@ -1,0 +1,56 @@
+"""The annotated picture of a result: both images side by side with a 20 px black bar between them, each
+region boxed in red and numbered on both sides (the layout Img-Diff's instruction data uses)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import cv2
+import numpy as np
+
+from .result import Region
+
+BAR_PX = 20
+RED = (230, 25, 25)
+
+
+def right_frame_box(bbox: tuple[int, int, int, int], homography: np.ndarray | None,
+                    size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Map a left-frame box into the right image (inverse registration), clipped to the image."""
+    if homography is None:
+        return bbox
+    x0, y0, x1, y1 = bbox
+    corners = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]).reshape(-1, 1, 2)
+    pts = cv2.perspectiveTransform(corners, np.linalg.inv(homography)).reshape(-1, 2)
+    w, h = size
+    return (int(max(0, pts[:, 0].min())), int(max(0, pts[:, 1].min())),
+            int(min(w, pts[:, 0].max())), int(min(h, pts[:, 1].max())))
+
+
+def _draw_box(img: np.ndarray, bbox: tuple[int, int, int, int], label: str | None, thickness: int) -> None:
+    x0, y0, x1, y1 = bbox
+    cv2.rectangle(img, (x0, y0), (max(x0, x1 - 1), max(y0, y1 - 1)), RED, thickness)
+    if label is None:
+        return
+    scale = max(0.4, min(img.shape[:2]) / 600)
+    (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thickness - 1))
+    ty = y0 - 2 if y0 - th - base - 2 >= 0 else min(img.shape[0] - 1, y1 + th + base)
+    cv2.rectangle(img, (x0, ty - th - base), (x0 + tw + 4, ty + 2), RED, -1)
+    cv2.putText(img, label, (x0 + 2, ty - base + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
+                max(1, thickness - 1), cv2.LINE_AA)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray, regions: Iterable[Region],
+                 homography: np.ndarray | None = None, numbered: bool = True) -> np.ndarray:
+    """``right`` is the right image at the left image's size (not warped); boxes are mapped into it."""
+    h, w = left.shape[:2]
+    canvas = np.zeros((h, 2 * w + BAR_PX, 3), np.uint8)
+    lhs, rhs = left.copy(), right.copy()
+    thickness = max(2, min(h, w) // 200)
+    for r in regions:
+        label = str(r.id) if numbered else None
+        _draw_box(lhs, r.bbox, label, thickness)
+        _draw_box(rhs, right_frame_box(r.bbox, homography, (w, h)), label, thickness)
+    canvas[:, :w] = lhs
+    canvas[:, w + BAR_PX:] = rhs
+    return canvas

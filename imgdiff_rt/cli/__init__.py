@@ -1,0 +1,1 @@
+"""The `imgdiff-rt` command line: a thin layer over the library."""

@@ -1,0 +1,43 @@
+"""The `imgdiff-rt` command group. Library errors become one line on stderr and an exit code, here only."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import ImgDiffError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImgDiffError as e:
+            click.echo(f"Error: {e}", err=True)
+            sys.exit(e.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="imgdiff-rt")
+def cli() -> None:
+    """Find and describe the differences between two similar images.
+
+    \b
+    Example:
+      imgdiff-rt run examples/left.png examples/right.png --out out/
+    """
+
+
+def _register() -> None:
+    # Each command lives in its own module; add new ones here.
+    from .eval_cmd import eval_command
+    from .run import run
+    from .synth_cmd import synth
+
+    for command in (run, synth, eval_command):
+        cli.add_command(command)
+
+
+_register()

@@ -1,0 +1,77 @@
+"""The library's exception family.
+
+Library code raises these; only the CLI turns them into a one-line ``Error: ...`` and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class ImgDiffError(Exception):
+    """Root of every error imgdiff-rt raises on purpose."""
+
+    exit_code = 1
+
+
+class UsageError(ImgDiffError):
+    """A setting or argument that cannot be honoured (bad threshold spec, unknown detector, ...)."""
+
+    exit_code = 2
+
+
+class InputError(ImgDiffError):
+    """An input file that cannot be used: missing, unreadable, not an image, too large, ..."""
+
+    exit_code = 2
+
+
+class ImageReadError(InputError):
+    """A file that exists but does not decode to a usable image."""
+
+
+class ImageTooLargeError(InputError):
+    """An image whose pixel count exceeds the cap (decompression-bomb guard)."""
+
+
+class PairsFileError(InputError):
+    """A batch file (JSONL) or pairs folder that cannot be read."""
+
+
+class TruthError(InputError):
+    """Ground truth (truth.json or a change mask) that cannot be read."""
+
+
+class OutputError(ImgDiffError):
+    """An output location that cannot be written."""
+
+    exit_code = 2
+
+
+class ModelError(ImgDiffError):
+    """A model, bundle or backend that cannot be loaded or run."""
+
+    exit_code = 1
+
+
+class UnknownSpecError(UsageError):
+    """A graph name that is not in the export spec registry."""
+
+
+class SpecLayoutError(ModelError):
+    """Tensor names, dtypes or shapes that do not match a graph's spec (e.g. a foreign ONNX file)."""
+
+
+class ParityError(ModelError):
+    """An exported graph whose outputs miss the spec's tolerance against PyTorch.
+
+    ``report`` maps each output name to its measured figures (max_abs, max_rel, min_cosine, ok).
+    """
+
+    def __init__(self, message: str, report: dict | None = None):
+        super().__init__(message)
+        self.report = report or {}
+
+
+class WeightsUnavailableError(ModelError):
+    """Model weights that are neither local nor downloadable (offline); the message names the flag to use."""
+
+    exit_code = 2

@@ -1,0 +1,1 @@
+"""Exporting models (segmenter, CLIP, captioner encoders) to ONNX and TensorRT artifacts."""

@@ -1,0 +1,144 @@
+"""Reading images safely into 8-bit RGB arrays, and writing them atomically.
+
+Every failure becomes an :class:`InputError` subclass whose message names the file and the problem, so the
+CLI can print one line. The pixel cap is checked from the header, before any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .errors import ImageReadError, ImageTooLargeError, InputError
+from .files import write_bytes_atomic
+
+DEFAULT_MAX_PIXELS = 80_000_000
+MIN_SIDE = 8  # below this there is nothing to blur, segment or describe
+
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+# Truncated files must fail, not decode half an image silently.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+def _check_size(name: str, w: int, h: int, max_pixels: int) -> None:
+    if w * h > max_pixels:
+        raise ImageTooLargeError(
+            f"{name}: image is {w}x{h} = {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:g} MP cap "
+            "(possible decompression bomb; raise it with --max-pixels)"
+        )
+    if w < MIN_SIDE or h < MIN_SIDE:
+        raise ImageReadError(f"{name}: image is {w}x{h}; both sides must be at least {MIN_SIDE} px")
+
+
+def pil_to_rgb8(img: Image.Image) -> np.ndarray:
+    """Any PIL mode -> HxWx3 uint8 RGB. Alpha is composited onto white; 16/32-bit data is scaled to 8 bits."""
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img).astype(np.float64)
+        if mode == "F":
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 65535.0
+        else:
+            top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        gray = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+
+
+def array_to_rgb8(arr: np.ndarray, name: str = "<array>") -> np.ndarray:
+    """An in-memory array (HxW, HxWx1/3/4; uint8, uint16 or float in 0..1) -> HxWx3 uint8 RGB."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ImageReadError(f"{name}: expected an HxW, HxWx3 or HxWx4 array, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        pass
+    elif a.dtype == np.uint16:
+        a = (a.astype(np.float64) / 257.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise ImageReadError(f"{name}: array holds NaN or infinite values")
+        a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    else:
+        raise ImageReadError(f"{name}: unsupported array dtype {a.dtype}")
+    if a.ndim == 2:
+        a = np.repeat(a[:, :, None], 3, axis=2)
+    elif a.shape[2] == 4:
+        alpha = a[:, :, 3:4].astype(np.float32) / 255.0
+        a = (a[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def read_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Load a path, PIL image or array as HxWx3 uint8 RGB, EXIF orientation applied."""
+    if isinstance(source, np.ndarray):
+        rgb = array_to_rgb8(source)
+        _check_size("<array>", rgb.shape[1], rgb.shape[0], max_pixels)
+        return rgb
+    if isinstance(source, Image.Image):
+        _check_size("<image>", source.width, source.height, max_pixels)
+        return pil_to_rgb8(ImageOps.exif_transpose(source))
+    if not isinstance(source, (str, os.PathLike)):
+        raise InputError(f"cannot read an image from a {type(source).__name__}")
+    path = Path(source)
+    name = str(path)
+    if not path.exists():
+        raise InputError(f"{name}: file not found")
+    if path.is_dir():
+        raise InputError(f"{name}: is a folder, not an image file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{name}: cannot read ({e.strerror or e})") from None
+    if not data:
+        raise ImageReadError(f"{name}: file is empty (0 bytes)")
+    return decode_image_bytes(data, name, max_pixels)
+
+
+def decode_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb warning/error is replaced by our header check with a clearer message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = None
+            try:
+                img = Image.open(io.BytesIO(data))
+                _check_size(name, img.width, img.height, max_pixels)
+                img.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except InputError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{name}: not a recognised image format (JPEG, PNG, WebP, BMP, TIFF)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        msg = str(e) or type(e).__name__
+        if "truncated" in msg.lower() or isinstance(e, EOFError):
+            raise ImageReadError(f"{name}: image data is truncated or corrupt ({msg})") from None
+        raise ImageReadError(f"{name}: cannot decode image ({msg})") from None
+    return pil_to_rgb8(ImageOps.exif_transpose(img))
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def write_png_atomic(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
+    write_bytes_atomic(path, encode_png(rgb))

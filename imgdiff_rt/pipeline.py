@@ -1,0 +1,140 @@
+"""The Python API the CLI is a thin layer over: ``Pipeline(...)(left, right) -> Result``.
+
+Stages (load, register, detect, describe) each take a Result and return a new one; the pixel arrays they share
+travel beside it in a :class:`PairImages`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .align import Alignment, register, warp_to_left
+from .describe import describe_regions
+from .errors import UsageError
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
+from .pixel_detector import PixelConfig, detect_pixels
+from .result import Result
+
+DETECTORS = ("pixel",)
+CAPTIONERS = ("none",)
+
+
+@dataclass
+class PairImages:
+    """Pixels shared by the stages of one pair. ``right`` is in the left image's frame once registered."""
+
+    left: np.ndarray
+    right_unwarped: np.ndarray  # at the left image's size, before registration (what the user sees)
+    right: np.ndarray
+    valid: np.ndarray | None = None  # where the registered right image has real content
+    alignment: Alignment | None = None
+    change_mask: np.ndarray | None = None
+
+
+@dataclass
+class Processed:
+    result: Result
+    images: PairImages
+
+
+def _name(source: ImageSource) -> str | None:
+    return str(source) if isinstance(source, (str, os.PathLike)) else None
+
+
+def _default_id(left: ImageSource, right: ImageSource) -> str:
+    if isinstance(left, (str, os.PathLike)) and isinstance(right, (str, os.PathLike)):
+        a, b = Path(left), Path(right)
+        if a.stem == b.stem:
+            return a.stem
+        if a.parent == b.parent and a.parent.name:
+            return a.parent.name  # e.g. pair1/left.png + pair1/right.png -> "pair1"
+        return f"{a.stem}__{b.stem}"
+    return "pair"
+
+
+class Pipeline:
+    """Find and describe the differences between two images.
+
+    >>> result = Pipeline(align=True)("left.jpg", "right.jpg")   # doctest: +SKIP
+    >>> [r.bbox for r in result.regions]                          # doctest: +SKIP
+    """
+
+    def __init__(self, detector: str = "pixel", captioner: str = "none", align: bool = False,
+                 pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        if detector not in DETECTORS:
+            raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}")
+        if captioner not in CAPTIONERS:
+            raise UsageError(f"captioner {captioner!r} is not available; choose one of {', '.join(CAPTIONERS)}")
+        if max_pixels < 1:
+            raise UsageError("max-pixels must be positive")
+        self.detector = detector
+        self.captioner = captioner
+        self.align = align
+        self.pixel = pixel or PixelConfig()
+        self.max_pixels = max_pixels
+
+    def settings(self) -> dict:
+        return {"detector": self.detector, "captioner": self.captioner, "align": self.align,
+                "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
+
+    def __call__(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Result:
+        return self.process(left, right, id).result
+
+    def process(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Processed:
+        t0 = time.perf_counter()
+        left_rgb = read_image(left, self.max_pixels)
+        right_rgb = read_image(right, self.max_pixels)
+        result = Result(id=id or _default_id(left, right), left=_name(left), right=_name(right),
+                        size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings())
+        images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
+        result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)
+        result, images = self.match_size(result, images)
+        t1 = time.perf_counter()
+        if self.align:
+            result, images = self.register(result, images)
+        result, images = self.detect(result, images)
+        result = result.with_timing("detect", (time.perf_counter() - t1) * 1e3)
+        t2 = time.perf_counter()
+        result = self.describe(result, images)
+        result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
+        result = result.with_timing("total", (time.perf_counter() - t0) * 1e3)
+        return Processed(result, images)
+
+    # --- stages -------------------------------------------------------------------------------------
+    @staticmethod
+    def match_size(result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        """Different sizes: the right image is resized to the left's, and the settings say so."""
+        h, w = images.left.shape[:2]
+        rh, rw = images.right.shape[:2]
+        if (rh, rw) == (h, w):
+            return result, images
+        interp = cv2.INTER_AREA if rw * rh > w * h else cv2.INTER_LINEAR
+        resized = cv2.resize(images.right, (w, h), interpolation=interp)
+        return (result.with_settings(right_resized_from=[rw, rh]),
+                replace(images, right=resized, right_unwarped=resized))
+
+    @staticmethod
+    def register(result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        alignment = register(images.left, images.right)
+        if alignment.method == "none":
+            return result.with_settings(alignment=alignment.to_settings()), replace(images, alignment=alignment)
+        warped, valid = warp_to_left(images.right, alignment)
+        return (result.with_settings(alignment=alignment.to_settings()),
+                replace(images, right=warped, valid=valid, alignment=alignment))
+
+    def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        found = detect_pixels(images.left, images.right, self.pixel, images.valid)
+        result = result.replace(regions=found.regions).with_settings(
+            threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used)
+        return result, replace(images, change_mask=found.mask)
+
+    @staticmethod
+    def describe(result: Result, images: PairImages) -> Result:
+        mask = images.change_mask if images.change_mask is not None else np.zeros(images.left.shape[:2], bool)
+        return describe_regions(result, images.left, images.right, mask)

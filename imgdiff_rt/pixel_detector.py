@@ -1,0 +1,243 @@
+"""The classical spot-the-difference detector: blur, per-pixel colour distance, threshold, morphology,
+connected components, merging, scoring. Every step is a small function so each can be tested alone.
+
+Units: with ``metric="lab"`` differences are CIELAB deltaE (1976), 0..~150, ~2.3 being a just-noticeable
+difference; with ``metric="absdiff"`` they are the largest per-channel absolute difference, 0..255.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from .errors import UsageError
+from .result import Region
+
+METRICS = ("lab", "absdiff")
+# Scale that maps a metric's mean difference to a 0..1 score: a clear change is far above it.
+SCORE_SCALE = {"lab": 40.0, "absdiff": 100.0}
+# Per-metric defaults (docs/pixel-detector.md has the measurements behind them).
+DEFAULT_THRESHOLD = {"lab": "14", "absdiff": "35"}
+DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 20.0}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    kind: str  # "fixed", "otsu" or "percentile"
+    value: float | None = None
+
+    @classmethod
+    def parse(cls, spec: str | float | int) -> Threshold:
+        if isinstance(spec, (int, float)):
+            return cls._fixed(float(spec), str(spec))
+        text = str(spec).strip().lower()
+        if text == "otsu":
+            return cls("otsu")
+        m = re.fullmatch(r"percentile:([0-9]*\.?[0-9]+)", text)
+        if m:
+            p = float(m.group(1))
+            if not 0.0 < p < 100.0:
+                raise UsageError(f"threshold {spec!r}: the percentile must be between 0 and 100")
+            return cls("percentile", p)
+        try:
+            return cls._fixed(float(text), spec)
+        except ValueError:
+            raise UsageError(
+                f"threshold {spec!r}: use a number, 'otsu' or 'percentile:P' (for example percentile:99)"
+            ) from None
+
+    @classmethod
+    def _fixed(cls, v: float, spec: Any) -> Threshold:
+        if not math.isfinite(v) or v <= 0:
+            raise UsageError(f"threshold {spec!r}: a fixed threshold must be a positive number")
+        return cls("fixed", v)
+
+    def __str__(self) -> str:
+        if self.kind == "fixed":
+            return f"{self.value:g}"
+        return "otsu" if self.kind == "otsu" else f"percentile:{self.value:g}"
+
+
+@dataclass(frozen=True)
+class PixelConfig:
+    """Settings of the pixel detector. Defaults were chosen by measurement (docs/pixel-detector.md)."""
+
+    metric: str = "lab"
+    blur_sigma: float = 1.5
+    threshold: str | None = None  # None: the metric's default
+    noise_floor: float | None = None  # otsu/percentile never go below it; None: the metric's default
+    open_px: int = 3
+    close_px: int = 9
+    min_area: int | None = None  # None: 0.02% of the image, at least 16 px
+    merge: str = "box"  # "box" (merge boxes closer than merge_gap) or "none"
+    merge_gap: float = 0.02  # fraction of the image diagonal
+    max_regions: int = 10
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise UsageError(f"metric {self.metric!r}: choose one of {', '.join(METRICS)}")
+        if self.threshold is not None:
+            Threshold.parse(self.threshold)
+        if self.blur_sigma < 0:
+            raise UsageError("blur sigma must be >= 0")
+        if self.min_area is not None and self.min_area < 1:
+            raise UsageError("min-area must be at least 1 pixel")
+        if self.max_regions < 1:
+            raise UsageError("max-regions must be at least 1")
+        if self.merge not in ("box", "none"):
+            raise UsageError(f"merge {self.merge!r}: choose box or none")
+        if not 0 <= self.merge_gap < 1:
+            raise UsageError("merge gap is a fraction of the image diagonal, between 0 and 1")
+
+    def resolved_threshold(self) -> Threshold:
+        return Threshold.parse(self.threshold if self.threshold is not None else DEFAULT_THRESHOLD[self.metric])
+
+    def resolved_noise_floor(self) -> float:
+        return self.noise_floor if self.noise_floor is not None else DEFAULT_NOISE_FLOOR[self.metric]
+
+    def resolved_min_area(self, width: int, height: int) -> int:
+        if self.min_area is not None:
+            return int(self.min_area)
+        return max(16, int(round(0.0002 * width * height)))
+
+    def to_settings(self) -> dict[str, Any]:
+        return {**asdict(self), "threshold": str(self.resolved_threshold()),
+                "noise_floor": self.resolved_noise_floor()}
+
+
+@dataclass(frozen=True)
+class PixelDetection:
+    regions: tuple[Region, ...]
+    diff: np.ndarray  # float32 HxW difference map, in the metric's units
+    mask: np.ndarray  # bool HxW, the cleaned change mask (before region selection)
+    threshold_used: float
+    min_area_used: int
+
+
+def difference_map(left: np.ndarray, right: np.ndarray, metric: str, blur_sigma: float) -> np.ndarray:
+    """Per-pixel colour distance between two HxWx3 uint8 RGB images, after a Gaussian blur."""
+    a = left.astype(np.float32) / 255.0
+    b = right.astype(np.float32) / 255.0
+    if blur_sigma > 0:
+        a = cv2.GaussianBlur(a, (0, 0), blur_sigma)
+        b = cv2.GaussianBlur(b, (0, 0), blur_sigma)
+    if metric == "lab":
+        la = cv2.cvtColor(a, cv2.COLOR_RGB2LAB)
+        lb = cv2.cvtColor(b, cv2.COLOR_RGB2LAB)
+        return np.sqrt(((la - lb) ** 2).sum(axis=2)).astype(np.float32)
+    return (np.abs(a - b).max(axis=2) * 255.0).astype(np.float32)
+
+
+def threshold_value(diff: np.ndarray, threshold: Threshold, noise_floor: float,
+                    valid: np.ndarray | None = None) -> float:
+    values = diff[valid] if valid is not None else diff.ravel()
+    if threshold.kind == "fixed":
+        return float(threshold.value)  # exactly what the user asked for
+    if values.size == 0:
+        return float("inf")
+    if threshold.kind == "percentile":
+        t = float(np.percentile(values, threshold.value))
+    else:
+        top = max(float(values.max()), 1e-6)
+        scaled = np.clip(values / top * 255.0, 0, 255).astype(np.uint8).reshape(-1, 1)
+        t8, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        t = float(t8) / 255.0 * top
+    return max(t, noise_floor)
+
+
+def _disk(px: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (px, px))
+
+
+def clean_mask(binary: np.ndarray, open_px: int, close_px: int) -> np.ndarray:
+    """Opening removes speckle (sensor noise, JPEG blocks); closing joins the pieces of one changed object."""
+    m = binary.astype(np.uint8)
+    if open_px > 1:
+        m = cv2.morphologyEx(m, cv2.MORPH_OPEN, _disk(open_px))
+    if close_px > 1:
+        m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, _disk(close_px))
+    return m.astype(bool)
+
+
+def merge_boxes(boxes: np.ndarray, gap: float) -> np.ndarray:
+    """Group boxes (N x 4, x0,y0,x1,y1) whose edge-to-edge distance is <= gap; returns a group id per box."""
+    n = len(boxes)
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    if n > 1:
+        x0, y0, x1, y1 = (boxes[:, k].astype(np.float64) for k in range(4))
+        dx = np.maximum(0, np.maximum(x0[:, None] - x1[None, :], x0[None, :] - x1[:, None]))
+        dy = np.maximum(0, np.maximum(y0[:, None] - y1[None, :], y0[None, :] - y1[:, None]))
+        close = np.hypot(dx, dy) <= gap
+        for i, j in zip(*np.nonzero(np.triu(close, 1))):
+            ri, rj = find(int(i)), find(int(j))
+            if ri != rj:
+                parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    _, group = np.unique(roots, return_inverse=True)
+    return group
+
+
+def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> float:
+    """Mean difference mapped to 0..1, damped for blobs much smaller than 0.2% of the image."""
+    strength = min(1.0, mean_diff / SCORE_SCALE[metric])
+    size = 1.0 - math.exp(-area / max(1.0, 0.002 * image_area))
+    return strength * size
+
+
+def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
+                  valid: np.ndarray | None = None) -> PixelDetection:
+    """Run the detector on two same-size RGB uint8 images. ``valid`` limits the comparison (alignment overlap)."""
+    if left.shape != right.shape:
+        raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
+    h, w = left.shape[:2]
+    diff = difference_map(left, right, config.metric, config.blur_sigma)
+    if valid is not None:
+        diff = np.where(valid, diff, 0.0).astype(np.float32)
+    t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
+    mask = clean_mask(diff > t, config.open_px, config.close_px)
+    min_area = config.resolved_min_area(w, h)
+    empty = PixelDetection((), diff, mask, t, min_area)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
+    if not keep:
+        return empty
+    boxes = np.array([[stats[i, 0], stats[i, 1], stats[i, 0] + stats[i, 2], stats[i, 1] + stats[i, 3]]
+                      for i in keep])
+    if config.merge == "box":
+        group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h))
+    else:
+        group = np.arange(len(keep))
+    lut = np.zeros(n, dtype=np.int64)
+    lut[keep] = group + 1
+    group_labels = lut[labels]
+    ids = np.arange(1, group.max() + 2)
+    areas = ndimage.sum_labels(np.ones_like(diff), group_labels, ids)
+    means = ndimage.mean(diff, group_labels, ids)
+    peaks = ndimage.maximum(diff, group_labels, ids)
+    candidates = []
+    for g in range(len(ids)):
+        members = boxes[group == g]
+        bbox = (int(members[:, 0].min()), int(members[:, 1].min()),
+                int(members[:, 2].max()), int(members[:, 3].max()))
+        area = int(areas[g])
+        score = region_score(float(means[g]), area, w * h, config.metric)
+        candidates.append((score, bbox, area, float(means[g]), float(peaks[g])))
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    regions = tuple(
+        Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean, peak_diff=peak)
+        for k, (score, bbox, area, mean, peak) in enumerate(candidates[: config.max_regions])
+    )
+    return PixelDetection(regions, diff, mask, t, min_area)

@@ -1,0 +1,1 @@
+"""Runtime sessions (torch, ONNX Runtime, TensorRT, Triton) behind one named-dict interface."""

@@ -1,0 +1,170 @@
+"""Spot-the-difference pairs with ground truth, made from any photo the classical way: segment the photo into
+regions, pick some, and change each by removing it (inpainting), recolouring it, or pasting a copy elsewhere.
+
+The truth box of each change is measured from the pixels that really changed, so the ground truth is exact.
+Deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from skimage.segmentation import felzenszwalb
+
+from .errors import UsageError
+
+KINDS = ("remove", "recolour", "paste")
+# Region area as a share of the image, per level: level 1 larger changes, level 2 smaller ones.
+LEVEL_AREA = {1: (0.006, 0.05), 2: (0.0012, 0.006)}
+LEVEL_SCALE = {1: 400.0, 2: 150.0}  # Felzenszwalb scale: larger gives larger segments
+MIN_VISIBLE_DELTA_E = 12.0  # mean CIELAB difference a change must reach to count as visible
+CHANGED_PIXEL_DELTA_E = 6.0  # a pixel belongs to the truth box when it changed at least this much
+TRUTH_SCHEMA = "imgdiff-rt/truth/v1"
+
+
+@dataclass(frozen=True)
+class SynthPair:
+    left: np.ndarray
+    right: np.ndarray
+    truth: dict
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+
+
+def candidate_segments(image: np.ndarray, level: int) -> list[np.ndarray]:
+    """Compact segments of the level's size range that do not touch the border, as boolean masks."""
+    h, w = image.shape[:2]
+    lo, hi = LEVEL_AREA[level]
+    labels = felzenszwalb(image, scale=LEVEL_SCALE[level], sigma=0.8, min_size=int(lo * h * w / 2))
+    out = []
+    for lab in np.unique(labels):
+        m = labels == lab
+        area = int(m.sum())
+        if not lo * h * w <= area <= hi * h * w:
+            continue
+        ys, xs = np.nonzero(m)
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        if y0 == 0 or x0 == 0 or y1 == h or x1 == w:
+            continue
+        if area / float((y1 - y0) * (x1 - x0)) < 0.35:  # thin or sprawling shapes are poor "objects"
+            continue
+        # Fill holes so an object is changed whole.
+        filled = m.astype(np.uint8)
+        contours, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(filled, contours, -1, 1, thickness=-1)
+        out.append(filled.astype(bool))
+    return out
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _grow(box: tuple[int, int, int, int], px: int) -> tuple[int, int, int, int]:
+    return box[0] - px, box[1] - px, box[2] + px, box[3] + px
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def remove_region(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    grown = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8))
+    radius = max(3, int(math.sqrt(mask.sum()) / 8))
+    return cv2.inpaint(img, grown * 255, radius, cv2.INPAINT_TELEA)
+
+
+def recolour_region(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rotate the hue (a*, b* plane) by 90-270 degrees; give near-grey regions a clear colour instead."""
+    lab = _lab(img)
+    a, b = lab[..., 1][mask], lab[..., 2][mask]
+    chroma = float(np.hypot(a, b).mean())
+    if chroma < 20.0:
+        hue = rng.uniform(0, 2 * math.pi)
+        a2, b2 = a + 45 * math.cos(hue), b + 45 * math.sin(hue)
+    else:
+        t = rng.uniform(math.pi / 2, 3 * math.pi / 2)
+        a2, b2 = a * math.cos(t) - b * math.sin(t), a * math.sin(t) + b * math.cos(t)
+    lab[..., 1][mask], lab[..., 2][mask] = a2, b2
+    rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+    out = img.copy()
+    out[mask] = np.clip(rgb[mask] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def paste_region(img: np.ndarray, mask: np.ndarray, taken: list, rng: np.random.Generator,
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Paste a copy of the region at a free spot; returns the new image and the pasted mask."""
+    h, w = img.shape[:2]
+    x0, y0, x1, y1 = _bbox(mask)
+    bw, bh = x1 - x0, y1 - y0
+    for _ in range(40):
+        nx, ny = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
+        dest = (nx, ny, nx + bw, ny + bh)
+        if _overlaps(_grow(dest, 8), (x0, y0, x1, y1)) or any(_overlaps(_grow(dest, 8), t) for t in taken):
+            continue
+        patch = mask[y0:y1, x0:x1]
+        out = img.copy()
+        out[ny:ny + bh, nx:nx + bw][patch] = img[y0:y1, x0:x1][patch]
+        pasted = np.zeros_like(mask)
+        pasted[ny:ny + bh, nx:nx + bw] = patch
+        return out, pasted
+    return None
+
+
+def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
+               kinds: tuple[str, ...] = KINDS) -> SynthPair:
+    """Make one pair from an HxWx3 uint8 RGB photo: left is the photo, right has ``spots`` changes."""
+    if level not in LEVEL_AREA:
+        raise UsageError("level must be 1 (larger changes) or 2 (smaller changes)")
+    if spots < 1:
+        raise UsageError("spots must be at least 1")
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    segments = candidate_segments(image, level)
+    order = rng.permutation(len(segments))
+    right = image.copy()
+    taken: list[tuple[int, int, int, int]] = []
+    changes = []
+    left_lab = _lab(image)
+    margin = max(4, int(0.01 * math.hypot(w, h)))
+    for idx in order:
+        if len(changes) == spots:
+            break
+        mask = segments[idx]
+        box = _bbox(mask)
+        if any(_overlaps(_grow(box, margin), t) for t in taken):
+            continue
+        kind = kinds[int(rng.integers(len(kinds)))]
+        if kind == "remove":
+            candidate, changed = remove_region(right, mask), mask
+        elif kind == "recolour":
+            candidate, changed = recolour_region(right, mask, rng), mask
+        else:
+            pasted = paste_region(right, mask, [_grow(t, margin) for t in taken], rng)
+            if pasted is None:
+                continue
+            candidate, changed = pasted
+        delta = np.linalg.norm(_lab(candidate) - left_lab, axis=2)
+        area_mask = cv2.dilate(changed.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        really = area_mask & (delta > CHANGED_PIXEL_DELTA_E)
+        if not really.any() or float(delta[changed].mean()) < MIN_VISIBLE_DELTA_E:
+            continue  # an invisible change is no ground truth
+        tbox = _bbox(really)
+        if any(_overlaps(_grow(tbox, margin), t) for t in taken):
+            continue
+        right = candidate
+        taken.append(tbox)
+        changes.append({"kind": kind, "bbox": list(tbox), "area": int(really.sum()),
+                        "mean_delta_e": round(float(delta[changed].mean()), 2)})
+    if not changes:
+        raise UsageError(f"no region of this photo suits a level-{level} change (try the other level)")
+    truth = {"schema": TRUTH_SCHEMA, "size": [w, h], "level": level, "seed": seed,
+             "requested_spots": spots, "changes": changes}
+    return SynthPair(left=image, right=right, truth=truth)
