@@ -47,6 +47,7 @@ def _from_jsonl(path: Path) -> list[PairItem]:
             rec = json.loads(line)
             if not isinstance(rec, dict):
                 raise ValueError("a line must be a JSON object")
+            fallback = str(rec.get("id") or fallback)
             missing = [k for k in ("left", "right") if not isinstance(rec.get(k), str)]
             if missing:
                 raise ValueError(f"missing {' and '.join(repr(k) for k in missing)}")

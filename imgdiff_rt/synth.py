@@ -7,6 +7,7 @@ Deterministic for a seed.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -19,7 +20,9 @@ from .errors import UsageError
 KINDS = ("remove", "recolour", "paste")
 # Region area as a share of the image, per level: level 1 larger changes, level 2 smaller ones.
 LEVEL_AREA = {1: (0.006, 0.05), 2: (0.0012, 0.006)}
-LEVEL_SCALE = {1: 400.0, 2: 150.0}  # Felzenszwalb scale: larger gives larger segments
+# Felzenszwalb scales tried per level (larger gives larger segments); several, so that photos with few
+# object-like segments at one scale still offer candidates.
+LEVEL_SCALES = {1: (200.0, 400.0, 800.0), 2: (75.0, 150.0, 300.0)}
 MIN_VISIBLE_DELTA_E = 12.0  # mean CIELAB difference a change must reach to count as visible
 CHANGED_PIXEL_DELTA_E = 6.0  # a pixel belongs to the truth box when it changed at least this much
 TRUTH_SCHEMA = "imgdiff-rt/truth/v1"
@@ -36,16 +39,38 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
+_SEGMENT_CACHE: dict[tuple[str, int], list[np.ndarray]] = {}
+
+
 def candidate_segments(image: np.ndarray, level: int) -> list[np.ndarray]:
-    """Compact segments of the level's size range that do not touch the border, as boolean masks."""
+    """Compact segments of the level's size range that do not touch the border, as boolean masks.
+
+    Cached per photo and level: making many pairs from one photo segments it once."""
+    key = (hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), level)
+    if key not in _SEGMENT_CACHE:
+        if len(_SEGMENT_CACHE) >= 8:
+            _SEGMENT_CACHE.pop(next(iter(_SEGMENT_CACHE)))
+        _SEGMENT_CACHE[key] = _segment(image, level)
+    return _SEGMENT_CACHE[key]
+
+
+def _segment(image: np.ndarray, level: int) -> list[np.ndarray]:
     h, w = image.shape[:2]
     lo, hi = LEVEL_AREA[level]
-    labels = felzenszwalb(image, scale=LEVEL_SCALE[level], sigma=0.8, min_size=int(lo * h * w / 2))
+    out = []
+    for scale in LEVEL_SCALES[level]:
+        labels = felzenszwalb(image, scale=scale, sigma=0.8, min_size=int(lo * h * w / 2))
+        out.extend(_object_like(labels, lo * h * w, hi * h * w))
+    return out
+
+
+def _object_like(labels: np.ndarray, min_area: float, max_area: float) -> list[np.ndarray]:
+    h, w = labels.shape
     out = []
     for lab in np.unique(labels):
         m = labels == lab
         area = int(m.sum())
-        if not lo * h * w <= area <= hi * h * w:
+        if not min_area <= area <= max_area:
             continue
         ys, xs = np.nonzero(m)
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1

@@ -1,0 +1,33 @@
+"""Small image factories shared by the tests (no fixtures here: plain functions, importable anywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
+    """A smooth, non-uniform RGB scene (gradients + soft blobs): realistic enough for alignment features."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.zeros((h, w, 3), np.float32)
+    img[..., 0] = 90 + 60 * xx / w
+    img[..., 1] = 100 + 50 * yy / h
+    img[..., 2] = 120
+    for _ in range(25):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(6, 22)
+        colour = rng.uniform(20, 235, 3)
+        blob = np.exp(-(((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r)))[..., None]
+        img = img * (1 - blob) + colour * blob
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def flat(h: int = 200, w: int = 300, colour=(128, 128, 128)) -> np.ndarray:
+    return np.full((h, w, 3), colour, np.uint8)
+
+
+def save(path: Path, arr: np.ndarray, **kw) -> Path:
+    Image.fromarray(arr).save(path, **kw)
+    return path
