@@ -23,8 +23,8 @@ METRICS = ("lab", "absdiff")
 # Scale that maps a metric's mean difference to a 0..1 score: a clear change is far above it.
 SCORE_SCALE = {"lab": 40.0, "absdiff": 100.0}
 # Per-metric defaults (docs/pixel-detector.md has the measurements behind them).
-DEFAULT_THRESHOLD = {"lab": "14", "absdiff": "35"}
-DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 20.0}
+DEFAULT_THRESHOLD = {"lab": "8", "absdiff": "15"}
+DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 15.0}
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class PixelConfig:
     threshold: str | None = None  # None: the metric's default
     noise_floor: float | None = None  # otsu/percentile never go below it; None: the metric's default
     open_px: int = 3
-    close_px: int = 9
+    close_px: int = 15
     min_area: int | None = None  # None: 0.02% of the image, at least 16 px
     merge: str = "box"  # "box" (merge boxes closer than merge_gap) or "none"
     merge_gap: float = 0.02  # fraction of the image diagonal
