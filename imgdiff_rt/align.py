@@ -11,6 +11,7 @@ import numpy as np
 MIN_INLIERS = 12
 ORB_FEATURES = 3000
 ECC_MAX_SIDE = 512
+SNAP_PX = 0.5  # a fit that moves no corner by this much is treated as no motion
 
 
 @dataclass(frozen=True)
@@ -87,17 +88,40 @@ def register(left: np.ndarray, right: np.ndarray) -> Alignment:
     rg = cv2.cvtColor(right, cv2.COLOR_RGB2GRAY)
     hom, inliers = _orb(lg, rg)
     method = "orb"
-    if hom is None or not _plausible(hom, w_, h_):
+    if hom is None or not _plausible(hom, w_, h_) or not _improves(lg, rg, hom):
         hom, inliers, method = _ecc(lg, rg), 0, "ecc"
-        if hom is None or not _plausible(hom, w_, h_):
-            return Alignment("none", np.eye(3), 0, 1.0, note="registration failed; images compared unaligned")
+        if hom is None or not _plausible(hom, w_, h_) or not _improves(lg, rg, hom):
+            return Alignment("none", np.eye(3), 0, 1.0,
+                             note="registration failed or did not improve the match; images compared unaligned")
+    if _max_corner_shift(hom, w_, h_) < SNAP_PX:
+        # Already aligned: resampling would only blur the right image and light up every edge.
+        return Alignment(method, np.eye(3), inliers, 1.0, note="shift under half a pixel; not warped")
     valid = cv2.warpPerspective(np.ones((h_, w_), np.uint8), hom, (w_, h_), flags=cv2.INTER_NEAREST)
     return Alignment(method, hom, inliers, float(valid.mean()))
 
 
-def warp_to_left(right: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
+def _improves(left_gray: np.ndarray, right_gray: np.ndarray, h: np.ndarray) -> bool:
+    """Keep a fit only if it makes the images agree better than no warp at all: a fit pulled by the changed
+    regions themselves (ECC on a smooth scene, say) must not shift everything else."""
+    hgt, w = left_gray.shape
+    warped = cv2.warpPerspective(right_gray, h, (w, hgt), flags=cv2.INTER_LINEAR)
+    valid = cv2.warpPerspective(np.ones_like(right_gray), h, (w, hgt), flags=cv2.INTER_NEAREST) > 0
+    lf, rf, wf = (g.astype(np.float32) for g in (left_gray, right_gray, warped))
+    before = float(np.median(np.abs(lf - rf)[valid]))
+    after = float(np.median(np.abs(lf - wf)[valid]))
+    return after < before
+
+
+def _max_corner_shift(h: np.ndarray, w: int, hgt: int) -> float:
+    corners = np.float32([[0, 0], [w, 0], [w, hgt], [0, hgt]]).reshape(-1, 1, 2)
+    return float(np.abs(cv2.perspectiveTransform(corners, h) - corners).max())
+
+
+def warp_to_left(right: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, np.ndarray | None]:
     """Warp ``right`` into the left frame; also return the mask of pixels the warped image really covers."""
     h_, w_ = right.shape[:2]
+    if np.allclose(alignment.matrix, np.eye(3)):
+        return right, None
     warped = cv2.warpPerspective(right, alignment.matrix, (w_, h_), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_REPLICATE)
     valid = cv2.warpPerspective(np.full((h_, w_), 255, np.uint8), alignment.matrix, (w_, h_),

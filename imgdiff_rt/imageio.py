@@ -124,7 +124,9 @@ def decode_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIX
                 Image.MAX_IMAGE_PIXELS = saved
     except InputError:
         raise
-    except UnidentifiedImageError:
+    except (UnidentifiedImageError, ImportError):
+        # ImportError: a library that wraps Image.open (Ultralytics does, once imported) may try to load an
+        # optional HEIF plugin for files Pillow cannot identify. Either way the file is not an image we read.
         raise ImageReadError(f"{name}: not a recognised image format (JPEG, PNG, WebP, BMP, TIFF)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         msg = str(e) or type(e).__name__
