@@ -75,3 +75,19 @@ class WeightsUnavailableError(ModelError):
     """Model weights that are neither local nor downloadable (offline); the message names the flag to use."""
 
     exit_code = 2
+
+
+class TensorRTUnavailableError(ModelError):
+    """TensorRT (the ``tensorrt`` Python package) or a CUDA GPU is not present where an engine is needed."""
+
+
+class EngineBuildError(ModelError):
+    """TensorRT could not parse the ONNX graph or build an engine; the message lists every parser error."""
+
+
+class EngineIncompatibleError(ModelError):
+    """A serialized TensorRT engine built for another GPU (compute capability) or TensorRT version."""
+
+
+class QuantizationError(ModelError):
+    """An ONNX graph that cannot be quantised (bad input graph, no calibration data, ...)."""

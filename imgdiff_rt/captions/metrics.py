@@ -12,9 +12,10 @@ import math
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ..errors import InputError, ModelError, UsageError
 from ..result import SCHEMA as RESULT_SCHEMA
@@ -42,7 +43,7 @@ class Predictions:
 def _read_text(path: str | Path, what: str) -> str:
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"{p}: {what} file not found")
+        raise InputError(f"{p}: {what} file {'is a folder' if p.is_dir() else 'not found'}")
     try:
         return p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -150,14 +151,14 @@ def load_references(path: str | Path) -> dict[str, list[str]]:
 
 def spice_status() -> tuple[bool, str]:
     """(usable, reason). Checked from files only: pycocoevalcap's Spice() would download CoreNLP (~1 GB)."""
-    if shutil.which("java") is None:
-        return False, "java is not on PATH"
     lib = Path(_package_dir()) / "spice" / "lib"
     needed = [lib / "stanford-corenlp-3.6.0.jar", lib / "stanford-corenlp-3.6.0-models.jar"]
     missing = [p.name for p in needed if not p.is_file()]
     if missing or not (lib.parent / "spice-1.0.jar").is_file():
-        return False, (f"SPICE skipped: its Stanford CoreNLP models are not installed ({', '.join(missing)} "
+        return False, (f"its Stanford CoreNLP models are not installed ({', '.join(missing)} "
                        f"missing in {lib}); pycocoevalcap would download them on first use")
+    if shutil.which("java") is None:
+        return False, "java is not on PATH"
     return True, "installed"
 
 
@@ -212,12 +213,15 @@ class _MeteorProcess:
         try:
             score, scores = self.meteor.compute_score(gts, res)
         except (ValueError, OSError) as e:  # an empty line back means the Java process died
-            err = self.meteor.meteor_p.stderr.read1(4000).decode(errors="replace") if self.meteor else ""
-            raise ModelError(f"METEOR (Java) failed: {e} {err.strip()[-500:]}") from None
+            self.close()
+            err = self.meteor.meteor_p.stderr.read().decode(errors="replace").strip()
+            raise ModelError(f"METEOR (Java) failed: {e} {err[-500:]}") from None
         return float(score), [float(s) for s in scores]
 
     def close(self) -> None:
         p = self.meteor.meteor_p
+        if self.meteor.lock.locked():  # left held by a failed compute_score; its __del__ would wait forever
+            self.meteor.lock.release()
         p.stdin.close()
         p.kill()
         p.wait()
@@ -264,16 +268,21 @@ def score_many(jobs: Mapping[str, Job], spice: bool | None = None) -> dict[str, 
     """Score each (predictions, references) job with one tokenizer run and one METEOR process.
 
     ``spice``: None runs SPICE only where its models are installed, False never, True requires it."""
+    for name, (preds, refs) in jobs.items():  # cheap check before any Java starts
+        if not any(any(s.strip() for s in refs.get(i, ())) for i in preds):
+            raise InputError(f"{name}: no id is present in both predictions and references (predictions e.g. "
+                             f"{sorted(preds)[:3]}, references e.g. {sorted(refs)[:3]})")
+    spice_ok, spice_reason = spice_status()
+    if spice and not spice_ok:
+        raise UsageError(f"SPICE was asked for but {spice_reason}")
+    _require_java()
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    _require_java()
-    spice_ok, spice_reason = spice_status()
-    if spice and not spice_ok:
-        raise UsageError(spice_reason)
     run_spice = spice_ok and spice is not False
-    texts = [t for preds, refs in jobs.values() for t in [*preds.values(), *(s for r in refs.values() for s in r)]]
+    texts = [t for preds, refs in jobs.values() for t in preds.values()]
+    texts += [s for _, refs in jobs.values() for r in refs.values() for s in r]
     tok = tokenize(texts)
     meteor = _MeteorProcess()
     try:
@@ -297,7 +306,7 @@ def score_many(jobs: Mapping[str, Job], spice: bool | None = None) -> dict[str, 
             for m in ("ROUGE-L", "CIDEr-D", "SPICE"):
                 if m in columns:
                     vals = [report.per_item[i][m] for i in report.scored_ids]
-                    report.metrics[m] = float(sum(v for v in vals if not math.isnan(v)) / len(vals))
+                    report.metrics[m] = float(sum(vals) / len(vals))
             if not run_spice:
                 report.spice = {"status": "skipped", "reason": spice_reason if not spice_ok else "disabled"}
             reports[name] = report
@@ -312,9 +321,8 @@ def _prepare(preds: Mapping[str, str], refs: Mapping[str, Sequence[str]], tok: M
     dropped = sum(len(r) for r in refs.values()) - sum(len(r) for r in usable_refs.values())
     usable_refs = {i: r for i, r in usable_refs.items() if r}
     scored = sorted((i for i in preds if i in usable_refs), key=_natural)
-    if not scored:
-        raise InputError(f"{name}: no id is present in both predictions and references (predictions e.g. "
-                         f"{sorted(preds)[:3]}, references e.g. {sorted(refs)[:3]})")
+    if not scored:  # every shared id's references tokenise to nothing (e.g. only punctuation)
+        raise InputError(f"{name}: no id with a non-empty reference is present in both files")
     report = CaptionReport(
         metrics={}, scored_ids=scored, per_item={},
         missing_in_refs=sorted((i for i in preds if i not in usable_refs), key=_natural),
@@ -336,21 +344,22 @@ def _spice_column(gts: dict, res: dict, report: CaptionReport) -> dict[str, list
         report.spice = {"status": "failed", "reason": f"SPICE (Java) failed: {e}"}
         return {}
     report.spice = {"status": "computed"}
-    return {"SPICE": [float(s["All"]["f"]) for s in items]}
+    by_id = dict(zip(sorted(gts), (float(s["All"]["f"]) for s in items), strict=True))  # Spice sorts ids
+    f_scores = [by_id[i] for i in gts]
+    return {"SPICE": [0.0 if math.isnan(f) else f for f in f_scores]}  # NaN: nothing parsed, nothing matched
 
 
 def _natural(key: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", key))
 
 
-def evaluate_files(pred_path: str | Path, refs_path: str | Path, field_name: str = "description",
-                   spice: bool | None = None) -> dict[str, Any]:
-    """The whole ``eval-captions`` document: load both files, score, and record where everything came from."""
-    preds = load_predictions(pred_path, field_name)
-    refs = load_references(refs_path)
-    report = score_many({str(pred_path): (preds.captions, refs)}, spice=spice)[str(pred_path)]
-    doc = {"schema": "imgdiff-rt/caption-metrics/v1", "pred": str(pred_path), "refs": str(refs_path),
-           "field": field_name, "tokenizer": "PTB (pycocoevalcap, lower-cased, punctuation removed)"}
+def evaluate_captions(preds: Predictions, refs: Mapping[str, Sequence[str]], spice: bool | None = None,
+                      source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole ``eval-captions`` JSON document: scores, what was left out, and ``source`` (paths, field)."""
+    name = str((source or {}).get("pred", "predictions"))
+    report = score_many({name: (preds.captions, refs)}, spice=spice)[name]
+    doc: dict[str, Any] = {"schema": "imgdiff-rt/caption-metrics/v1", **(source or {}),
+                           "tokenizer": "PTB (pycocoevalcap; lower-cased, punctuation removed)"}
     doc.update(report.to_dict())
     doc["counts"]["failed_predictions"] = len(preds.failed)
     doc["failed_predictions"] = list(preds.failed)

@@ -32,11 +32,13 @@ def cli() -> None:
 
 def _register() -> None:
     # Each command lives in its own module; add new ones here.
+    from .eval_captions_cmd import eval_captions
     from .eval_cmd import eval_command
+    from .export_cmd import export
     from .run import run
     from .synth_cmd import synth
 
-    for command in (run, synth, eval_command):
+    for command in (run, synth, eval_command, eval_captions, export):
         cli.add_command(command)
 
 

@@ -1,0 +1,87 @@
+"""`imgdiff-rt export`: the segmenter, CLIP and captioner encoders to a checked, versioned model bundle."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from ..errors import UsageError
+
+
+def _progress(started: float):
+    def say(message: str) -> None:
+        click.echo(f"[{time.perf_counter() - started:6.1f}s] {message}", err=True)
+
+    return say
+
+
+@click.command("export", context_settings={"max_content_width": 100})
+@click.option("--segmenter", "segmenter", default="FastSAM-s.pt", show_default=True, metavar="SRC",
+              help="Ultralytics checkpoint path or name (FastSAM-s.pt, FastSAM-x.pt, yolov8*-seg.pt), or none.")
+@click.option("--segmenter-onnx", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Register an already-exported segmenter ONNX as is (layout checked against the spec).")
+@click.option("--clip", default="openai/clip-vit-base-patch32", show_default=True, metavar="SRC",
+              help="Hugging Face id or local folder of a CLIP model, or none.")
+@click.option("--captioner", default="blip", show_default=True, metavar="blip[:SRC]|llava[:SRC]|none",
+              help="Captioner whose image encoder is exported (generation stays in PyTorch).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "engine", "all"]), default="onnx", show_default=True,
+              help="engine/all also build TensorRT engines (needs the tensorrt extra and a GPU).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="int8 adds CPU int8 ONNX beside fp32 (dynamic for encoders, static QDQ for the segmenter); "
+                   "engines are fp16 unless int8.")
+@click.option("--imgsz", type=int, default=None, help="Segmenter export/optimisation size [default: 640; 64 with --tiny].")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Bundle folder [default: $IMGDIFF_RT_HOME/models or ~/.cache/imgdiff-rt/models].")
+@click.option("--random-init", is_flag=True, help="Real-size architectures with random weights (no download).")
+@click.option("--tiny", is_flag=True, help="Small configs of the same architectures, random weights (tests).")
+@click.option("--force", is_flag=True, help="Re-export every graph even when its manifest entry is current.")
+@click.option("--check", "check_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Re-verify an existing bundle (hashes + parity on fresh inputs) instead of exporting.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest (or check report) as JSON on stdout.")
+def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, out_dir, random_init, tiny, force,
+           check_dir, as_json) -> None:
+    """Export the segmenter, CLIP and the captioner's image encoder to ONNX (and TensorRT engines), check
+    parity against PyTorch, and write a versioned bundle with manifest.json.
+
+    \b
+    Examples:
+      imgdiff-rt export --tiny --random-init --out /tmp/bundle         # seconds, no weights needed
+      imgdiff-rt export --random-init --precision int8 --out /tmp/real # real-size, random weights
+      imgdiff-rt export --segmenter-onnx ../shared/models/yolov8n-seg-int8.onnx --clip none --captioner none
+      imgdiff-rt export --check /tmp/bundle
+    """
+    started = time.perf_counter()
+    say = _progress(started)
+    if check_dir:
+        from ..export.bundle_check import check_bundle
+
+        say(f"checking {check_dir}")
+        report = check_bundle(check_dir, progress=say)
+        say(f"bundle ok ({len(report)} entries)")
+        if as_json:
+            click.echo(json.dumps(report, indent=2, default=str))
+        return
+    from ..export.build import ExportOptions, run_export
+
+    none = ("", "none")
+    if segmenter_onnx and segmenter not in ("FastSAM-s.pt", "none"):
+        raise UsageError("--segmenter and --segmenter-onnx exclude each other")
+    opts = ExportOptions(
+        segmenter=None if segmenter.lower() in none or segmenter_onnx else segmenter,
+        segmenter_onnx=segmenter_onnx,
+        clip=None if clip.lower() in none else clip,
+        captioner=None if captioner.lower() in none else captioner,
+        formats=("onnx", "engine") if fmt == "all" else ("engine",) if fmt == "engine" else ("onnx",),
+        precision=precision,
+        imgsz=imgsz or (64 if tiny else 640),
+        random_init=random_init,
+        tiny=tiny,
+        force=force,
+    )
+    if tiny or random_init:
+        say("note: random weights (--tiny/--random-init): figures measure the architecture, not a trained model")
+    manifest = run_export(opts, out_dir, progress=say)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2, default=str))

@@ -1,0 +1,217 @@
+"""The versioned model bundle: ``manifest.json`` + artifacts, written atomically, and the reader the runtime uses.
+
+Layout::
+
+    DIR/manifest.json            schema "imgdiff-rt/bundle/v1"
+    DIR/onnx/<spec>.<precision>.onnx
+    DIR/engines/<spec>.<precision>.engine
+    DIR/<family>/                tokenizer / processor / decoder weights PyTorch generation needs
+
+Entries are keyed ``"<spec>/<format>-<precision>"`` (e.g. ``"clip_image/onnx-fp32"``). Each records the
+spec name, file, sha256, opset, input/output shapes, precision, source (id + revision, or "random-init" /
+"tiny"), parity figures, library versions, export time and a ``fingerprint`` of the options that produced
+it: a re-export reuses entries whose fingerprint and hash are unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Iterator
+
+from .. import __version__
+from ..errors import ModelError, OutputError
+from .specs import ModelSpec, get_spec
+
+SCHEMA = "imgdiff-rt/bundle/v1"
+MANIFEST = "manifest.json"
+_LIBRARIES = ("torch", "torchvision", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim",
+              "onnxscript", "ultralytics", "tensorrt", "numpy")
+
+
+def default_bundle_dir() -> Path:
+    """``$IMGDIFF_RT_HOME/models``, else ``~/.cache/imgdiff-rt/models``."""
+    home = os.environ.get("IMGDIFF_RT_HOME")
+    return (Path(home) if home else Path.home() / ".cache" / "imgdiff-rt").expanduser() / "models"
+
+
+def entry_key(spec_name: str, fmt: str, precision: str) -> str:
+    return f"{spec_name}/{fmt}-{precision}"
+
+
+def artifact_relpath(spec_name: str, fmt: str, precision: str) -> str:
+    return f"onnx/{spec_name}.{precision}.onnx" if fmt == "onnx" else f"engines/{spec_name}.{precision}.engine"
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fingerprint(**options) -> str:
+    """A short stable hash of the options that determine an artifact (plus the imgdiff-rt version)."""
+    blob = json.dumps({**options, "imgdiff_rt": __version__}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def library_versions() -> dict[str, str]:
+    found = {}
+    for name in _LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def tensor_layout(spec: ModelSpec) -> dict:
+    """{"inputs": {name: {dtype, shape}}, "outputs": {...}} with symbolic dims kept as their names."""
+    def rows(tensors):
+        return {t.name: {"dtype": t.dtype, "shape": list(t.dims)} for t in tensors}
+
+    return {"inputs": rows(spec.inputs), "outputs": rows(spec.outputs)}
+
+
+# ---- reading -------------------------------------------------------------------------------------------
+@dataclass
+class Bundle:
+    """A bundle on disk: ``Bundle.load(dir)``, then ``entry()``, ``path()``, ``spec()`` for the runtime."""
+
+    root: Path
+    manifest: dict
+
+    @classmethod
+    def load(cls, root: str | Path) -> "Bundle":
+        root = Path(root).expanduser()
+        file = root / MANIFEST
+        if not file.is_file():
+            raise ModelError(f"no model bundle at {root} ({MANIFEST} missing): run `imgdiff-rt export --out {root}`")
+        try:
+            manifest = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelError(f"{file} cannot be read: {e}") from None
+        if manifest.get("schema") != SCHEMA:
+            raise ModelError(f"{file}: schema {manifest.get('schema')!r} is not {SCHEMA!r}; re-export the bundle")
+        return cls(root, manifest)
+
+    @property
+    def entries(self) -> dict[str, dict]:
+        return self.manifest.get("entries", {})
+
+    def find(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict | None:
+        return self.entries.get(entry_key(spec_name, fmt, precision))
+
+    def entry(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict:
+        found = self.find(spec_name, fmt, precision)
+        if found is None:
+            have = ", ".join(sorted(self.entries)) or "nothing"
+            raise ModelError(f"bundle {self.root} has no {spec_name} {fmt} {precision} graph (it has: {have})")
+        return found
+
+    def path(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> Path:
+        return self.root / self.entry(spec_name, fmt, precision)["file"]
+
+    def spec(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> ModelSpec:
+        """The spec bound to the sizes this bundle's graph was exported with."""
+        return get_spec(spec_name).bind(**self.entry(spec_name, fmt, precision)["sizes"])
+
+    def tensor_names(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict[str, str]:
+        """Spec tensor name -> name in the file (differs only for a registered foreign segmenter ONNX)."""
+        entry = self.entry(spec_name, fmt, precision)
+        spec = get_spec(spec_name)
+        return entry.get("tensor_names") or {n: n for n in (*spec.input_names, *spec.output_names)}
+
+    def generation_dir(self, family: str) -> Path | None:
+        """Folder (or path recorded) that PyTorch generation loads the captioner from; None when absent."""
+        gen = self.manifest.get("generation", {}).get(family)
+        if not gen:
+            return None
+        return self.root / gen["path"] if "path" in gen else Path(gen["load_from"])
+
+
+    def torch_source(self, family: str) -> dict | None:
+        """What the `torch` backend rebuilds a family's eager module from (None when the bundle has nothing):
+        ``{"path"|"load_from"|"file", ...}`` for clip/segmenter; captioners use ``generation``."""
+        found = self.manifest.get("torch", {}).get(family)
+        if found:
+            return found
+        gen = self.manifest.get("generation", {}).get(family)
+        return gen or None
+
+
+# ---- writing -------------------------------------------------------------------------------------------
+def new_manifest(options: dict) -> dict:
+    return {"schema": SCHEMA, "imgdiff_rt_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": options,
+            "libraries": library_versions(), "entries": {}, "generation": {}, "tokenizers": {}, "torch": {}}
+
+
+def write_manifest(root: Path, manifest: dict) -> None:
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def reusable_entry(previous: Bundle | None, key: str, fp: str) -> dict | None:
+    """The previous bundle's entry for ``key`` when its fingerprint matches and its file is intact."""
+    if previous is None:
+        return None
+    entry = previous.entries.get(key)
+    if not entry or entry.get("fingerprint") != fp:
+        return None
+    file = previous.root / entry["file"]
+    if not file.is_file() or file.stat().st_size != entry.get("bytes") or sha256_file(file) != entry["sha256"]:
+        return None
+    return entry
+
+
+def carry_over(previous: Bundle, staging: Path, relpath: str) -> None:
+    """Bring a file or folder of the previous bundle into the staging folder (hard links where possible)."""
+    src, dst = previous.root / relpath, staging / relpath
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+    else:
+        _link_or_copy(src, dst)
+
+
+def _link_or_copy(src, dst) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+@contextmanager
+def staged_bundle(target: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``target``; on success it replaces ``target`` (old bundle removed),
+    on any exception it is deleted and ``target`` stays exactly as it was."""
+    target = Path(target).expanduser().resolve()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+    except OSError as e:
+        raise OutputError(f"cannot write a bundle beside {target}: {e}") from None
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
+        shutil.rmtree(staging, ignore_errors=True)
+        raise OutputError(f"{target} exists and is not a bundle (no {MANIFEST}); choose another --out")
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a bundle is ordinary shared data
+    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, retired)  # two renames: the target is never half-written
+    os.replace(staging, target)
+    shutil.rmtree(retired, ignore_errors=True)

@@ -1,0 +1,145 @@
+"""int8: static QDQ for the segmenter (decode tail kept fp32), dynamic for transformer MatMuls, the fp32
+rebuild of an ORT ConvInteger graph, and the accuracy/speed helpers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ultralytics")
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from imgdiff_rt.errors import QuantizationError, UsageError  # noqa: E402
+from imgdiff_rt.export import quantize as Q  # noqa: E402
+from imgdiff_rt.export.segmenter import export_segmenter  # noqa: E402
+from imgdiff_rt.export.specs import get_spec  # noqa: E402
+
+IMGSZ = 64
+
+
+@pytest.fixture(scope="module")
+def tiny_fp32(tmp_path_factory):
+    path = tmp_path_factory.mktemp("q") / "segmenter.onnx"
+    export_segmenter("FastSAM-s.pt", path, IMGSZ, tiny=True, check_parity=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def feeds():
+    return Q.segmenter_calibration_feeds(IMGSZ)
+
+
+def test_letterbox_keeps_aspect_and_range():
+    image = np.full((50, 100, 3), 200, np.uint8)
+    out = Q.letterbox(image, 64)
+    assert out.shape == (3, 64, 64) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.isclose(out[0, 32, 32], 200 / 255) and np.isclose(out[0, 0, 32], Q.LETTERBOX_PAD / 255)
+    assert Q.letterbox(np.zeros((30, 40), np.uint8), 32).shape == (3, 32, 32)  # grey -> RGB
+
+
+def test_calibration_feeds_are_real_photos(feeds, shared_data):
+    name = get_spec("segmenter").input_names[0]
+    assert len(feeds) == len(Q.SKIMAGE_PHOTOS) + len(Q.SKIMAGE_GREY_PHOTOS)
+    assert all(set(f) == {name} and f[name].shape == (1, 3, IMGSZ, IMGSZ) for f in feeds)
+    assert all(f[name].std() > 0.02 for f in feeds)  # not blank
+    more = Q.segmenter_calibration_feeds(IMGSZ, images=[], paths=[shared_data / "levir-cd" / "A"], limit=3)
+    assert len(more) == 3
+    with pytest.raises(QuantizationError):
+        Q.segmenter_calibration_feeds(IMGSZ, images=[])
+
+
+def test_decode_tail_stays_outside_the_learned_convs(tiny_fp32):
+    model = onnx.load(str(tiny_fp32))
+    by_name = {n.name: n for n in model.graph.node}
+    tail = Q.decode_tail_nodes(model, "preds")
+    ops = {by_name[n].op_type for n in tail}
+    assert "Softmax" in ops and "Sigmoid" in ops  # DFL and class scores
+    convs = [by_name[n] for n in tail if by_name[n].op_type == "Conv"]
+    assert len(convs) == 1  # only the DFL conv (one output channel)
+    with_heads = Q.decode_tail_nodes(model, "preds", include_head_convs=True)
+    assert sum(by_name[n].op_type == "Conv" for n in with_heads) == 1 + 3 * 3  # + box/cls/coef 1x1 per level
+
+
+def test_static_qdq_segmenter(tiny_fp32, feeds, tmp_path):
+    dst = tmp_path / "int8.onnx"
+    summary = Q.quantize_static_qdq(tiny_fp32, dst, feeds[:4])
+    assert summary["kind"] == "static-qdq-int8" and summary["calibration_feeds"] == 4
+    assert summary["fp32_nodes_kept"] > 0
+    ops = Q._op_counts(dst)
+    assert ops.get("QuantizeLinear", 0) > 10 and "ConvInteger" not in ops
+    report = Q.compare_outputs(tiny_fp32, dst, feeds[4:6])
+    assert set(report) == {"preds", "protos"}
+    assert report["preds"]["min_cosine"] > 0.99
+    # the dynamic axes survive quantisation
+    session = Q.cpu_session(dst)
+    images = np.random.default_rng(0).uniform(0.02, 1, (2, 3, 96, 64)).astype(np.float32)
+    out = session.run(None, {"images": images})
+    assert out[0].shape[0] == 2 and out[1].shape[2:] == (24, 16)
+    with pytest.raises(QuantizationError):
+        Q.quantize_static_qdq(tiny_fp32, tmp_path / "none.onnx", [])
+    with pytest.raises(UsageError):
+        Q.quantize_static_qdq(tiny_fp32, tmp_path / "bad.onnx", feeds[:1], method="magic")
+
+
+def test_dynamic_quantisation_refuses_conv_and_quantises_matmul(tmp_path):
+    with pytest.raises(UsageError, match="quantize_static_qdq"):
+        Q.quantize_dynamic("x.onnx", "y.onnx", op_types=("Conv", "MatMul"))
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(), torch.nn.Linear(256, 64)).eval()
+    src = tmp_path / "mlp.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the TorchScript exporter's notice
+        torch.onnx.export(mlp, (torch.randn(4, 10, 64),), str(src), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, opset_version=17, dynamo=False)
+    summary = Q.quantize_dynamic(src, tmp_path / "mlp-int8.onnx")
+    assert "MatMulInteger" in summary["quantized_ops"] or "DynamicQuantizeMatMul" in summary["quantized_ops"]
+    x = {"x": np.random.default_rng(1).standard_normal((3, 10, 64)).astype(np.float32)}
+    report = Q.compare_outputs(src, tmp_path / "mlp-int8.onnx", [x])
+    assert report["y"]["min_cosine"] > 0.99
+
+
+def test_accuracy_helpers():
+    a = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    assert np.allclose(Q.cosine_similarity(a, a), 1.0)
+    assert np.allclose(Q.cosine_similarity(a, -a), -1.0)
+    err = Q.output_error(a, a + 0.5)
+    assert np.isclose(err["max_abs"], 0.5) and np.isclose(err["mean_abs"], 0.5)
+    preds = np.zeros((1, 4 + 2 + 32, 3), np.float32)
+    preds[0, :4, 0] = [20, 20, 10, 10]
+    preds[0, :4, 1] = [21, 20, 10, 10]  # overlaps anchor 0: suppressed by NMS
+    preds[0, :4, 2] = [50, 50, 8, 8]
+    preds[0, 4, :2] = [0.9, 0.8]
+    preds[0, 5, 2] = 0.7
+    assert [(c, round(s, 2)) for c, s, _ in Q.top_detections(preds[0], 2)] == [(0, 0.9), (1, 0.7)]
+    assert Q.detection_agreement(preds, preds, 2)["recall"] == 1.0
+    moved = preds.copy()
+    moved[0, 0, 2] += 30
+    assert Q.detection_agreement(preds, moved, 2)["matched"] == 1
+
+
+def test_benchmark_returns_medians(tiny_fp32, feeds):
+    result = Q.benchmark_cpu([tiny_fp32], feeds[0], runs=3)
+    assert list(result) == [str(tiny_fp32)] and result[str(tiny_fp32)] > 0
+
+
+def test_requantise_the_shared_pretrained_segmenter(shared_models, tmp_path):
+    """Shared ConvInteger yolov8n-seg -> fp32 rebuild -> static QDQ: the known objects survive both steps."""
+    src = shared_models / "yolov8n-seg-int8.onnx"
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "qdq.onnx"
+    rebuilt = Q.dequantize_conv_integer(src, fp32)
+    assert rebuilt["convs_rebuilt"] == 76 and "ConvInteger" not in rebuilt["op_counts"]
+    photos = Q.segmenter_calibration_feeds(320)
+    Q.quantize_static_qdq(fp32, int8, photos)
+    expected = {0: "astronaut", 15: "chelsea", 41: "coffee"}  # COCO person, cat, cup
+    for path in (src, fp32, int8):
+        session = Q.cpu_session(path)
+        for cls, feed in zip(expected, photos[:len(expected)]):
+            detections = Q.top_detections(session.run(None, feed)[0][0], 80, conf=0.5)
+            assert detections and detections[0][0] == cls, (path.name, expected[cls], detections[:2])
+    with pytest.raises(QuantizationError):
+        Q.dequantize_conv_integer(fp32, tmp_path / "again.onnx")
