@@ -185,6 +185,8 @@ def carry_over(previous: Bundle, staging: Path, relpath: str) -> None:
 
 
 def _link_or_copy(src, dst) -> None:
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        return  # already carried over (two manifest sections may share a folder)
     try:
         os.link(src, dst)
     except OSError:
