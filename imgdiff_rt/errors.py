@@ -91,3 +91,36 @@ class EngineIncompatibleError(ModelError):
 
 class QuantizationError(ModelError):
     """An ONNX graph that cannot be quantised (bad input graph, no calibration data, ...)."""
+
+
+class CaptionerUnavailableError(ModelError):
+    """A captioner asked for that the bundle does not hold (no encoder graph or generation folder); the message
+    names the ``imgdiff-rt export --captioner`` flag that adds it."""
+
+    exit_code = 2
+
+
+class ServerEnvError(ModelError):
+    """The local Triton server's side environment (nvidia-pytriton, numpy<2, OpenCV 4) cannot be built."""
+
+
+class ServerStartError(ModelError):
+    """A local ``tritonserver`` that exits or never becomes ready; the message carries its log's tail."""
+
+
+class TritonUnavailableError(ModelError):
+    """A Triton server that cannot be reached (down, wrong URL, connection dropped after every retry)."""
+
+
+class TritonModelNotReadyError(ModelError):
+    """A model the Triton server does not have loaded and ready."""
+
+
+class TritonRequestError(ModelError):
+    """A request the Triton server answered with an error (bad input, failed model execution)."""
+
+
+class BundleNotFoundError(ModelError):
+    """No model bundle where one was named or expected (a usage problem: the message says how to make one)."""
+
+    exit_code = 2

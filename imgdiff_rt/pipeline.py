@@ -20,9 +20,13 @@ from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
+from .runtime.detect import ModelDetector, SegmentConfig
 
-DETECTORS = ("pixel",)
-CAPTIONERS = ("none",)
+DETECTORS = ("pixel", "segment", "hybrid")
+MODEL_DETECTORS = ("segment", "hybrid")  # need a model bundle
+#: what `run` uses when a bundle is present and no --detector is given (measured: docs/runtime.md)
+DEFAULT_MODEL_DETECTOR = "hybrid"
+CAPTIONERS = ("none", "blip", "llava")
 
 
 @dataclass
@@ -66,22 +70,84 @@ class Pipeline:
     """
 
     def __init__(self, detector: str = "pixel", captioner: str = "none", align: bool = False,
-                 pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+                 pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, *,
+                 models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
+                 segment: SegmentConfig | None = None, threads: int | None = None,
+                 caption_options: dict | None = None, session_options: dict | None = None) -> None:
         if detector not in DETECTORS:
             raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}")
         if captioner not in CAPTIONERS:
             raise UsageError(f"captioner {captioner!r} is not available; choose one of {', '.join(CAPTIONERS)}")
         if max_pixels < 1:
             raise UsageError("max-pixels must be positive")
+        if threads is not None and threads < 1:
+            raise UsageError("--threads must be at least 1")
+        needs_models = detector in MODEL_DETECTORS or captioner != "none"
+        if needs_models and models is None:
+            raise UsageError(f"--detector {detector} / --captioner {captioner} need a model bundle (--models DIR); "
+                             "create one with `imgdiff-rt export --out DIR`")
         self.detector = detector
         self.captioner = captioner
         self.align = align
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
+        self.models = Path(models).expanduser() if models is not None else None
+        self.backend, self.precision, self.threads = backend, precision, threads
+        self.segment = segment or SegmentConfig()
+        self.caption_options = dict(caption_options or {})
+        self.session_options = dict(session_options or {})  # e.g. url/protocol for the triton backend
+        # sessions open lazily, once, and are reused for every pair this pipeline processes
+        self._models: ModelDetector | None = None
+        self._captioner = None
+        self._captioner_ready = False
+        self.notice: str | None = None  # a one-line hint the CLI prints (e.g. how to enable the models)
+
+    @classmethod
+    def from_bundle(cls, path: str | os.PathLike, backend: str = "onnx", detector: str = "segment",
+                    captioner: str = "none", **kwargs) -> "Pipeline":
+        """A pipeline on a model bundle; sessions are opened now (errors surface here, not mid-batch)."""
+        pipeline = cls(detector=detector, captioner=captioner, models=path, backend=backend, **kwargs)
+        pipeline.open()
+        return pipeline
+
+    def open(self) -> "Pipeline":
+        if self.detector in MODEL_DETECTORS and self._models is None:
+            self._models = ModelDetector(self.models, self.backend, self.precision, self.segment,
+                                         **self._session_opts())
+        if self.captioner != "none" and not self._captioner_ready:
+            from .runtime.captioning import build_captioner
+
+            self._captioner = build_captioner(self.captioner, self.models, backend=self.backend,
+                                              precision=self.precision, **self.caption_options,
+                                              **self._session_opts())
+            self._captioner_ready = True
+        return self
+
+    def _session_opts(self) -> dict:
+        return {**({"threads": self.threads} if self.threads else {}), **self.session_options}
+
+    def close(self) -> None:
+        if self._models is not None:
+            self._models.close()
+            self._models = None
+        if self._captioner is not None:
+            self._captioner.close()
+            self._captioner, self._captioner_ready = None, False
+
+    def __enter__(self) -> "Pipeline":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def settings(self) -> dict:
-        return {"detector": self.detector, "captioner": self.captioner, "align": self.align,
-                "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
+        out = {"detector": self.detector, "captioner": self.captioner, "align": self.align,
+               "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
+        if self.detector in MODEL_DETECTORS or self.captioner != "none":
+            out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision}
+        if self.detector in MODEL_DETECTORS:
+            out["segment"] = self.segment.to_settings()
+        return out
 
     def __call__(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Result:
         return self.process(left, right, id).result
@@ -103,6 +169,11 @@ class Pipeline:
         t2 = time.perf_counter()
         result = self.describe(result, images)
         result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
+        if self.captioner != "none":
+            # after describe: the captioner replaces the measured descriptions with its captions
+            from .runtime.captioning import caption_regions
+
+            result = caption_regions(result, images, self.open()._captioner)
         result = result.with_timing("total", (time.perf_counter() - t0) * 1e3)
         return Processed(result, images)
 
@@ -129,10 +200,28 @@ class Pipeline:
                 replace(images, right=warped, valid=valid, alignment=alignment))
 
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        if self.detector == "segment":
+            return self.detect_models(result, images, ())
         found = detect_pixels(images.left, images.right, self.pixel, images.valid)
         result = result.replace(regions=found.regions).with_settings(
             threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used)
-        return result, replace(images, change_mask=found.mask)
+        images = replace(images, change_mask=found.mask)
+        if self.detector == "hybrid":
+            return self.detect_models(result, images, found.regions)
+        return result, images
+
+    def detect_models(self, result: Result, images: PairImages, extra: tuple) -> tuple[Result, PairImages]:
+        """Img-Diff's segment + CLIP filter (``extra``: pixel regions to filter and merge, for hybrid)."""
+        models = self.open()._models
+        right = images.right
+        if images.valid is not None:  # outside the registered overlap the right image has no content
+            right = np.where(images.valid[..., None], right, images.left)
+        regions, facts = models.detect(images.left, right, extra)
+        for name in ("segment_ms", "clip_ms"):
+            result = result.with_timing(name[:-3], facts.pop(name))
+        result = result.replace(regions=tuple(regions)).with_settings(model_detector=facts)
+        mask = images.change_mask if images.change_mask is not None else np.zeros(images.left.shape[:2], bool)
+        return result, replace(images, change_mask=mask)
 
     @staticmethod
     def describe(result: Result, images: PairImages) -> Result:

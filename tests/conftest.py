@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,14 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# A developer's own model bundle must not change what the tests run (e.g. the CLI's default detector): the
+# tests get an empty IMGDIFF_RT_HOME. The Triton server's side environment stays where it was (reused).
+if "IMGDIFF_RT_TRITON_ENV" not in os.environ:
+    from imgdiff_rt.triton.server import default_env_dir
+
+    os.environ["IMGDIFF_RT_TRITON_ENV"] = str(default_env_dir())
+os.environ["IMGDIFF_RT_HOME"] = tempfile.mkdtemp(prefix="imgdiff-rt-test-home-")
 
 
 def _shared_path(*parts: str) -> Path:

@@ -113,6 +113,8 @@ USAGE_ERRORS = [
     (["run", "--pairs", "{l}", "{l}", "{r}"], "not both"),
     (["run", "--pairs", "{l}"], "--pairs needs --out"),
     (["run", "--max-regions", "0", "{l}", "{r}"], "max-regions"),
+    (["run", "--url", "127.0.0.1:1", "{l}", "{r}"], "--url and --protocol are for --backend triton"),
+    (["run", "--detector", "segment", "--models", "{tmp}/none", "{l}", "{r}"], "no model bundle"),
     (["synth", "skimage:nonexistent", "--out", "{tmp}/s"], "no sample image"),
     (["synth", "{l}", "--out", "{tmp}/s", "--count", "0"], "count"),
 ]
@@ -149,3 +151,14 @@ def test_synth_is_deterministic_through_the_cli(tmp_path):
     assert (read_image(tmp_path / "a" / "right.png") == read_image(tmp_path / "b" / "right.png")).all()
     assert (tmp_path / "a" / "truth.json").read_text() == (tmp_path / "b" / "truth.json").read_text()
     assert not np.array_equal(read_image(tmp_path / "a" / "left.png"), read_image(tmp_path / "a" / "right.png"))
+
+
+def test_model_options_reach_the_pipeline(tmp_path):
+    from imgdiff_rt.cli.options import build_pipeline
+
+    p = build_pipeline(detector="pixel", captioner="none", align=False, max_regions=10, min_area=None,
+                       threshold=None, metric="lab", blur_sigma=1.5, merge_gap=0.02, max_pixels=10**6,
+                       models=tmp_path, backend="triton", url="h:1", protocol="grpc", beams=3, max_new_tokens=9,
+                       threads=2)
+    assert p._session_opts() == {"threads": 2, "url": "h:1", "protocol": "grpc"}
+    assert p.caption_options == {"beams": 3, "max_new_tokens": 9}

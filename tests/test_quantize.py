@@ -17,6 +17,7 @@ from imgdiff_rt.errors import QuantizationError, UsageError  # noqa: E402
 from imgdiff_rt.export import quantize as Q  # noqa: E402
 from imgdiff_rt.export.segmenter import export_segmenter  # noqa: E402
 from imgdiff_rt.export.specs import get_spec  # noqa: E402
+from imgdiff_rt.runtime.preprocess import LETTERBOX_PAD  # noqa: E402
 
 IMGSZ = 64
 
@@ -38,7 +39,7 @@ def test_letterbox_keeps_aspect_and_range():
     out = Q.letterbox(image, 64)
     assert out.shape == (3, 64, 64) and out.dtype == np.float32
     assert 0.0 <= out.min() and out.max() <= 1.0
-    assert np.isclose(out[0, 32, 32], 200 / 255) and np.isclose(out[0, 0, 32], Q.LETTERBOX_PAD / 255)
+    assert np.isclose(out[0, 32, 32], 200 / 255) and np.isclose(out[0, 0, 32], LETTERBOX_PAD / 255)
     assert Q.letterbox(np.zeros((30, 40), np.uint8), 32).shape == (3, 32, 32)  # grey -> RGB
 
 

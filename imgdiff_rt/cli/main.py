@@ -32,13 +32,15 @@ def cli() -> None:
 
 def _register() -> None:
     # Each command lives in its own module; add new ones here.
+    from .bench_cmd import bench
     from .eval_captions_cmd import eval_captions
     from .eval_cmd import eval_command
     from .export_cmd import export
     from .run import run
     from .synth_cmd import synth
+    from .triton_cmd import serve, triton_repo
 
-    for command in (run, synth, eval_command, eval_captions, export):
+    for command in (run, synth, eval_command, eval_captions, export, triton_repo, serve, bench):
         cli.add_command(command)
 
 

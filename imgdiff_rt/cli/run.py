@@ -55,7 +55,9 @@ def run(left: Path | None, right: Path | None, pairs: Path | None, json_out: str
             raise UsageError("--pairs needs --out DIR (results go to DIR/results.jsonl)")
         items = load_pairs(pairs)
         check_writable_dir(out_dir)
-        summary = run_batch(pipeline, items, out_dir, fmt, _progress)
+        with pipeline:  # sessions open once for the whole batch
+            summary = run_batch(pipeline, items, out_dir, fmt, _progress)
+        _notice(pipeline)
         click.echo(f"{summary.total} pairs: {summary.done} done, {summary.skipped} already done, "
                    f"{summary.failed} failed -> {out_dir / RESULTS_FILE}", err=True)
         if summary.failed:
@@ -67,7 +69,8 @@ def run(left: Path | None, right: Path | None, pairs: Path | None, json_out: str
         check_writable_dir(out_dir)
     if json_out not in (None, "-"):
         check_writable_dir(Path(json_out).parent)
-    processed = pipeline.process(left, right, id=pair_id)
+    with pipeline:
+        processed = pipeline.process(left, right, id=pair_id)
     stem = safe_stem(processed.result.id)
     if out_dir is not None:
         payload = write_pair(processed, make_dir(out_dir), fmt, stem)
@@ -79,3 +82,9 @@ def run(left: Path | None, right: Path | None, pairs: Path | None, json_out: str
     else:
         make_dir(Path(json_out).parent)
         write_text_atomic(json_out, text + "\n")
+    _notice(pipeline)
+
+
+def _notice(pipeline: Pipeline) -> None:
+    if pipeline.notice:
+        click.echo(pipeline.notice, err=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .. import __version__
-from ..errors import ModelError, OutputError
+from ..errors import BundleNotFoundError, ModelError, OutputError
 from .specs import ModelSpec, get_spec
 
 SCHEMA = "imgdiff-rt/bundle/v1"
@@ -65,9 +65,10 @@ def fingerprint(**options) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(names: tuple[str, ...] = _LIBRARIES) -> dict[str, str]:
+    """Installed versions of ``names`` (absent packages are left out)."""
     found = {}
-    for name in _LIBRARIES:
+    for name in names:
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -96,7 +97,8 @@ class Bundle:
         root = Path(root).expanduser()
         file = root / MANIFEST
         if not file.is_file():
-            raise ModelError(f"no model bundle at {root} ({MANIFEST} missing): run `imgdiff-rt export --out {root}`")
+            raise BundleNotFoundError(
+                f"no model bundle at {root} ({MANIFEST} missing): run `imgdiff-rt export --out {root}`")
         try:
             manifest = json.loads(file.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:

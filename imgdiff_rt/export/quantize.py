@@ -27,27 +27,15 @@ from ..errors import QuantizationError, UsageError
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 #: Grey photos from the same wheel, used as RGB to widen the calibration set.
 SKIMAGE_GREY_PHOTOS = ("camera", "coins", "moon", "clock", "grass", "gravel", "brick")
-LETTERBOX_PAD = 114  # Ultralytics' letterbox grey
 
 
 # ---- calibration feeds --------------------------------------------------------------------------
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
-    """RGB uint8 (H, W, 3) or grey (H, W) -> float32 (3, imgsz, imgsz) in 0..1, aspect kept, grey padding."""
-    import cv2
+    """RGB (H, W, 3) or grey (H, W) -> float32 (3, imgsz, imgsz) in 0..1: exactly the runtime's letterbox, so
+    calibration sees the inputs the quantised graph will get."""
+    from ..runtime.preprocess import letterbox as runtime_letterbox
 
-    if image.ndim == 2:
-        image = np.stack([image] * 3, axis=-1)
-    image = np.ascontiguousarray(image[..., :3])
-    if image.dtype != np.uint8:
-        image = np.clip(image * (255.0 if image.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-    h, w = image.shape[:2]
-    ratio = min(imgsz / h, imgsz / w)
-    nh, nw = max(1, round(h * ratio)), max(1, round(w * ratio))
-    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((imgsz, imgsz, 3), LETTERBOX_PAD, np.uint8)
-    top, left = (imgsz - nh) // 2, (imgsz - nw) // 2
-    canvas[top:top + nh, left:left + nw] = resized
-    return canvas.transpose(2, 0, 1).astype(np.float32) / 255.0
+    return runtime_letterbox(image, imgsz)[0]
 
 
 def sample_photos(grey: bool = True) -> list[np.ndarray]:

@@ -1,0 +1,281 @@
+"""Stage builders: (stage, backend) -> a ``Workload`` whose callable does that stage once, through the
+runtime's own interfaces (``open_session`` for single graphs, ``ModelDetector`` for detection,
+``BlipCaptioner`` for captions, ``Pipeline.from_bundle`` for the whole run). Nothing here re-implements the
+pipeline: the benchmark times the code users run.
+
+A backend that cannot run here raises ``StageSkipped`` with the reason; the suite records it and goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImgDiffError, UsageError
+from ..export.bundle import Bundle
+from .harness import Workload
+
+STAGES = ("segment", "clip", "caption", "detect", "pipeline")
+#: stages that process one pair per call; --batch does not apply to them
+PAIR_STAGES = ("detect", "pipeline")
+STAGE_DOC = {
+    "segment": "segmenter graph alone, batch of letterboxed images",
+    "clip": "CLIP image graph alone, batch of crops",
+    "caption": "BLIP captions of a batch of crops: encoder + greedy PyTorch generation",
+    "detect": "one pair: segment both images + proposals + CLIP crop filter (ModelDetector.detect)",
+    "pipeline": "one pair, whole run: load + detect + describe + BLIP captions of max_proposals regions "
+                "(Pipeline.process; CLIP threshold 1.0 so every backend does the same work)",
+}
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """A column of the report: which Session backend, at which precision."""
+
+    name: str
+    backend: str
+    precision: str
+    label: str
+
+
+BACKENDS = {b.name: b for b in (
+    BackendChoice("torch", "torch", "fp32", "PyTorch eager fp32"),
+    BackendChoice("onnx", "onnx", "fp32", "ONNX Runtime fp32"),
+    BackendChoice("onnx-int8", "onnx", "int8", "ONNX Runtime int8"),
+    BackendChoice("tensorrt", "tensorrt", "fp16", "TensorRT fp16"),
+    BackendChoice("triton", "triton", "fp32", "Triton (ONNX Runtime models)"),
+)}
+REFERENCE = "torch"
+
+
+class StageSkipped(Exception):
+    """This backend cannot run this stage here; ``str(e)`` says why (shown in the report)."""
+
+
+def parse_list(value: str | None, known: tuple[str, ...] | None, what: str) -> list[str]:
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    if known is not None:
+        bad = [v for v in items if v not in known]
+        if bad:
+            raise UsageError(f"--{what}: unknown {', '.join(bad)}; choose from {', '.join(known)}")
+    return items
+
+
+def backend_unavailable(name: str) -> str | None:
+    """Why a backend cannot run on this machine at all (None when it may): checked before any model loads."""
+    if name == "tensorrt":
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            return "TensorRT is not installed (the `tensorrt` extra needs an NVIDIA GPU machine)"
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA GPU on this machine"
+    if name == "triton":
+        from ..runtime.session import BACKENDS as REGISTERED
+
+        for module in ("imgdiff_rt.triton.backend", "imgdiff_rt.triton.client", "imgdiff_rt.triton.session"):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+        if "triton" not in REGISTERED:
+            return "no `triton` Session backend is registered (imgdiff_rt.triton provides none in this build)"
+    return None
+
+
+@dataclass
+class Context:
+    """What every builder needs; sessions / detectors / captioners are opened once and reused across cells."""
+
+    bundle: Bundle
+    left: np.ndarray  # RGB uint8 pair used by detect / pipeline (and cut into crops for clip / caption)
+    right: np.ndarray
+    left_path: Path | None = None
+    right_path: Path | None = None
+    threads: int | None = None
+    max_new_tokens: int | None = None  # None: the captioner's default
+    session_opts: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)
+
+    def opts(self) -> dict:
+        return {**({"threads": self.threads} if self.threads else {}), **self.session_opts}
+
+    def cached(self, key: tuple, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def close(self) -> None:
+        for obj in self.cache.values():
+            closer = getattr(obj, "close", None)
+            if closer is not None:
+                try:
+                    closer()
+                except Exception:  # noqa: BLE001 - closing is best effort at the end of a run
+                    pass
+        self.cache.clear()
+
+
+def weights_label(bundle: Bundle, spec_name: str) -> str:
+    """random-init / tiny / pretrained / registered-onnx, as the manifest records it."""
+    for entry in bundle.entries.values():
+        if entry.get("spec") == spec_name:
+            return (entry.get("source") or {}).get("weights", "unknown")
+    return "absent"
+
+
+def crops_from(image: np.ndarray, count: int, side: int = 128, seed: int = 0) -> list[np.ndarray]:
+    """``count`` square crops at fixed pseudo-random places (the same for every backend)."""
+    rng = np.random.default_rng(seed)
+    h, w = image.shape[:2]
+    side = min(side, h, w)
+    out = []
+    for _ in range(count):
+        y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+        out.append(np.ascontiguousarray(image[y:y + side, x:x + side]))
+    return out
+
+
+def _guard(fn):
+    """Turn a runtime's typed error (missing graph, missing weights, backend not importable) into a skip."""
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except StageSkipped:
+            raise
+        except (ImgDiffError, ImportError) as e:
+            raise StageSkipped(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}") from e
+    return wrapper
+
+
+def _session(ctx: Context, choice: BackendChoice, spec_name: str):
+    from ..runtime.session import open_session
+
+    if choice.precision == "int8" and ctx.bundle.find(spec_name, "onnx", "int8") is None:
+        raise StageSkipped(f"the bundle has no int8 {spec_name} graph (export with --precision int8)")
+    return ctx.cached(("session", choice.name, spec_name), lambda: open_session(
+        ctx.bundle, spec_name, choice.backend, choice.precision, **ctx.opts()))
+
+
+@_guard
+def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int = 1, imgsz: int = 640) -> Workload:
+    reason = backend_unavailable(choice.name)
+    if reason:
+        raise StageSkipped(reason)
+    builder = {"segment": _segment, "clip": _clip, "caption": _caption, "detect": _detect,
+               "pipeline": _pipeline}[stage]
+    return builder(ctx, choice, batch, imgsz)
+
+
+def _segment(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
+    session = _session(ctx, choice, "segmenter")
+    feeds = session.spec.dummy_inputs(batch, rng=0, height=imgsz, width=imgsz)
+    return Workload(choice.name, lambda: session.run(feeds), items=batch, unit="image",
+                    info={"weights": weights_label(ctx.bundle, "segmenter"), "input": f"{batch}x3x{imgsz}x{imgsz}"})
+
+
+def _clip(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
+    session = _session(ctx, choice, "clip_image")
+    feeds = session.spec.dummy_inputs(batch, rng=0)
+    size = session.spec.sizes["image_size"]
+    return Workload(choice.name, lambda: session.run(feeds), items=batch, unit="crop",
+                    info={"weights": weights_label(ctx.bundle, "clip_image"), "input": f"{batch}x3x{size}x{size}"})
+
+
+def _captioner(ctx: Context, choice: BackendChoice):
+    from ..runtime.blip_captioner import BlipCaptioner
+
+    if choice.precision == "int8" and ctx.bundle.find("blip_vision", "onnx", "int8") is None:
+        raise StageSkipped("the bundle has no int8 blip_vision graph (export with --precision int8)")
+    extra = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
+    return ctx.cached(("captioner", choice.name), lambda: BlipCaptioner.from_bundle(
+        ctx.bundle, choice.backend, choice.precision, text_similarity="exact", **extra, **ctx.opts()))
+
+
+def _caption(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
+    captioner = _captioner(ctx, choice)
+    pixels = captioner.preprocess(crops_from(ctx.left, batch))
+    tokens: list[int] = []
+
+    def run():
+        ids = captioner.generate_ids(pixels)
+        # tokens generated (up to and including the first [SEP]): random weights rarely stop early, and an
+        # int8 encoder can change where greedy decoding stops, so the work per call is recorded, not assumed
+        tokens.append(sum(next((i + 1 for i, t in enumerate(row) if t == captioner.eos), len(row)) for row in ids))
+
+    return Workload(choice.name, run, items=batch, unit="crop",
+                    info={"weights": weights_label(ctx.bundle, "blip_vision"), "max_new_tokens":
+                          captioner.max_new_tokens, "beams": captioner.beams, "tokens_per_call": tokens})
+
+
+def _segment_config(imgsz: int, equal_work: bool = False):
+    from ..runtime.detect import SegmentConfig
+
+    if equal_work:
+        # Keep-or-drop decisions differ between backends (int8 shifts cosines near the 0.85 threshold, and with
+        # random weights they are arbitrary): a threshold of 1.0 keeps max_proposals regions on every backend,
+        # so each captions the same number of crops and the timings compare equal work.
+        return SegmentConfig(imgsz=imgsz, clip_threshold=1.0)
+    return SegmentConfig(imgsz=imgsz)
+
+
+def _forget_left(owner: Any) -> None:
+    """Empty the detector's left-image cache: the benchmark repeats one pair, and a cache hit would time only
+    the right image. ``left-cache`` rows in the report time the cached case on purpose."""
+    cache = getattr(owner, "_cache", None)
+    if cache is not None:
+        cache.clear()
+
+
+def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_left: bool = False) -> Workload:
+    from ..runtime.detect import ModelDetector
+
+    if choice.precision == "int8" and ctx.bundle.find("segmenter", "onnx", "int8") is None:
+        raise StageSkipped("the bundle has no int8 segmenter graph (export with --precision int8)")
+    detector = ctx.cached(("detector", choice.name, imgsz), lambda: ModelDetector(
+        ctx.bundle, choice.backend, choice.precision, _segment_config(imgsz), **ctx.opts()))
+    facts: list[dict] = []
+
+    def run():
+        if not keep_left:
+            _forget_left(detector)
+        regions, found = detector.detect(ctx.left, ctx.right)
+        facts.append({**{k: found.get(k) for k in ("segment_ms", "clip_ms", "candidates")},
+                      "regions": len(regions)})
+
+    return Workload(choice.name, run, items=1, unit="pair",
+                    info={"weights": weights_label(ctx.bundle, "segmenter"), "facts": facts,
+                          "left_cache": "reused" if keep_left else "cleared before every call"})
+
+
+def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
+    from ..pipeline import Pipeline
+
+    caption_options = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
+
+    def make():
+        return Pipeline.from_bundle(ctx.bundle.root, backend=choice.backend, detector="segment", captioner="blip",
+                                    precision=choice.precision, segment=_segment_config(imgsz, equal_work=True),
+                                    threads=ctx.threads, caption_options=caption_options)
+
+    pipeline = ctx.cached(("pipeline", choice.name, imgsz), make)
+    left = ctx.left_path or ctx.left
+    right = ctx.right_path or ctx.right
+    timings: list[dict] = []
+
+    def run():
+        _forget_left(getattr(pipeline, "_models", None))
+        result = pipeline.process(left, right).result
+        timings.append({**dict(result.timings_ms), "regions": len(result.regions)})
+
+    return Workload(choice.name, run, items=1, unit="pair",
+                    info={"weights": {s: weights_label(ctx.bundle, s) for s in ("segmenter", "clip_image",
+                                                                                  "blip_vision")},
+                          "timings": timings, "left_cache": "cleared before every call",
+                          "clip_threshold": "1.0 (every backend captions max_proposals regions: equal work)"})

@@ -1,0 +1,320 @@
+"""The benchmark run: plan the cells (stage x size x batch), build every backend's workload for a cell,
+warm up, predict the time, measure alternated, count the work, profile one call per backend, then write
+results.json / report.md / plots. ``run_suite(BenchConfig(...))`` is what ``imgdiff-rt bench`` and
+``benchmarks/run_suite.py`` call.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UsageError
+from ..export.bundle import Bundle
+from . import harness, stages, work
+from .machine import machine_info, measure_peak_flops
+from .stats import paired_ratios
+
+DEFAULT_PAIR = ("examples/left.png", "examples/right.png")
+#: the issue's targets, checked on the report: (stage, backend, minimum median speed-up over torch)
+TARGETS = (("detect", "onnx-int8", 2.5), ("pipeline", "onnx-int8", 1.5))
+
+
+@dataclass
+class BenchConfig:
+    models: str
+    out: str = "benchmarks/results/latest"
+    backends: tuple[str, ...] = tuple(stages.BACKENDS)
+    stages: tuple[str, ...] = stages.STAGES
+    batches: tuple[int, ...] = (1,)
+    imgsz: tuple[int, ...] = (640, 1024)
+    pair_imgsz: tuple[int, ...] = (640,)  # detect / pipeline sizes (each is a whole pipeline per pair)
+    runs: int = 7
+    warmup: int = 1
+    max_cell_seconds: float = 90.0  # measured part of one cell; runs are cut (never below min_runs) to fit
+    min_runs: int = 3
+    threads: int | None = None  # None: all usable cores
+    max_new_tokens: int | None = None
+    left: str | None = None
+    right: str | None = None
+    concurrency: tuple[int, ...] = (1, 2, 4, 8, 16)
+    concurrency_backends: tuple[str, ...] = ("triton",)
+    concurrency_requests: int = 3
+    peak_flops: bool = True
+    triton_url: str | None = None  # HOST:PORT of a running server (`imgdiff-rt serve`); else the client default
+    plots: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def check(self) -> "BenchConfig":
+        if not self.backends or not self.stages:
+            raise UsageError("--backends and --stages must each name at least one")
+        bad = [b for b in (*self.backends, *self.concurrency_backends) if b not in stages.BACKENDS]
+        bad += [s for s in self.stages if s not in stages.STAGES]
+        if bad:
+            raise UsageError(f"unknown backend/stage {', '.join(bad)}; backends: {', '.join(stages.BACKENDS)}; "
+                             f"stages: {', '.join(stages.STAGES)}")
+        if self.runs < 1 or self.warmup < 0 or any(b < 1 for b in self.batches):
+            raise UsageError("--runs and --batch must be at least 1, --warmup at least 0")
+        if any(s < 32 or s % 32 for s in (*self.imgsz, *self.pair_imgsz)):
+            raise UsageError("--imgsz values must be positive multiples of 32")
+        return self
+
+
+def plan_cells(cfg: BenchConfig) -> list[dict]:
+    """Every (stage, imgsz, batch) measured; the size applies to the segmenter, the batch to graph stages."""
+    cells = []
+    for stage in cfg.stages:
+        sizes = cfg.imgsz if stage == "segment" else cfg.pair_imgsz if stage in stages.PAIR_STAGES else (None,)
+        batches = (1,) if stage in stages.PAIR_STAGES else cfg.batches
+        for size in sizes:
+            for batch in batches:
+                cells.append({"stage": stage, "imgsz": size, "batch": batch,
+                              "key": cell_key(stage, size, batch)})
+    return cells
+
+
+def cell_key(stage: str, imgsz: int | None, batch: int) -> str:
+    return stage + (f"@{imgsz}" if imgsz else "") + ("" if stage in stages.PAIR_STAGES else f"/b{batch}")
+
+
+def _read_pair(cfg: BenchConfig, root: Path) -> tuple[np.ndarray, np.ndarray, Path, Path]:
+    from ..imageio import read_image
+
+    left = Path(cfg.left or root / DEFAULT_PAIR[0])
+    right = Path(cfg.right or root / DEFAULT_PAIR[1])
+    return read_image(left), read_image(right), left, right
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _profile(workload: harness.Workload) -> dict:
+    """One extra call with every Session.run recorded: which graphs ran, how often, how long."""
+    recorder = work.SessionRecorder()
+    t0 = time.perf_counter()
+    with recorder.active():
+        workload.fn()
+    total = (time.perf_counter() - t0) * 1e3
+    by_spec = recorder.by_spec()
+    return {"total_ms": round(total, 2), "sessions": by_spec,
+            "outside_sessions_ms": round(total - sum(r["ms"] for r in by_spec.values()), 2)}
+
+
+def _count_work(ctx: stages.Context, cell: dict, workload: harness.Workload | None) -> dict:
+    """FLOPs / bytes of one call, counted on the fp32 graphs from the onnx workload's recorded calls, plus the
+    PyTorch FLOPs that run outside any session (BLIP's decoder during generation)."""
+    if workload is None:
+        return {"skipped": "needs the onnx (fp32) backend to record which graphs run"}
+    recorder = work.SessionRecorder()
+    with recorder.active():
+        torch_flops, _ = work.torch_flops(workload.fn)
+    counted = work.recorded_work(recorder, ctx.bundle)
+    counted["torch_flops_outside_graphs"] = torch_flops
+    counted["flops"] += torch_flops
+    counted["sessions"] = recorder.by_spec()
+    return counted
+
+
+def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callable[[str], None],
+                  sampler: harness.MemorySampler) -> dict:
+    row = {**cell, "doc": stages.STAGE_DOC[cell["stage"]], "backends": {}, "skipped": {}}
+    workloads = []
+    for name in cfg.backends:
+        choice = stages.BACKENDS[name]
+        rss0 = harness.rss_bytes()
+        try:
+            w = stages.build_workload(ctx, cell["stage"], choice, cell["batch"], cell["imgsz"] or 640)
+        except stages.StageSkipped as e:
+            row["skipped"][name] = str(e)
+            say(f"  {name}: skipped - {e}")
+            continue
+        w.info["load_delta_bytes"] = harness.rss_bytes() - rss0
+        workloads.append(w)
+    if not workloads:
+        return row
+    t0 = time.perf_counter()
+    try:
+        last = harness.warm_up(workloads, cfg.warmup)
+    except Exception as e:  # noqa: BLE001 - one broken backend must not cost the whole run; report it
+        return _failed(row, workloads, e, say)
+    per_round = sum(last.values()) / 1e3
+    runs = cfg.runs
+    if per_round * runs > cfg.max_cell_seconds:
+        runs = max(cfg.min_runs, int(cfg.max_cell_seconds // max(per_round, 1e-9)))
+    row["runs_planned"], row["warmup_s"] = runs, round(time.perf_counter() - t0, 1)
+    say(f"  warm-up {row['warmup_s']} s; measuring {runs} rounds x {len(workloads)} backends "
+        f"(~{per_round * runs:.0f} s)")
+    try:
+        measured = harness.measure_alternated(workloads, runs, already_warm=True, sampler=sampler)
+        profiles = {w.backend: _profile(w) for w in workloads} if cell["stage"] in \
+            ("caption", "detect", "pipeline") else {}
+    except Exception as e:  # noqa: BLE001
+        return _failed(row, workloads, e, say)
+    onnx_w = next((w for w in workloads if w.backend == "onnx"), None)
+    if onnx_w is None and cell["stage"] in ("segment", "clip"):
+        onnx_w = _maybe_build(ctx, cell, "onnx")
+    row["work"] = _count_work(ctx, cell, onnx_w)
+    for w in workloads:
+        info = {k: v for k, v in w.info.items() if k not in ("facts", "timings", "tokens_per_call")}
+        entry = {**measured[w.backend], "unit": w.unit, "items_per_call": w.items,
+                 "label": stages.BACKENDS[w.backend].label, **info}
+        for key in ("facts", "timings"):
+            if w.info.get(key):
+                entry["stage_ms_median"] = _median_rows(w.info[key])
+        if w.info.get("tokens_per_call"):
+            entry["tokens_per_call_median"] = float(np.median(w.info["tokens_per_call"]))
+        if w.backend in profiles:
+            entry["profile"] = profiles[w.backend]
+        row["backends"][w.backend] = entry
+    ref = row["backends"].get(stages.REFERENCE)
+    for name, entry in row["backends"].items():
+        if ref is not None and name != stages.REFERENCE:
+            entry["speedup_vs_torch"] = paired_ratios(ref["times_ms"], entry["times_ms"])
+        say(f"  {name:10s} median {entry['median_ms']:9.1f} ms  p95 {entry['p95_ms']:9.1f}  "
+            f"{entry['throughput_per_s']:.3f} {entry['unit']}/s"
+            + (f"  x{entry['speedup_vs_torch']['median']:.2f} vs torch" if "speedup_vs_torch" in entry else ""))
+    return row
+
+
+def _maybe_build(ctx, cell, name):
+    try:
+        return stages.build_workload(ctx, cell["stage"], stages.BACKENDS[name], cell["batch"], cell["imgsz"] or 640)
+    except stages.StageSkipped:
+        return None
+
+
+def _median_rows(rows: list[dict]) -> dict:
+    keys = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and v is not None}
+    return {k: round(float(np.median([r[k] for r in rows if isinstance(r.get(k), (int, float))])), 2)
+            for k in sorted(keys)}
+
+
+def _failed(row: dict, workloads: list, error: Exception, say) -> dict:
+    message = f"failed while running: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    for w in workloads:
+        row["skipped"][w.backend] = message
+    say(f"  {message}")
+    return row
+
+
+def _concurrency(cfg: BenchConfig, ctx: stages.Context, say) -> dict:
+    """Throughput and latency against N concurrent clients (segmenter requests at the first --imgsz)."""
+    from ..runtime.session import open_session
+
+    # the segmenter at the first --imgsz is the request; a bundle without one (tests) sends CLIP crops
+    spec_name = "segmenter" if any(e.get("spec") == "segmenter" for e in ctx.bundle.entries.values()) \
+        else "clip_image"
+    dims = {"height": cfg.imgsz[0], "width": cfg.imgsz[0]} if spec_name == "segmenter" else {}
+    out = {"request": f"{spec_name}, batch 1" + (f" at {cfg.imgsz[0]}" if dims else ""), "backends": {},
+           "skipped": {}}
+    for name in cfg.concurrency_backends:
+        reason = stages.backend_unavailable(name)
+        if reason:
+            out["skipped"][name] = reason
+            say(f"  concurrency {name}: skipped - {reason}")
+            continue
+        choice = stages.BACKENDS[name]
+        spec_feeds = {}
+
+        def make_client(choice=choice, spec_feeds=spec_feeds):
+            session = open_session(ctx.bundle, spec_name, choice.backend, choice.precision, **ctx.opts())
+            ctx.cache[("concurrency", name, id(session))] = session
+            feeds = spec_feeds.setdefault("f", session.spec.dummy_inputs(1, rng=0, **dims))
+            return lambda: session.run(feeds)
+
+        try:
+            rows = harness.concurrency_sweep(make_client, list(cfg.concurrency), cfg.concurrency_requests)
+        except Exception as e:  # noqa: BLE001
+            out["skipped"][name] = f"failed: {type(e).__name__}: {e}"
+            continue
+        out["backends"][name] = rows
+        for r in rows:
+            say(f"  {name} x{r['clients']:2d}: {r['throughput_per_s']:.2f} req/s, median {r['median_ms']:.0f} ms")
+    return out
+
+
+def estimate_seconds(cfg: BenchConfig, per_call_s: dict[str, float] | None = None) -> float:
+    """The planned bound: every cell's measured part capped at max_cell_seconds, its warm-up (about one round
+    per warm-up call), and model loading (~15 s per backend and stage family on 2 cores). A cell whose
+    ``min_runs`` rounds alone exceed the cap runs longer; each cell prints its own prediction after warm-up."""
+    cells = plan_cells(cfg)
+    bound = len(cells) * cfg.max_cell_seconds * (1 + cfg.warmup / max(cfg.min_runs, 1) * 0.5)
+    return bound + 15 * len(cfg.backends) * len(set(c["stage"] for c in cells))
+
+
+def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dict:
+    say = say or (lambda m: print(m, file=sys.stderr, flush=True))
+    cfg.check()
+    root = Path(__file__).resolve().parents[2]
+    bundle = Bundle.load(cfg.models)
+    if cfg.triton_url:  # every triton session (single graphs, detector, captioner, pipeline) reads it
+        os.environ["IMGDIFF_RT_TRITON_URL"] = cfg.triton_url
+    threads = cfg.threads or _usable_cores()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)  # the eager reference gets the same cores as ONNX Runtime
+    except ImportError:
+        pass
+    left, right, lp, rp = _read_pair(cfg, root)
+    ctx = stages.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens)
+    cells = plan_cells(cfg)
+    say(f"bench: {len(cells)} cells x {len(cfg.backends)} backends; runs {cfg.runs}, warm-up {cfg.warmup}, "
+        f"{threads} threads; at most ~{estimate_seconds(cfg) / 60:.0f} min (cells capped at "
+        f"{cfg.max_cell_seconds:.0f} s measured)")
+    started = time.perf_counter()
+    results = {"schema": "imgdiff-rt/bench/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "threads": threads,
+               "machine": machine_info(), "bundle": {"path": str(bundle.root),
+                                                     "weights": {s: stages.weights_label(bundle, s) for s in
+                                                                 ("segmenter", "clip_image", "blip_vision")}},
+               "cells": [], "ratios": {}, "ratios_by_cell": {}}
+    if cfg.peak_flops:
+        say("measuring peak fp32 FLOP/s (large matrix products) ...")
+        results["peak"] = measure_peak_flops()
+        say(f"  peak ~{results['peak']['gflops']:.0f} GFLOP/s ({results['peak']['method']})")
+    with harness.MemorySampler() as sampler:
+        try:
+            for i, cell in enumerate(cells, 1):
+                say(f"[{i}/{len(cells)}] {cell['key']} ({time.perf_counter() - started:.0f} s elapsed)")
+                results["cells"].append(_measure_cell(cfg, ctx, cell, say, sampler))
+                _finish(results, Path(cfg.out), started, plots=False)  # a stopped run keeps what it measured
+            if "triton" in cfg.backends or cfg.concurrency_backends != ("triton",):
+                say("concurrency sweep ...")
+                results["concurrency"] = _concurrency(cfg, ctx, say)
+        finally:
+            ctx.close()
+    _finish(results, Path(cfg.out), started, plots=cfg.plots)
+    say(f"bench: done in {results['wall_seconds']:.0f} s -> {cfg.out}/report.md")
+    return results
+
+
+def _finish(results: dict, out: Path, started: float, plots: bool) -> None:
+    """Ratios, targets and the output files from the cells measured so far."""
+    from .report import write_outputs
+
+    results["ratios"], results["ratios_by_cell"] = {}, {}
+    for row in results["cells"]:
+        for name, entry in row["backends"].items():
+            if "speedup_vs_torch" in entry:
+                results["ratios_by_cell"].setdefault(row["key"], {})[name] = entry["speedup_vs_torch"]["median"]
+                results["ratios"].setdefault(row["stage"], {}).setdefault(name, entry["speedup_vs_torch"]["median"])
+    results["targets"] = [_target(results, *t) for t in TARGETS]
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    results["outputs"] = write_outputs(results, out, plots=plots)
+
+
+def _target(results: dict, stage: str, backend: str, minimum: float) -> dict:
+    found = results["ratios"].get(stage, {}).get(backend)
+    status = "not measured" if found is None else ("met" if found >= minimum else "missed")
+    return {"stage": stage, "backend": backend, "target": minimum, "measured": found, "status": status}

@@ -1,0 +1,90 @@
+"""`imgdiff-rt bench`: PyTorch eager vs ONNX Runtime fp32/int8 vs TensorRT vs Triton, per stage and per pair.
+
+A thin layer over ``imgdiff_rt.bench`` (the suite's library lives in the package so the installed command
+can reach it; ``benchmarks/run_suite.py`` is the same entry for a source checkout, and committed results go
+to ``benchmarks/results/``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import UsageError
+
+
+def _ints(value: str, what: str) -> tuple[int, ...]:
+    try:
+        found = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"--{what}: expected comma-separated integers, got {value!r}") from None
+    if not found:
+        raise UsageError(f"--{what}: give at least one value")
+    return found
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+@click.command("bench", context_settings={"max_content_width": 100})
+@click.option("--models", type=click.Path(file_okay=False), default=None,
+              help="Model bundle from `imgdiff-rt export` [default: $IMGDIFF_RT_HOME/models, else "
+                   "~/.cache/imgdiff-rt/models].")
+@click.option("--backends", default="torch,onnx,onnx-int8,tensorrt,triton", show_default=True,
+              help="Comma-separated; torch (PyTorch eager) is the reference every speed-up is against.")
+@click.option("--stages", default="segment,clip,caption,detect,pipeline", show_default=True,
+              help="segment, clip, caption (graphs alone), detect, pipeline (one pair end to end).")
+@click.option("--batch", default="1", show_default=True, help="Batch sizes for segment/clip/caption, e.g. 1,2,8.")
+@click.option("--imgsz", default="640,1024", show_default=True, help="Segmenter input sizes for the segment stage.")
+@click.option("--pair-imgsz", default="640", show_default=True, help="Segmenter size inside detect/pipeline.")
+@click.option("--runs", type=int, default=7, show_default=True, help="Measured rounds per cell (all backends each).")
+@click.option("--warmup", type=int, default=1, show_default=True, help="Untimed calls per backend per cell.")
+@click.option("--max-cell-seconds", type=float, default=90.0, show_default=True,
+              help="Cut a cell's rounds (never below 3) so its measured part fits: bounds the wall time.")
+@click.option("--threads", type=int, default=None, help="Threads for every backend [default: all usable cores].")
+@click.option("--max-new-tokens", type=int, default=None, help="BLIP caption length [default: the captioner's].")
+@click.option("--concurrency", default="1,2,4,8,16", show_default=True, help="Client counts for the sweep.")
+@click.option("--concurrency-backends", default="triton", show_default=True,
+              help="Backends the concurrency sweep runs against (swept only when triton is benchmarked or "
+                   "this is changed).")
+@click.option("--triton-url", default=None, metavar="HOST:PORT",
+              help="A running Triton server for the triton backend (start one with `imgdiff-rt serve`) "
+                   "[default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")
+@click.option("--left", type=click.Path(dir_okay=False), default=None, help="Left image [examples/left.png].")
+@click.option("--right", type=click.Path(dir_okay=False), default=None, help="Right image [examples/right.png].")
+@click.option("--out", default="benchmarks/results/latest", show_default=True, type=click.Path(file_okay=False),
+              help="results.json, report.md and PNG plots go here.")
+@click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
+@click.option("--no-peak", is_flag=True, help="Skip measuring the CPU's peak FLOP/s.")
+@click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
+def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads,
+          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, out, no_plots, no_peak, dry_run):
+    """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
+    PyTorch eager, FLOP efficiency; writes OUT/results.json, OUT/report.md and plots.
+
+    \b
+    Examples:
+      imgdiff-rt bench --models /tmp/real                       # the full suite (~30-40 min on 2 cores)
+      imgdiff-rt bench --models /tmp/real --stages detect --backends torch,onnx-int8 --runs 5
+      imgdiff-rt bench --models /tmp/tiny --imgsz 64 --pair-imgsz 64 --runs 2 --dry-run
+    """
+    from ..bench import BenchConfig, run_suite
+    from ..bench.suite import estimate_seconds, plan_cells
+    from ..export.bundle import default_bundle_dir
+
+    cfg = BenchConfig(models=str(models or default_bundle_dir()), out=out, backends=_names(backends),
+                      stages=_names(stages), batches=_ints(batch, "batch"), imgsz=_ints(imgsz, "imgsz"),
+                      pair_imgsz=_ints(pair_imgsz, "pair-imgsz"), runs=runs, warmup=warmup,
+                      max_cell_seconds=max_cell_seconds, threads=threads, max_new_tokens=max_new_tokens,
+                      left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
+                      concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
+                      plots=not no_plots, triton_url=triton_url).check()
+    if dry_run:
+        cells = [c["key"] for c in plan_cells(cfg)]
+        click.echo(json.dumps({"cells": cells, "backends": list(cfg.backends),
+                               "bound_minutes": round(estimate_seconds(cfg) / 60, 1)}, indent=1))
+        return
+    results = run_suite(cfg, say=lambda m: click.echo(m, err=True))
+    click.echo(results["outputs"]["report"])

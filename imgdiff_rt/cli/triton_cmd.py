@@ -1,0 +1,89 @@
+"""`imgdiff-rt triton-repo` (write a Triton model repository) and `imgdiff-rt serve` (a local tritonserver)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+
+@click.command("triton-repo", context_settings={"max_content_width": 100})
+@click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False), default=None,
+              help="Model bundle to serve (from `imgdiff-rt export`). Without it: the default models' layout.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="triton_models", show_default=True,
+              help="Repository folder (replaced as a whole).")
+@click.option("--platform", type=click.Choice(["onnxruntime", "tensorrt", "python"]), default="onnxruntime",
+              show_default=True, help="How the graphs are served: Triton's ONNX Runtime or TensorRT backend, or "
+                                      "ONNX Runtime inside Python-backend models (servers with only that backend).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True,
+              help="Which ONNX graphs of the bundle (int8: CPU ONNX Runtime).")
+@click.option("--device", type=click.Choice(["gpu", "cpu"]), default=None,
+              help="Instance kind of the graph models [default: gpu, cpu for --platform python].")
+@click.option("--instances", type=int, default=1, show_default=True, help="Instances per graph model.")
+@click.option("--no-weights", is_flag=True, help="Configs and model.py files only (what git holds).")
+def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_weights) -> None:
+    """Write a Triton model repository: one config.pbtxt per model generated from the export specs, the
+    graphs in <model>/1/, the Python glue models, the imgdiff_detect ensemble and the imgdiff_caption model.
+
+    \b
+    Examples:
+      imgdiff-rt triton-repo --bundle ~/.cache/imgdiff-rt/models --out triton_models/
+      imgdiff-rt triton-repo --bundle /tmp/bundle --platform python --out /tmp/repo   # CPU, no Docker
+      imgdiff-rt triton-repo --no-weights --out triton_models/                      # the committed copy
+    """
+    from ..triton.repository import write_repository
+
+    if instances < 1:
+        from ..errors import UsageError
+
+        raise UsageError("--instances must be at least 1")
+    gpu = None if device is None else device == "gpu"
+    written = write_repository(out_dir, bundle_dir, platform=platform, precision=precision,
+                               weights=not no_weights, gpu=gpu, instances=instances)
+    for model, files in written.items():
+        click.echo(f"{model}: {', '.join(files) or 'config only'}")
+    click.echo(f"wrote {len(written)} models to {out_dir}", err=True)
+
+
+@click.command("serve", context_settings={"max_content_width": 100})
+@click.option("--repo", type=click.Path(file_okay=False, exists=True), default="triton_models", show_default=True,
+              help="Model repository (from `imgdiff-rt triton-repo --platform python`).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind HTTP, gRPC and metrics to.")
+@click.option("--http-port", type=int, default=8000, show_default=True)
+@click.option("--grpc-port", type=int, default=8001, show_default=True)
+@click.option("--metrics-port", type=int, default=8002, show_default=True)
+@click.option("--env-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the server's side environment lives [default: ~/.cache/imgdiff-rt/triton-env-*].")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
+def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> None:
+    """Start a local Triton server (the nvidia-pytriton wheel's tritonserver and Python backend; no Docker),
+    wait until every model is ready, print the URLs, and stop cleanly on Ctrl-C or SIGTERM.
+
+    \b
+    Example:
+      imgdiff-rt triton-repo --bundle /tmp/bundle --platform python --out /tmp/repo
+      imgdiff-rt serve --repo /tmp/repo --http-port 8000
+      imgdiff-rt run left.png right.png --models /tmp/bundle --detector segment --backend triton --url 127.0.0.1:8000
+    """
+    from ..triton.server import LocalServer, ensure_server_env
+
+    env = ensure_server_env(env_dir, log=lambda m: click.echo(m, err=True))
+    server = LocalServer(repo, env, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        click.echo(f"starting tritonserver on {repo} (log: {server.repo.parent}/.tritonserver-{http_port}.log)",
+                   err=True)
+        server.start(timeout)
+        click.echo(f"ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}")
+        while not stop.wait(0.5):
+            if server.process is None or server.process.poll() is not None:
+                from ..errors import ServerStartError
+
+                raise ServerStartError(f"tritonserver stopped unexpectedly: {server.log_tail()}")
+        click.echo("stopping", err=True)
+    finally:
+        server.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)

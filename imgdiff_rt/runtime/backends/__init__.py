@@ -1,0 +1,1 @@
+"""Session backends; each module registers itself in ``runtime.session.BACKENDS`` on import."""

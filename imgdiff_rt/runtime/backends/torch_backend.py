@@ -1,0 +1,115 @@
+"""PyTorch eager backend: the reference. It rebuilds the very wrapper modules the exporter exported
+(``hf_models.graphs_for`` for CLIP/BLIP/LLaVA, ``segmenter.build_segmenter`` + the saved state_dict for the
+segmenter), so ONNX / TensorRT results can be checked against it on the same inputs."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import numpy as np
+
+from ...errors import ModelError
+from ...export.bundle import Bundle
+from ..session import Session, register_backend
+
+_SPEC_FAMILY = {"segmenter": "segmenter", "clip_image": "clip", "clip_text": "clip", "blip_vision": "blip",
+                "llava_vision": "llava"}
+
+
+def _load_hf(family: str, source: str, weights: str):
+    from ...export import hf_models
+    from ...export.hf_models import LoadedModel
+
+    classes = {"clip": "CLIPModel", "blip": "BlipForConditionalGeneration", "llava": "LlavaForConditionalGeneration"}
+    import transformers
+
+    cls = getattr(transformers, classes[family])
+    transformers.utils.logging.disable_progress_bar()  # no per-load progress bars on the CLI's stderr
+    try:
+        model = cls.from_pretrained(source).eval()
+    except (OSError, ValueError) as e:
+        raise ModelError(f"torch backend: cannot load the {family} model from {source}: {e}") from None
+    return hf_models.graphs_for(LoadedModel(family, model, source, weights))
+
+
+@functools.lru_cache(maxsize=8)
+def _hf_graphs(root: str, family: str, source: str, weights: str) -> dict:
+    return {spec.name: module for spec, module in _load_hf(family, source, weights)}
+
+
+def _segmenter_module(bundle: Bundle):
+    found = bundle.torch_source("segmenter")
+    registered = any(e.get("registered") for e in bundle.entries.values() if e.get("spec") == "segmenter")
+    if not found:
+        why = " (a registered foreign ONNX has no PyTorch module)" if registered else ""
+        raise ModelError(f"torch backend: bundle {bundle.root} has no segmenter weights for PyTorch{why}; "
+                         "use --backend onnx, or re-export the segmenter with `imgdiff-rt export`")
+    file = bundle.root / found["file"]
+    info = found["info"]
+    return _load_segmenter(str(file), file.stat().st_mtime_ns, info["source"], bool(info.get("tiny")))
+
+
+@functools.lru_cache(maxsize=4)  # building the architecture costs seconds; the module is only read here
+def _load_segmenter(file: str, _mtime_ns: int, source: str, tiny: bool):
+    import torch
+
+    from ...export.segmenter import build_segmenter
+
+    # the same architecture with any weights, then the exported weights loaded over them; Ultralytics logs
+    # to stdout, which carries the result JSON, so its chatter is muted while building
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        module = build_segmenter(source, random_init=True, tiny=tiny)
+    finally:
+        LOGGER.setLevel(level)
+    module.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    return module.eval()
+
+
+class TorchSession(Session):
+    backend = "torch"
+
+    def __init__(self, bundle: Bundle, spec_name: str, precision: str = "fp32", threads: int | None = None,
+                 **_: object):
+        import torch
+
+        if precision != "fp32":
+            raise ModelError(f"torch backend runs the fp32 reference only, not {precision}")
+        if threads:
+            torch.set_num_threads(int(threads))
+        family = _SPEC_FAMILY.get(spec_name)
+        if family == "segmenter":
+            self.module = _segmenter_module(bundle)  # first: its error says why there is no module
+            super().__init__(bundle.spec(spec_name, "onnx", "fp32"))
+        else:
+            super().__init__(bundle.spec(spec_name, "onnx", "fp32"))
+            found = bundle.torch_source(family)
+            if not found:
+                raise ModelError(f"torch backend: bundle {bundle.root} has no PyTorch weights for {family}; "
+                                 "re-export it with this version of `imgdiff-rt export`")
+            source = str(bundle.root / found["path"]) if "path" in found else found["load_from"]
+            graphs = _hf_graphs(str(bundle.root), family, source, found.get("weights", "pretrained"))
+            if spec_name not in graphs:
+                raise ModelError(f"torch backend: {family} has no graph {spec_name!r}")
+            self.module = graphs[spec_name]
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.module(*(torch.from_numpy(feeds[n]) for n in self.spec.input_names))
+        if isinstance(out, torch.Tensor):
+            out = (out,)
+        return {n: t.detach().cpu().numpy() for n, t in zip(self.spec.output_names, out)}
+
+    def _close(self) -> None:
+        self.module = None
+
+
+@register_backend("torch")
+def open_torch(bundle: Bundle, spec_name: str, precision: str = "fp32", **opts) -> TorchSession:
+    return TorchSession(bundle, spec_name, precision, **opts)

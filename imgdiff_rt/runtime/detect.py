@@ -1,0 +1,221 @@
+"""The Img-Diff detectors on sessions: ``segment`` (segment both images, crop every box from both, keep the
+crops CLIP finds different) and ``hybrid`` (the pixel detector's regions through the same CLIP filter too).
+
+The array work lives in preprocess / segment_decode / proposals / clip_filter (shared with Triton's Python
+models); this module only owns the sessions and the per-left-image cache: when one left image is compared
+with many right images, its segmentation, whole-image embedding and crop embeddings are computed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ModelError, UsageError
+from ..export.bundle import Bundle
+from ..result import Region
+from . import clip_filter as F
+from .preprocess import clip_norm_from, clip_pixels, letterbox_batch
+from .proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
+from .segment_decode import DEFAULT_CONF, DEFAULT_IOU, Segments, box_iou, decode_batch
+from .session import Session, open_session
+
+MAX_CANDIDATES = 64  # candidate boxes per pair sent to CLIP (2 crops each), best segmenter score first
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    """Img-Diff's published settings as defaults."""
+
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
+    min_area_fraction: float = MIN_AREA_FRACTION
+    dedup_iou: float = DEDUP_IOU
+    clip_threshold: float = F.DEFAULT_THRESHOLD
+    max_proposals: int = F.DEFAULT_MAX_REGIONS
+    pair_gate: tuple[float, float] | None = None
+    imgsz: int | None = None  # None: the bundle's segmenter size
+    max_candidates: int = MAX_CANDIDATES
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.conf < 1 or not 0 < self.iou <= 1:
+            raise UsageError("segmenter conf must be in [0, 1) and iou in (0, 1]")
+        if self.max_proposals < 1:
+            raise UsageError("--max-proposals must be at least 1")
+        if not -1 <= self.clip_threshold <= 1:
+            raise UsageError("--clip-threshold must be a cosine in [-1, 1]")
+        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
+            raise UsageError("segmenter input size must be a positive multiple of 32")
+
+    def to_settings(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+
+@dataclass
+class _LeftCache:
+    segments: Segments | None = None
+    image_embed: np.ndarray | None = None
+    crop_embeds: dict | None = None  # box tuple -> embedding of the left crop
+
+
+def content_key(image: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(image).view(np.uint8).data).hexdigest() + str(image.shape)
+
+
+class ModelDetector:
+    """Owns the segmenter and CLIP image sessions (opened once, reused for every pair)."""
+
+    def __init__(self, bundle: Bundle | str | Path, backend: str = "onnx", precision: str = "fp32",
+                 config: SegmentConfig | None = None, cache_size: int = 4, **session_opts: Any):
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        self.backend, self.precision, self.config = backend, precision, config or SegmentConfig()
+        seg_precision = precision if self.bundle.find("segmenter", "onnx", precision) or backend == "tensorrt" \
+            else _only_precision(self.bundle, "segmenter")
+        # A registered segmenter may exist in one precision only; settings record what really ran.
+        self.segmenter_precision = seg_precision
+        self.segmenter: Session = open_session(self.bundle, "segmenter", backend, seg_precision, **session_opts)
+        try:
+            self.clip: Session = open_session(self.bundle, "clip_image", backend, precision, **session_opts)
+        except Exception:
+            self.segmenter.close()
+            raise
+        self.num_classes = int(self.segmenter.spec.sizes.get("num_classes", 1))
+        self.imgsz = self.config.imgsz or self.segmenter.fixed_dim("images", 2) or \
+            int(self.segmenter.spec.sizes.get("imgsz", 640))
+        self.fixed_batch = self.segmenter.fixed_dim("images", 0)
+        self.clip_size = int(self.clip.spec.sizes["image_size"])
+        self.clip_batch = int(self.clip.spec.max_batch)
+        self.mean, self.std = clip_norm_from(self.bundle.root / "clip")
+        self._cache: OrderedDict[str, _LeftCache] = OrderedDict()
+        self._cache_size = cache_size
+        self.cache_hits = 0
+
+    def settings(self) -> dict:
+        return {"backend": self.backend, "precision": self.precision, "models": str(self.bundle.root),
+                "segmenter_precision": self.segmenter_precision,
+                "segmenter_imgsz": self.imgsz, **self.config.to_settings()}
+
+    def close(self) -> None:
+        self.segmenter.close()
+        self.clip.close()
+
+    # -- model calls ----------------------------------------------------------------------------------
+    def segment(self, images: Sequence[np.ndarray]) -> list[Segments]:
+        """All images in one batch (or one by one when the artifact fixes batch 1)."""
+        batch, boxes = letterbox_batch(images, self.imgsz)
+        step = self.fixed_batch or len(images)
+        preds, protos = [], []
+        for i in range(0, len(images), step):
+            out = self.segmenter.run({"images": batch[i:i + step]})
+            preds.append(out["preds"])
+            protos.append(out["protos"])
+        return decode_batch(np.concatenate(preds), np.concatenate(protos), self.num_classes, boxes,
+                            conf=self.config.conf, iou=self.config.iou)
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        if not crops:
+            return np.zeros((0, int(self.clip.spec.sizes.get("embed_dim", 1))), np.float32)
+        pixels = clip_pixels(crops, self.clip_size, self.mean, self.std)
+        return np.concatenate([self.clip.run({"pixel_values": pixels[i:i + self.clip_batch]})["image_embeds"]
+                               for i in range(0, len(pixels), self.clip_batch)])
+
+    def _left(self, left: np.ndarray) -> tuple[_LeftCache, bool]:
+        key = content_key(left)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            self.cache_hits += 1
+            return self._cache[key], True
+        entry = _LeftCache(crop_embeds={})
+        self._cache[key] = entry
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return entry, False
+
+    # -- the detector -----------------------------------------------------------------------------------
+    def detect(self, left: np.ndarray, right: np.ndarray, extra: Sequence[Region] = ()) -> tuple[list[Region], dict]:
+        """Regions (ordered least similar first, ids 1..n) and facts for the settings/timings.
+
+        ``extra``: regions from another detector (hybrid: the pixel detector's) sent through the same filter;
+        those keep their ``source``."""
+        cfg, h, w = self.config, left.shape[0], left.shape[1]
+        facts: dict[str, Any] = {}
+        cache, hit = self._left(left)
+        t0 = time.perf_counter()
+        if cache.segments is None:
+            seg_left, seg_right = self.segment([left, right])
+            cache.segments = seg_left
+        else:
+            seg_left, (seg_right,) = cache.segments, self.segment([right])
+        facts["segment_ms"] = (time.perf_counter() - t0) * 1e3
+        boxes, scores = gather_proposals([seg_left.boxes, seg_right.boxes], [seg_left.scores, seg_right.scores],
+                                         w, h, min_area_fraction=cfg.min_area_fraction, iou=cfg.dedup_iou,
+                                         limit=cfg.max_candidates)
+        sources = ["segment"] * len(boxes)
+        if extra:
+            pixel_boxes = np.array([r.bbox for r in extra], np.int64).reshape(-1, 4)
+            boxes = np.concatenate([boxes, pixel_boxes])
+            scores = np.concatenate([scores, np.array([r.score for r in extra], np.float32)])
+            sources += [r.source for r in extra]
+        facts.update(candidates=len(boxes), left_cached=hit,
+                     segments=[len(seg_left), len(seg_right)])
+        t1 = time.perf_counter()
+        sims, gate_sim = self._similarities(left, right, boxes, cache)
+        facts["clip_ms"] = (time.perf_counter() - t1) * 1e3
+        if gate_sim is not None:
+            facts["pair_similarity"] = round(float(gate_sim), 6)
+            if not F.pair_gate(gate_sim, *cfg.pair_gate):
+                facts["pair_gate_passed"] = False
+                return [], facts
+            facts["pair_gate_passed"] = True
+        keep = F.select_different(sims, cfg.clip_threshold, len(sims))
+        chosen: list[int] = []
+        for i in keep:  # least similar first; a pixel box overlapping a kept segment box is the same change
+            if chosen and box_iou(boxes[i:i + 1], boxes[chosen]).max() >= cfg.dedup_iou:
+                continue
+            chosen.append(int(i))
+            if len(chosen) >= cfg.max_proposals:
+                break
+        regions = []
+        for k, i in enumerate(chosen):
+            x0, y0, x1, y1 = (int(v) for v in boxes[i])
+            regions.append(Region(id=k + 1, bbox=(x0, y0, x1, y1), score=float(np.clip(1.0 - sims[i], 0, 1)),
+                                  area=(x1 - x0) * (y1 - y0), source=sources[i], similarity=float(sims[i])))
+        return regions, facts
+
+    def _similarities(self, left, right, boxes, cache: _LeftCache) -> tuple[np.ndarray, float | None]:
+        """Per-box crop cosine (left crops reused from the cache) and, with a pair gate, the whole-image one."""
+        keys = [tuple(int(v) for v in b) for b in boxes]
+        need_left = [i for i, k in enumerate(keys) if k not in cache.crop_embeds]
+        crops = crop_pairs(left, right, boxes)
+        batch = [crops[i] for i in need_left] + crops[len(boxes):]
+        gate = self.config.pair_gate is not None
+        if gate:
+            batch += ([left] if cache.image_embed is None else []) + [right]
+        embeds = self.embed(batch)
+        for j, i in enumerate(need_left):
+            cache.crop_embeds[keys[i]] = embeds[j]
+        n_left = len(need_left)
+        right_embeds = embeds[n_left:n_left + len(boxes)]
+        sims = np.zeros(0, np.float32)
+        if len(boxes):
+            sims = F.pair_similarity(np.stack([cache.crop_embeds[k] for k in keys]), right_embeds)
+        gate_sim = None
+        if gate:
+            if cache.image_embed is None:
+                cache.image_embed = embeds[-2]
+            gate_sim = float(F.pair_similarity(cache.image_embed[None], embeds[-1:])[0])
+        return sims, gate_sim
+
+
+def _only_precision(bundle: Bundle, spec_name: str) -> str:
+    """The precision of the bundle's only ONNX graph for ``spec_name`` (a registered int8 segmenter)."""
+    found = [e["precision"] for e in bundle.entries.values() if e.get("spec") == spec_name and e["format"] == "onnx"]
+    if not found:
+        raise ModelError(f"bundle {bundle.root} has no {spec_name} graph; export one with `imgdiff-rt export`")
+    return "fp32" if "fp32" in found else found[0]

@@ -1,0 +1,182 @@
+"""The ``triton`` backend: tritonclient over HTTP or gRPC, with timeouts, retries and typed errors.
+
+* ``TritonClient(url, protocol)``: ``infer(model, {name: array}, outputs)`` with a per-request timeout,
+  retries with exponential backoff when the connection fails (never for an error the server answered),
+  ``TritonUnavailableError`` when the server cannot be reached, ``TritonModelNotReadyError`` when the
+  model is not loaded, ``TritonRequestError`` for an error response.
+* ``TritonSession``: a ``runtime.session.Session`` whose graph runs on the server (registered as backend
+  ``triton``: ``open_session(bundle, "clip_image", backend="triton", url=..., protocol=...)``), so
+  ``Pipeline(..., backend="triton")`` and ``run --backend triton`` use the same glue code as ``onnx``.
+* ``detect(client, left_bytes, right_bytes)``: one call of the ``imgdiff_detect`` ensemble.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import TritonModelNotReadyError, TritonRequestError, TritonUnavailableError, UsageError
+from ..export.bundle import Bundle
+from ..runtime.session import Session, entry_input_shapes, register_backend
+from .config import TRITON_DTYPES, WIRE_DTYPES
+from .glue import DETECT_INPUTS, DETECT_OUTPUTS, GLUE
+
+PROTOCOLS = ("http", "grpc")
+DEFAULT_URL = "127.0.0.1:8000"
+
+
+def default_url() -> str:
+    """``$IMGDIFF_RT_TRITON_URL`` (HOST:PORT), else 127.0.0.1:8000."""
+    return os.environ.get("IMGDIFF_RT_TRITON_URL") or DEFAULT_URL
+
+
+def default_protocol() -> str:
+    return os.environ.get("IMGDIFF_RT_TRITON_PROTOCOL") or "http"
+
+
+def wire_dtype(dtype: np.dtype | str) -> str:
+    name = "bytes" if np.dtype(dtype) == np.object_ else np.dtype(dtype).name
+    return WIRE_DTYPES[TRITON_DTYPES[name]]
+
+
+class TritonClient:
+    def __init__(self, url: str | None = None, protocol: str | None = None, timeout: float = 60.0,
+                 retries: int = 3, backoff: float = 0.5):
+        url, protocol = url or default_url(), protocol or default_protocol()
+        if protocol not in PROTOCOLS:
+            raise UsageError(f"protocol {protocol!r}: use http or grpc")
+        self.url, self.protocol, self.timeout = url, protocol, float(timeout)
+        self.retries, self.backoff = int(retries), float(backoff)
+        try:
+            if protocol == "http":
+                import tritonclient.http as mod
+
+                self._client = mod.InferenceServerClient(url, connection_timeout=self.timeout,
+                                                         network_timeout=self.timeout)
+            else:
+                import tritonclient.grpc as mod
+
+                self._client = mod.InferenceServerClient(url)
+        except ImportError:
+            raise UsageError("the triton backend needs tritonclient: pip install 'imgdiff-rt[triton]'") from None
+        except Exception as e:
+            raise TritonUnavailableError(f"Triton at {url} ({protocol}): {e}") from None
+        self._mod = mod
+        self._ready: set[str] = set()
+
+    # -- connection handling -----------------------------------------------------------------------------
+    def _call(self, what: str, fn, *args, **kwargs):
+        """``fn`` with retries on connection failures; server-side errors are raised at once."""
+        from tritonclient.utils import InferenceServerException
+
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args, **kwargs)
+            except InferenceServerException as e:
+                if not _is_connection_error(e) or attempt == self.retries:
+                    if _is_connection_error(e):
+                        raise TritonUnavailableError(f"Triton at {self.url} ({self.protocol}) cannot be reached "
+                                                     f"for {what}: {_short(e)}") from None
+                    raise TritonRequestError(f"{what}: {_short(e)}") from None
+            except (OSError, ConnectionError, TimeoutError) as e:
+                if attempt == self.retries:
+                    raise TritonUnavailableError(f"Triton at {self.url} ({self.protocol}) cannot be reached for "
+                                                 f"{what}: {e}; is the server running (imgdiff-rt serve)?") from None
+            time.sleep(delay)
+            delay *= 2
+
+    def check_model(self, model: str) -> None:
+        if model in self._ready:
+            return
+        live = self._call("server health", self._client.is_server_live)
+        if not live:
+            raise TritonUnavailableError(f"Triton at {self.url} is not live")
+        if not self._call(f"model {model}", self._client.is_model_ready, model):
+            raise TritonModelNotReadyError(f"model {model!r} is not ready on Triton at {self.url} (not in the "
+                                           "repository, or it failed to load: see the server log)")
+        self._ready.add(model)
+
+    def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: list[str]) -> dict[str, np.ndarray]:
+        self.check_model(model)
+        items = []
+        for name, value in inputs.items():
+            arr = np.ascontiguousarray(value)
+            item = self._mod.InferInput(name, list(arr.shape), wire_dtype(arr.dtype))
+            item.set_data_from_numpy(arr)
+            items.append(item)
+        wanted = [self._mod.InferRequestedOutput(n) for n in outputs]
+        kwargs = {"client_timeout": self.timeout} if self.protocol == "grpc" else {}
+        result = self._call(f"{model} inference", self._client.infer, model, items, outputs=wanted, **kwargs)
+        return {n: result.as_numpy(n) for n in outputs}
+
+    def close(self) -> None:
+        client, self._client = getattr(self, "_client", None), None
+        if client is not None:
+            client.close()
+
+    def __enter__(self) -> "TritonClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _short(e: Exception) -> str:
+    return str(getattr(e, "message", lambda: None)() or e).splitlines()[0][:500]
+
+
+def _is_connection_error(e: Exception) -> bool:
+    text = str(e).lower()
+    status = str(getattr(e, "status", lambda: "")() or "")
+    return any(k in text for k in ("connection refused", "failed to connect", "unavailable", "connection reset",
+                                   "broken pipe", "timed out", "deadline exceeded", "connection error")) \
+        or status in ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
+
+
+# ---- the Session backend ---------------------------------------------------------------------------------
+class TritonSession(Session):
+    backend = "triton"
+
+    def __init__(self, bundle: Bundle, spec_name: str, precision: str = "fp32", url: str | None = None,
+                 protocol: str | None = None, timeout: float = 60.0, retries: int = 3, model_name: str | None = None,
+                 client: TritonClient | None = None, **_: object):
+        super().__init__(bundle.spec(spec_name, "onnx", precision),
+                         entry_input_shapes(bundle, spec_name, "onnx", precision))
+        self.names = bundle.tensor_names(spec_name, "onnx", precision)  # spec name -> name in file and config
+        self.model = model_name or spec_name
+        self._own = client is None
+        self.client = client or TritonClient(url, protocol, timeout, retries)
+        self.client.check_model(self.model)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.client.infer(self.model, {self.names[k]: v for k, v in feeds.items()},
+                                [self.names[n] for n in self.spec.output_names])
+        return {n: out[self.names[n]] for n in self.spec.output_names}
+
+    def _close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+@register_backend("triton")
+def open_triton(bundle: Bundle, spec_name: str, precision: str = "fp32", **opts) -> TritonSession:
+    return TritonSession(bundle, spec_name, precision, **opts)
+
+
+# ---- the ensemble and the caption model ------------------------------------------------------------------
+def detect(client: TritonClient, left: bytes, right: bytes) -> dict[str, np.ndarray]:
+    """``imgdiff_detect`` on two encoded images: {"regions", "similarity", "region_scores"}."""
+    feeds = {t.name: np.frombuffer(b, np.uint8) for t, b in zip(DETECT_INPUTS, (left, right))}
+    return client.infer("imgdiff_detect", feeds, [t.name for t in DETECT_OUTPUTS])
+
+
+def caption(client: TritonClient, left: bytes, right: bytes, regions: np.ndarray) -> dict[str, np.ndarray]:
+    """``imgdiff_caption``: token ids (-1 padded) and captions of each region's left and right crop."""
+    inputs, outputs = GLUE["imgdiff_caption"]
+    feeds = {inputs[0].name: np.frombuffer(left, np.uint8), inputs[1].name: np.frombuffer(right, np.uint8),
+             inputs[2].name: np.asarray(regions, np.int64).reshape(-1, 4)}
+    return client.infer("imgdiff_caption", feeds, [t.name for t in outputs])

@@ -1,0 +1,161 @@
+"""``config.pbtxt`` text for every model of the repository, generated from the specs (never hand-written).
+
+Graph models (``SPECS``): names from the bundle's file (``Bundle.tensor_names``: spec names, except for a
+registered foreign segmenter), dtypes and dims from the bound spec with the batch axis taken out
+(``max_batch_size`` = the spec's ``max_batch``), other symbols as -1, dynamic batching with a queue delay.
+Glue models (``glue.GLUE``): full shapes, ``max_batch_size: 0``, Python backend, KIND_CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+from ..errors import UsageError
+from ..export.specs import ModelSpec, TensorSpec
+from .glue import GLUE, GlueParams
+
+PLATFORMS = ("onnxruntime", "tensorrt", "python")
+#: numpy dtype name -> Triton data type
+TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
+                 "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
+NUMPY_DTYPES = {v: k for k, v in TRITON_DTYPES.items()}
+#: Triton data type -> the name clients use on the wire (tritonclient's InferInput datatype)
+WIRE_DTYPES = {"TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_INT64": "INT64", "TYPE_INT32": "INT32",
+               "TYPE_UINT8": "UINT8", "TYPE_BOOL": "BOOL", "TYPE_STRING": "BYTES"}
+DEFAULT_QUEUE_DELAY_US = 2000
+
+
+@dataclass(frozen=True)
+class Options:
+    platform: str = "onnxruntime"
+    gpu: bool = True  # instance groups of the graph models (python platform / glue: always CPU)
+    instances: int = 1
+    queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+
+    def __post_init__(self) -> None:
+        if self.platform not in PLATFORMS:
+            raise UsageError(f"platform {self.platform!r}: use one of {', '.join(PLATFORMS)}")
+
+
+class Enum(str):
+    """A bare word in pbtxt (TYPE_FP32, KIND_GPU), not a quoted string."""
+
+
+def render(fields: Mapping, indent: int = 0) -> str:
+    """A small protobuf text-format writer: dict -> ``key: value`` / ``key { ... }``; a list of dicts ->
+    ``key [ {...}, {...} ]``; a list of scalars -> ``key: [ a, b ]``; a tuple of dicts -> repeated blocks
+    (map fields such as ``parameters`` and ``input_map``)."""
+    pad = "  " * indent
+    lines = []
+    for key, value in fields.items():
+        if isinstance(value, dict):
+            lines.append(f"{pad}{key} {{\n{render(value, indent + 1)}{pad}}}")
+        elif isinstance(value, tuple):
+            lines += [f"{pad}{key} {{\n{render(v, indent + 1)}{pad}}}" for v in value]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            items = [f"{pad}  {{\n{render(v, indent + 2)}{pad}  }}" for v in value]
+            lines.append(f"{pad}{key} [\n" + ",\n".join(items) + f"\n{pad}]")
+        elif isinstance(value, list):
+            lines.append(f"{pad}{key}: [ {', '.join(_scalar(v) for v in value)} ]")
+        else:
+            lines.append(f"{pad}{key}: {_scalar(value)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _scalar(v) -> str:
+    if isinstance(v, Enum):
+        return str(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _dims(dims: tuple) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in dims]
+
+
+def tensor_rows(tensors: tuple[TensorSpec, ...], drop_batch: bool, names: Mapping[str, str] | None = None) -> list:
+    rows = []
+    for t in tensors:
+        dims = t.dims[1:] if drop_batch else t.dims
+        rows.append({"name": (names or {}).get(t.name, t.name), "data_type": Enum(TRITON_DTYPES[t.dtype]),
+                     "dims": _dims(tuple(dims))})
+    return rows
+
+
+def _parameters(values: Mapping[str, str]) -> tuple:
+    return tuple({"key": k, "value": {"string_value": str(v)}} for k, v in sorted(values.items()))
+
+
+def graph_max_batch(spec: ModelSpec, opts: Options, params: GlueParams) -> int:
+    """clip_image takes every crop of a pair in one request (2 x max_candidates) except on TensorRT, whose
+    engine profile stops at ``spec.max_batch`` (the glue then caps the candidates instead)."""
+    if spec.name == "clip_image" and opts.platform != "tensorrt":
+        return max(spec.max_batch, 2 * params.max_candidates)
+    return spec.max_batch
+
+
+def graph_config(spec: ModelSpec, opts: Options, params: GlueParams, names: Mapping[str, str] | None = None) -> str:
+    """A graph of the bundle (segmenter, clip_image, ...) served by ONNX Runtime, TensorRT or Python+ORT."""
+    if spec.inputs[0].dims[0] != "batch":
+        raise UsageError(f"spec {spec.name!r}: the first axis is not the batch axis")
+    head: dict = {"name": spec.name}
+    if opts.platform == "onnxruntime":
+        head.update(platform="onnxruntime_onnx", default_model_filename="model.onnx")
+    elif opts.platform == "tensorrt":
+        head.update(platform="tensorrt_plan", default_model_filename="model.plan")
+    else:
+        head.update(backend="python")
+    gpu = opts.gpu and opts.platform != "python"
+    body = {
+        **head,
+        "max_batch_size": graph_max_batch(spec, opts, params),
+        "input": tensor_rows(spec.inputs, True, names),
+        "output": tensor_rows(spec.outputs, True, names),
+        "dynamic_batching": {"max_queue_delay_microseconds": opts.queue_delay_us},
+        "instance_group": [{"kind": Enum("KIND_GPU" if gpu else "KIND_CPU"), "count": opts.instances}],
+    }
+    if opts.platform == "python":
+        body["parameters"] = _parameters({"spec": spec.name, "model_file": "model.onnx"})
+    return render(body)
+
+
+def glue_config(name: str, params: GlueParams, extra: Mapping[str, str] | None = None, instances: int = 1) -> str:
+    inputs, outputs = GLUE[name]
+    body = {"name": name, "backend": "python", "max_batch_size": 0,
+            "input": tensor_rows(inputs, False), "output": tensor_rows(outputs, False),
+            "instance_group": [{"kind": Enum("KIND_CPU"), "count": instances}],
+            "parameters": _parameters({**params.as_strings(), **(extra or {})})}
+    return render(body)
+
+
+def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> dict:
+    return {"model_name": model, "model_version": -1,
+            "input_map": tuple({"key": k, "value": v} for k, v in inputs.items()),
+            "output_map": tuple({"key": k, "value": v} for k, v in outputs.items())}
+
+
+def ensemble_config(segmenter: ModelSpec, clip: ModelSpec, names: Mapping[str, Mapping[str, str]]) -> str:
+    """``imgdiff_detect``: preprocess -> segmenter -> proposals -> clip_image -> filter. ``names`` maps each
+    graph's spec tensor names to the names in its file (and so in its config)."""
+    def same(tensors) -> dict:
+        return {t.name: t.name for t in tensors}
+
+    seg, cl = names.get("segmenter", {}), names.get("clip_image", {})
+    seg_in, (preds, protos) = segmenter.inputs[0].name, segmenter.output_names
+    clip_in, clip_out = clip.inputs[0].name, clip.outputs[0].name
+    steps = [
+        _step("preprocess", same(GLUE["preprocess"][0]), same(GLUE["preprocess"][1])),
+        _step(segmenter.name, {seg.get(seg_in, seg_in): "images"},
+              {seg.get(preds, preds): "preds", seg.get(protos, protos): "protos"}),
+        _step("proposals", same(GLUE["proposals"][0]), same(GLUE["proposals"][1])),
+        _step(clip.name, {cl.get(clip_in, clip_in): "pixel_values"}, {cl.get(clip_out, clip_out): "image_embeds"}),
+        _step("filter", same(GLUE["filter"][0]), same(GLUE["filter"][1])),
+    ]
+    body = {"name": "imgdiff_detect", "platform": "ensemble", "max_batch_size": 0,
+            "input": tensor_rows(GLUE["preprocess"][0], False), "output": tensor_rows(GLUE["filter"][1], False),
+            "ensemble_scheduling": {"step": steps}}
+    return render(body)

@@ -1,0 +1,158 @@
+"""The Python-backend steps of the Triton detection ensemble as plain array functions, and their tensors.
+
+``preprocess -> segmenter -> proposals -> clip_image -> filter`` reproduces ``runtime.detect.ModelDetector``
+(without its per-left-image cache and pixel-region merging) by calling the same runtime functions; the
+``model.py`` files only move tensors in and out. The tensor lists below are the single source for the
+generated ``config.pbtxt`` files, the Python models and the client (graph tensors come from ``SPECS``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import InputError
+from ..export.specs import TensorSpec
+from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
+from ..runtime import clip_filter as F
+from ..runtime.detect import MAX_CANDIDATES
+from ..runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
+from ..runtime.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
+from ..runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, box_iou, decode_batch
+
+T = TensorSpec
+IMAGE_BYTES = "encoded image file (PNG, JPEG, ...) as a uint8 vector"
+
+#: model name -> (inputs, outputs); dims are full shapes (these models do not batch: max_batch_size 0)
+GLUE: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
+    "preprocess": (
+        (T("left_image", "uint8", ("bytes",), IMAGE_BYTES), T("right_image", "uint8", ("bytes",), IMAGE_BYTES)),
+        (T("images", "float32", (2, 3, "imgsz", "imgsz"), "segmenter input: both images letterboxed"),
+         T("letterbox", "float32", (2, 5), "per image: ratio, left, top, width, height"),
+         T("pair_rgb", "uint8", (2, "height", "width", 3), "left, and right at the left's size"))),
+    "proposals": (
+        (T("preds", "float32", (2, "num_outputs", "num_anchors")),
+         T("protos", "float32", (2, 32, "proto_h", "proto_w")),
+         T("letterbox", "float32", (2, 5)), T("pair_rgb", "uint8", (2, "height", "width", 3))),
+        (T("pixel_values", "float32", ("crops", 3, "image_size", "image_size"),
+           "left crops then right crops (one padding row when there is no box)"),
+         T("boxes", "int64", ("boxes", 4), "candidate boxes, xyxy left-image pixels"),
+         T("box_scores", "float32", ("boxes",)))),
+    "filter": (
+        (T("image_embeds", "float32", ("crops", "embed_dim")), T("boxes", "int64", ("boxes", 4)),
+         T("box_scores", "float32", ("boxes",))),
+        (T("regions", "int64", ("regions", 4), "kept boxes, least similar first"),
+         T("similarity", "float32", ("regions",), "CLIP cosine of the two crops"),
+         T("region_scores", "float32", ("regions",), "1 - similarity, clipped to 0..1"))),
+    "imgdiff_caption": (
+        (T("left_image", "uint8", ("bytes",), IMAGE_BYTES), T("right_image", "uint8", ("bytes",), IMAGE_BYTES),
+         T("regions", "int64", ("regions", 4))),
+        (T("caption_ids", "int64", ("captions", "tokens"), "per region its left then right crop; -1 padding"),
+         T("captions", "bytes", ("captions",), "decoded captions, same order"))),
+}
+#: the detection ensemble's own inputs and outputs
+DETECT_INPUTS = GLUE["preprocess"][0]
+DETECT_OUTPUTS = GLUE["filter"][1]
+
+
+@dataclass(frozen=True)
+class GlueParams:
+    """Settings the glue models read from their config ``parameters`` (strings there)."""
+
+    imgsz: int = 640
+    num_classes: int = 1
+    conf: float = DEFAULT_CONF
+    iou: float = DEFAULT_IOU
+    min_area_fraction: float = MIN_AREA_FRACTION
+    dedup_iou: float = DEDUP_IOU
+    max_candidates: int = MAX_CANDIDATES
+    clip_image_size: int = 224
+    clip_mean: tuple = (0.48145466, 0.4578275, 0.40821073)
+    clip_std: tuple = (0.26862954, 0.26130258, 0.27577711)
+    clip_threshold: float = F.DEFAULT_THRESHOLD
+    max_proposals: int = F.DEFAULT_MAX_REGIONS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def as_strings(self) -> dict[str, str]:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = ",".join(repr(float(x)) for x in v) if isinstance(v, tuple) else repr(v)
+        return out
+
+    @classmethod
+    def from_strings(cls, values: Mapping[str, str]) -> "GlueParams":
+        kwargs = {}
+        for f in fields(cls):
+            if f.name not in values:
+                continue
+            text, default = values[f.name], getattr(cls, f.name)
+            if isinstance(default, tuple):
+                kwargs[f.name] = tuple(float(x) for x in text.split(","))
+            else:
+                kwargs[f.name] = type(default)(float(text) if isinstance(default, float) else int(text))
+        return cls(**kwargs)
+
+
+# ---- the steps ---------------------------------------------------------------------------------------------
+def decode_pair(left: np.ndarray, right: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Encoded bytes of both images -> (left RGB, right RGB at the left's size), as ``Pipeline`` loads them."""
+    from ..pipeline import PairImages, Pipeline
+    from ..result import Result
+
+    rgb = []
+    for name, data in (("left_image", left), ("right_image", right)):
+        data = np.asarray(data)
+        if data.dtype != np.uint8 or data.ndim != 1:
+            raise InputError(f"{name}: expected a uint8 vector of encoded image bytes, got {data.dtype} "
+                             f"{tuple(data.shape)}")
+        if data.size == 0:
+            raise InputError(f"{name}: empty (0 bytes)")
+        rgb.append(decode_image_bytes(data.tobytes(), name, max_pixels))
+    images = PairImages(left=rgb[0], right_unwarped=rgb[1], right=rgb[1])
+    _, images = Pipeline.match_size(Result(id="triton", left=None, right=None,
+                                           size=(rgb[0].shape[1], rgb[0].shape[0])), images)
+    return images
+
+
+def preprocess_step(left: np.ndarray, right: np.ndarray, p: GlueParams) -> dict[str, np.ndarray]:
+    images = decode_pair(left, right, p.max_pixels)
+    batch, boxes = letterbox_batch([images.left, images.right], p.imgsz)
+    lb = np.array([[b.ratio, b.left, b.top, b.width, b.height] for b in boxes], np.float32)
+    return {"images": batch, "letterbox": lb, "pair_rgb": np.stack([images.left, images.right])}
+
+
+def _letterboxes(rows: np.ndarray) -> list[Letterbox]:
+    return [Letterbox(float(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in np.asarray(rows)]
+
+
+def proposals_step(preds, protos, letterbox, pair_rgb, p: GlueParams) -> dict[str, np.ndarray]:
+    segs = decode_batch(np.asarray(preds), np.asarray(protos), p.num_classes, _letterboxes(letterbox),
+                        conf=p.conf, iou=p.iou)
+    left, right = pair_rgb[0], pair_rgb[1]
+    h, w = left.shape[:2]
+    boxes, scores = gather_proposals([s.boxes for s in segs], [s.scores for s in segs], w, h,
+                                     min_area_fraction=p.min_area_fraction, iou=p.dedup_iou,
+                                     limit=p.max_candidates)
+    crops = crop_pairs(left, right, boxes) or [np.zeros((1, 1, 3), np.uint8)]
+    return {"pixel_values": clip_pixels(crops, p.clip_image_size, p.clip_mean, p.clip_std),
+            "boxes": boxes.astype(np.int64).reshape(-1, 4), "box_scores": scores.astype(np.float32)}
+
+
+def filter_step(image_embeds, boxes, box_scores, p: GlueParams) -> dict[str, np.ndarray]:
+    """Crop similarities -> kept regions; the same rule as ``ModelDetector.detect``."""
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    n = len(boxes)
+    sims = F.split_pair_embeds(np.asarray(image_embeds)[:2 * n]) if n else np.zeros(0, np.float32)
+    chosen: list[int] = []
+    for i in F.select_different(sims, p.clip_threshold, len(sims)):
+        if chosen and box_iou(boxes[i:i + 1], boxes[chosen]).max() >= p.dedup_iou:
+            continue
+        chosen.append(int(i))
+        if len(chosen) >= p.max_proposals:
+            break
+    kept = sims[chosen].astype(np.float32)
+    return {"regions": boxes[chosen].reshape(-1, 4), "similarity": kept,
+            "region_scores": np.clip(1.0 - kept, 0, 1).astype(np.float32)}
