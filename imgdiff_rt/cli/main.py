@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
 from .. import __version__
 from ..errors import ImgDiffError
+
+
+# The CLI reports its own progress; library progress bars (Hugging Face weight loading) would only add noise
+# to stderr. setdefault: a user who wants them sets the variable.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class _Group(click.Group):

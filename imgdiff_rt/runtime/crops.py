@@ -108,7 +108,7 @@ class ImagePreprocessor:
         return cls(processor, image_size)
 
     def __call__(self, images: list[np.ndarray]) -> np.ndarray:
-        pixels = self.processor(images=[np.ascontiguousarray(i) for i in images], return_tensors="np")
+        pixels = self.processor(images=[np.require(i, requirements=("C", "W")) for i in images], return_tensors="np")
         out = np.ascontiguousarray(pixels["pixel_values"], dtype=np.float32)
         if out.shape[-2:] != (self.image_size, self.image_size):
             # The processor config and the exported graph disagree: the bundle is inconsistent.
