@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +32,16 @@ def flat(h: int = 200, w: int = 300, colour=(128, 128, 128)) -> np.ndarray:
 def save(path: Path, arr: np.ndarray, **kw) -> Path:
     Image.fromarray(arr).save(path, **kw)
     return path
+
+
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+#: TensorRT tests run only where the tensorrt package and a CUDA GPU both exist.
+HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None and _has_cuda()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 
 import numpy as np
 import pytest
@@ -11,18 +10,7 @@ from imgdiff_rt.errors import ModelError, SpecLayoutError, UsageError
 from imgdiff_rt.export.bundle import Bundle
 from imgdiff_rt.runtime import session as S
 from runtime_bundles import registered_segmenter_bundle, tiny_runtime_bundle
-
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
-HAVE_TRT = importlib.util.find_spec("tensorrt") is not None and _has_cuda()
+from helpers import HAVE_TENSORRT
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +103,7 @@ def test_registered_segmenter_has_file_names_mapped_and_no_torch_module(shared_m
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not HAVE_TRT, reason="needs TensorRT and a CUDA GPU (CI has neither)")
+@pytest.mark.skipif(not HAVE_TENSORRT, reason="needs TensorRT and a CUDA GPU (CI has neither)")
 def test_tensorrt_engine_matches_onnx_and_rejects_shapes_outside_the_profile(tmp_path):
     from imgdiff_rt.export.build import ExportOptions, run_export
 

@@ -3,7 +3,6 @@ and, where TensorRT and a CUDA GPU exist, real engine builds."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 
 import pytest
@@ -11,18 +10,8 @@ import pytest
 from imgdiff_rt.errors import EngineIncompatibleError, TensorRTUnavailableError, UsageError
 from imgdiff_rt.export import tensorrt_engine as T
 from imgdiff_rt.export.specs import get_spec
+from helpers import HAVE_TENSORRT
 
-
-def _has_cuda() -> bool:
-    try:
-        import torch
-
-        return torch.cuda.is_available()
-    except ImportError:
-        return False
-
-
-HAVE_TRT = importlib.util.find_spec("tensorrt") is not None and _has_cuda()
 
 SEG = get_spec("segmenter").bind(num_outputs=37, num_classes=1)
 
@@ -131,7 +120,7 @@ def tiny_segmenter_onnx(tmp_path_factory):
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not HAVE_TRT, reason="needs the tensorrt package and a CUDA GPU")
+@pytest.mark.skipif(not HAVE_TENSORRT, reason="needs the tensorrt package and a CUDA GPU")
 def test_fp16_engine_build_with_timing_cache(tiny_segmenter_onnx, tmp_path):
     onnx_path, spec = tiny_segmenter_onnx
     cache = tmp_path / "timing.cache"
@@ -147,7 +136,7 @@ def test_fp16_engine_build_with_timing_cache(tiny_segmenter_onnx, tmp_path):
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not HAVE_TRT, reason="needs the tensorrt package and a CUDA GPU")
+@pytest.mark.skipif(not HAVE_TENSORRT, reason="needs the tensorrt package and a CUDA GPU")
 def test_int8_engine_from_calibrated_qdq(tiny_segmenter_onnx, tmp_path):
     from imgdiff_rt.export.quantize import quantize_static_qdq, segmenter_calibration_feeds
 

@@ -19,16 +19,14 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 from .. import __version__
-from ..errors import BundleNotFoundError, ModelError, OutputError
+from ..errors import BundleNotFoundError, ModelError
+from ..files import link_or_copy, staged_folder
 from .specs import ModelSpec, get_spec
 
 SCHEMA = "imgdiff-rt/bundle/v1"
@@ -181,41 +179,15 @@ def carry_over(previous: Bundle, staging: Path, relpath: str) -> None:
     src, dst = previous.root / relpath, staging / relpath
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.is_dir():
-        shutil.copytree(src, dst, copy_function=_link_or_copy, dirs_exist_ok=True)
+        shutil.copytree(src, dst, copy_function=link_or_copy, dirs_exist_ok=True)
     else:
-        _link_or_copy(src, dst)
+        link_or_copy(src, dst)
 
 
-def _link_or_copy(src, dst) -> None:
-    if os.path.exists(dst) and os.path.samefile(src, dst):
-        return  # already carried over (two manifest sections may share a folder)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+def staged_bundle(target: str | Path):
+    """An empty folder beside ``target`` that replaces it on success; a failed export leaves ``target`` intact.
+    An existing non-empty folder without a manifest is not ours to replace."""
+    def replaceable(t: Path) -> bool:
+        return (t / MANIFEST).is_file() or not any(t.iterdir())
 
-
-@contextmanager
-def staged_bundle(target: str | Path) -> Iterator[Path]:
-    """Yield an empty folder beside ``target``; on success it replaces ``target`` (old bundle removed),
-    on any exception it is deleted and ``target`` stays exactly as it was."""
-    target = Path(target).expanduser().resolve()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-    except OSError as e:
-        raise OutputError(f"cannot write a bundle beside {target}: {e}") from None
-    try:
-        yield staging
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if target.exists() and not (target / MANIFEST).is_file() and any(target.iterdir()):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise OutputError(f"{target} exists and is not a bundle (no {MANIFEST}); choose another --out")
-    os.chmod(staging, 0o755)  # mkdtemp makes it private; a bundle is ordinary shared data
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, retired)  # two renames: the target is never half-written
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    return staged_folder(target, f"a model bundle (no {MANIFEST})", replaceable)

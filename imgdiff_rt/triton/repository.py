@@ -13,12 +13,11 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from ..errors import OutputError, UsageError
+from ..errors import UsageError
+from ..files import link_or_copy, staged_folder
 from ..export.bundle import MANIFEST, Bundle
 from ..export.specs import ModelSpec, get_spec, segmenter_num_outputs
 from ..runtime.detect import SegmentConfig
@@ -58,14 +57,6 @@ def _precision_for(bundle: Bundle, name: str, precision: str) -> str | None:
         return precision
     found = [e["precision"] for e in bundle.entries.values() if e.get("spec") == name and e["format"] == "onnx"]
     return "fp32" if "fp32" in found else (found[0] if found else None)
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
 
 
 def _write(path: Path, text: str) -> None:
@@ -117,14 +108,8 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
             if need not in specs:
                 raise UsageError(f"bundle {bundle.root} has no {need} graph; the detection ensemble needs it")
     params = glue_params(specs, opts, clip_folder, segment)
-    out = Path(out).expanduser().resolve()
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    except OSError as e:
-        raise OutputError(f"cannot write a Triton repository at {out}: {e}") from None
     written: dict[str, list[str]] = {}
-    try:
+    with staged_folder(out, "a Triton model repository") as staging:
         for name, spec in specs.items():
             d = staging / name
             _write(d / "config.pbtxt", _HEADER + graph_config(spec, opts, params, names.get(name)))
@@ -133,12 +118,12 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
             if platform == "python":
                 _write(version / "model.py", _model_py("OnnxGraphModel", f"{name} graph on ONNX Runtime"))
             if weights and platform in ("python", "onnxruntime"):
-                _link_or_copy(files[name], version / "model.onnx")
+                link_or_copy(files[name], version / "model.onnx")
             elif weights and platform == "tensorrt":
                 engine = bundle.find(name, "engine", "fp16") or bundle.find(name, "engine", precision)
                 if engine:
-                    _link_or_copy(bundle.root / engine["file"], version / "model.plan")
-                _link_or_copy(files[name], d / "model.onnx")  # the entrypoint builds a missing engine from it
+                    link_or_copy(bundle.root / engine["file"], version / "model.plan")
+                link_or_copy(files[name], d / "model.onnx")  # the entrypoint builds a missing engine from it
                 _write(d / "spec.json", json.dumps({"spec": name, "sizes": dict(spec.sizes),
                                                     "max_batch": graph_max_batch(spec, opts, params)}, indent=1))
             written[name] = sorted(p.name for p in version.iterdir())
@@ -159,15 +144,6 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
                 _caption_bundle(bundle, d / "1" / "bundle")
             written["imgdiff_caption"] = sorted(p.name for p in (d / "1").iterdir())
         _write(staging / "README.md", _readme(bundle, platform, weights))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    os.chmod(staging, 0o755)
-    retired = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, retired)
-    os.replace(staging, out)
-    shutil.rmtree(retired, ignore_errors=True)
     return written
 
 
@@ -180,14 +156,7 @@ def _caption_bundle(bundle: Bundle, dst: Path) -> None:
     shutil.copy2(bundle.root / MANIFEST, dst / MANIFEST)
     gen = bundle.manifest.get("generation", {}).get("blip", {})
     target = dst / gen.get("path", "blip")
-    shutil.copytree(folder, target, copy_function=_link_hard)
-
-
-def _link_hard(src, dst) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    shutil.copytree(folder, target, copy_function=link_or_copy)
 
 
 def _readme(bundle: Bundle | None, platform: str, weights: bool) -> str:
