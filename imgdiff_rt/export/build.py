@@ -181,7 +181,7 @@ def _export_hf_family(run: _Run, family: str, source: str | None) -> None:
                 if captioner:
                     session = ort_session(run.staging / rel)
                     parity["generation"] = caption_parity(
-                        loaded, spec, lambda x, s=session: s.run(None, {"pixel_values": x})[0],
+                        loaded, spec, lambda x, s=session: s.run(None, {spec.input_names[0]: x})[0],
                         max_new_tokens=run.opts.caption_tokens)
                 run.say(f"  {spec.name}: parity ok ({_parity_line(parity)})")
                 run.add_entry(spec, key, fmt, precision, fp, src, time.perf_counter() - t, parity=parity)
@@ -194,7 +194,7 @@ def _export_hf_family(run: _Run, family: str, source: str | None) -> None:
                 if captioner:
                     session = ort_session(run.staging / rel)
                     accuracy["generation"] = caption_parity(
-                        loaded, spec, lambda x, s=session: s.run(None, {"pixel_values": x})[0],
+                        loaded, spec, lambda x, s=session: s.run(None, {spec.input_names[0]: x})[0],
                         max_new_tokens=run.opts.caption_tokens, require_exact=False)
                 run.say(f"  {spec.name}: int8 accuracy {_accuracy_line(accuracy)}")
                 run.add_entry(spec, key, fmt, precision, fp, src, time.perf_counter() - t,

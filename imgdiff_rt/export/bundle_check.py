@@ -51,7 +51,7 @@ def _check_fp32(bundle: Bundle, key: str, entry: dict, cache: dict) -> dict:
         from .captioning import caption_parity
 
         session = ort_session(path)
-        result["generation"] = caption_parity(loaded, spec, lambda x: session.run(None, {"pixel_values": x})[0],
+        result["generation"] = caption_parity(loaded, spec, lambda x: session.run(None, {spec.input_names[0]: x})[0],
                                               seed=1)
     return result
 

@@ -90,7 +90,7 @@ def token_agreement(a: list[list[int]], b: list[list[int]]) -> float:
 def caption_parity(loaded: LoadedModel, spec: ModelSpec, encoder: Callable[[np.ndarray], np.ndarray], *,
                    batch: int = 2, seed: int = 0, max_new_tokens: int = 12, require_exact: bool = True) -> dict:
     """Greedy ids with the exported encoder vs pure PyTorch; ParityError unless identical (fp32)."""
-    pixels = spec.dummy_inputs(batch, rng=seed)["pixel_values"]
+    pixels = spec.dummy_inputs(batch, rng=seed)[spec.input_names[0]]
     ref = greedy_ids(loaded, pixels, max_new_tokens, seed=seed)
     got = greedy_ids(loaded, pixels, max_new_tokens, encoder=encoder, seed=seed)
     result = {"batch": batch, "seed": seed, "max_new_tokens": max_new_tokens,

@@ -86,9 +86,13 @@ class ModelDetector:
             self.segmenter.close()
             raise
         self.num_classes = int(self.segmenter.spec.sizes.get("num_classes", 1))
-        self.imgsz = self.config.imgsz or self.segmenter.fixed_dim("images", 2) or \
+        # tensor names from the specs, never restated here
+        (self._seg_in,), (self._preds, self._protos) = self.segmenter.spec.input_names, \
+            self.segmenter.spec.output_names
+        self._clip_in, self._clip_out = self.clip.spec.input_names[0], self.clip.spec.output_names[0]
+        self.imgsz = self.config.imgsz or self.segmenter.fixed_dim(self._seg_in, 2) or \
             int(self.segmenter.spec.sizes.get("imgsz", 640))
-        self.fixed_batch = self.segmenter.fixed_dim("images", 0)
+        self.fixed_batch = self.segmenter.fixed_dim(self._seg_in, 0)
         self.clip_size = int(self.clip.spec.sizes["image_size"])
         self.clip_batch = int(self.clip.spec.max_batch)
         self.mean, self.std = clip_norm_from(self.bundle.root / "clip")
@@ -112,9 +116,9 @@ class ModelDetector:
         step = self.fixed_batch or len(images)
         preds, protos = [], []
         for i in range(0, len(images), step):
-            out = self.segmenter.run({"images": batch[i:i + step]})
-            preds.append(out["preds"])
-            protos.append(out["protos"])
+            out = self.segmenter.run({self._seg_in: batch[i:i + step]})
+            preds.append(out[self._preds])
+            protos.append(out[self._protos])
         return decode_batch(np.concatenate(preds), np.concatenate(protos), self.num_classes, boxes,
                             conf=self.config.conf, iou=self.config.iou)
 
@@ -122,7 +126,7 @@ class ModelDetector:
         if not crops:
             return np.zeros((0, int(self.clip.spec.sizes.get("embed_dim", 1))), np.float32)
         pixels = clip_pixels(crops, self.clip_size, self.mean, self.std)
-        return np.concatenate([self.clip.run({"pixel_values": pixels[i:i + self.clip_batch]})["image_embeds"]
+        return np.concatenate([self.clip.run({self._clip_in: pixels[i:i + self.clip_batch]})[self._clip_out]
                                for i in range(0, len(pixels), self.clip_batch)])
 
     def _left(self, left: np.ndarray) -> tuple[_LeftCache, bool]:

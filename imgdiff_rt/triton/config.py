@@ -13,7 +13,7 @@ from typing import Mapping
 
 from ..errors import UsageError
 from ..export.specs import ModelSpec, TensorSpec
-from .glue import GLUE, GlueParams
+from .glue import CLIP_IN, CLIP_OUT, GLUE, PREDS, PROTOS, SEG_IN, GlueParams
 
 PLATFORMS = ("onnxruntime", "tensorrt", "python")
 #: numpy dtype name -> Triton data type
@@ -149,10 +149,10 @@ def ensemble_config(segmenter: ModelSpec, clip: ModelSpec, names: Mapping[str, M
     clip_in, clip_out = clip.inputs[0].name, clip.outputs[0].name
     steps = [
         _step("preprocess", same(GLUE["preprocess"][0]), same(GLUE["preprocess"][1])),
-        _step(segmenter.name, {seg.get(seg_in, seg_in): "images"},
-              {seg.get(preds, preds): "preds", seg.get(protos, protos): "protos"}),
+        _step(segmenter.name, {seg.get(seg_in, seg_in): SEG_IN},
+              {seg.get(preds, preds): PREDS, seg.get(protos, protos): PROTOS}),
         _step("proposals", same(GLUE["proposals"][0]), same(GLUE["proposals"][1])),
-        _step(clip.name, {cl.get(clip_in, clip_in): "pixel_values"}, {cl.get(clip_out, clip_out): "image_embeds"}),
+        _step(clip.name, {cl.get(clip_in, clip_in): CLIP_IN}, {cl.get(clip_out, clip_out): CLIP_OUT}),
         _step("filter", same(GLUE["filter"][0]), same(GLUE["filter"][1])),
     ]
     body = {"name": "imgdiff_detect", "platform": "ensemble", "max_batch_size": 0,

@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputError
-from ..export.specs import TensorSpec
+from ..export.specs import TensorSpec, get_spec
 from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from ..runtime import clip_filter as F
 from ..runtime.detect import MAX_CANDIDATES
@@ -23,25 +23,29 @@ from ..runtime.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather
 from ..runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, box_iou, decode_batch
 
 T = TensorSpec
+# The glue tensors that feed or read a graph carry that graph's spec names (the ensemble wires them through).
+_SEGMENTER, _CLIP_IMAGE = get_spec("segmenter"), get_spec("clip_image")
+SEG_IN, (PREDS, PROTOS) = _SEGMENTER.input_names[0], _SEGMENTER.output_names
+CLIP_IN, CLIP_OUT = _CLIP_IMAGE.input_names[0], _CLIP_IMAGE.output_names[0]
 IMAGE_BYTES = "encoded image file (PNG, JPEG, ...) as a uint8 vector"
 
 #: model name -> (inputs, outputs); dims are full shapes (these models do not batch: max_batch_size 0)
 GLUE: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
     "preprocess": (
         (T("left_image", "uint8", ("bytes",), IMAGE_BYTES), T("right_image", "uint8", ("bytes",), IMAGE_BYTES)),
-        (T("images", "float32", (2, 3, "imgsz", "imgsz"), "segmenter input: both images letterboxed"),
+        (T(SEG_IN, "float32", (2, 3, "imgsz", "imgsz"), "segmenter input: both images letterboxed"),
          T("letterbox", "float32", (2, 5), "per image: ratio, left, top, width, height"),
          T("pair_rgb", "uint8", (2, "height", "width", 3), "left, and right at the left's size"))),
     "proposals": (
-        (T("preds", "float32", (2, "num_outputs", "num_anchors")),
-         T("protos", "float32", (2, 32, "proto_h", "proto_w")),
+        (T(PREDS, "float32", (2, "num_outputs", "num_anchors")),
+         T(PROTOS, "float32", (2, 32, "proto_h", "proto_w")),
          T("letterbox", "float32", (2, 5)), T("pair_rgb", "uint8", (2, "height", "width", 3))),
-        (T("pixel_values", "float32", ("crops", 3, "image_size", "image_size"),
+        (T(CLIP_IN, "float32", ("crops", 3, "image_size", "image_size"),
            "left crops then right crops (one padding row when there is no box)"),
          T("boxes", "int64", ("boxes", 4), "candidate boxes, xyxy left-image pixels"),
          T("box_scores", "float32", ("boxes",)))),
     "filter": (
-        (T("image_embeds", "float32", ("crops", "embed_dim")), T("boxes", "int64", ("boxes", 4)),
+        (T(CLIP_OUT, "float32", ("crops", "embed_dim")), T("boxes", "int64", ("boxes", 4)),
          T("box_scores", "float32", ("boxes",))),
         (T("regions", "int64", ("regions", 4), "kept boxes, least similar first"),
          T("similarity", "float32", ("regions",), "CLIP cosine of the two crops"),
@@ -121,7 +125,7 @@ def preprocess_step(left: np.ndarray, right: np.ndarray, p: GlueParams) -> dict[
     images = decode_pair(left, right, p.max_pixels)
     batch, boxes = letterbox_batch([images.left, images.right], p.imgsz)
     lb = np.array([[b.ratio, b.left, b.top, b.width, b.height] for b in boxes], np.float32)
-    return {"images": batch, "letterbox": lb, "pair_rgb": np.stack([images.left, images.right])}
+    return {SEG_IN: batch, "letterbox": lb, "pair_rgb": np.stack([images.left, images.right])}
 
 
 def _letterboxes(rows: np.ndarray) -> list[Letterbox]:
@@ -137,7 +141,7 @@ def proposals_step(preds, protos, letterbox, pair_rgb, p: GlueParams) -> dict[st
                                      min_area_fraction=p.min_area_fraction, iou=p.dedup_iou,
                                      limit=p.max_candidates)
     crops = crop_pairs(left, right, boxes) or [np.zeros((1, 1, 3), np.uint8)]
-    return {"pixel_values": clip_pixels(crops, p.clip_image_size, p.clip_mean, p.clip_std),
+    return {CLIP_IN: clip_pixels(crops, p.clip_image_size, p.clip_mean, p.clip_std),
             "boxes": boxes.astype(np.int64).reshape(-1, 4), "box_scores": scores.astype(np.float32)}
 
 

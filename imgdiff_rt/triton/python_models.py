@@ -76,12 +76,12 @@ class PreprocessModel(_GlueModel):
 
 class ProposalsModel(_GlueModel):
     def compute(self, x):
-        return glue.proposals_step(x["preds"], x["protos"], x["letterbox"], x["pair_rgb"], self.params)
+        return glue.proposals_step(x[glue.PREDS], x[glue.PROTOS], x["letterbox"], x["pair_rgb"], self.params)
 
 
 class FilterModel(_GlueModel):
     def compute(self, x):
-        return glue.filter_step(x["image_embeds"], x["boxes"], x["box_scores"], self.params)
+        return glue.filter_step(x[glue.CLIP_OUT], x["boxes"], x["box_scores"], self.params)
 
 
 class OnnxGraphModel(_Base):
