@@ -79,7 +79,7 @@ def test_bench_command_writes_results_report_and_plot(clip_bundle, tmp_path):
 
 
 def test_graph_work_counts_vit_matmuls(clip_bundle):
-    from imgdiff_rt.export.bundle import Bundle
+    from imgdiff_rt.models.bundle import Bundle
 
     bundle = Bundle.load(clip_bundle)
     size = bundle.spec("clip_image").sizes["image_size"]

@@ -11,7 +11,7 @@ import pytest
 
 from imgdiff_rt.errors import CaptionerUnavailableError, ModelError, UsageError
 from imgdiff_rt.export.build import ExportOptions, run_export
-from imgdiff_rt.export.bundle import Bundle
+from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.pipeline import PairImages
 from imgdiff_rt.result import Region, Result
 from imgdiff_rt.runtime.blip_captioner import BlipCaptioner, ClipTextSimilarity, ExactTextMatch

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from imgdiff_rt.errors import ModelError, UsageError
 from imgdiff_rt.export import build as build_mod
 from imgdiff_rt.export.build import ExportOptions, run_export
-from imgdiff_rt.export.bundle import SCHEMA, Bundle, sha256_file
+from imgdiff_rt.models.bundle import SCHEMA, Bundle, sha256_file
 from imgdiff_rt.export.bundle_check import check_bundle
 from imgdiff_rt.export.hf_tokenizers import SYNTHETIC_MARKER
 
@@ -210,6 +210,6 @@ def test_cli_tiny_export_and_check(tmp_path):
 
 
 def test_family_specs_cover_every_spec():
-    from imgdiff_rt.export.specs import SPECS
+    from imgdiff_rt.models.specs import SPECS
 
     assert {s for specs in build_mod.FAMILY_SPECS.values() for s in specs} == set(SPECS)

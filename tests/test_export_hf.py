@@ -17,7 +17,7 @@ from imgdiff_rt.export.onnx_export import (
     ort_session,
     read_metadata,
 )
-from imgdiff_rt.export.specs import SPECS, get_spec
+from imgdiff_rt.models.specs import SPECS, get_spec
 
 
 def _tiny_hf(family: str, spec_name: str):

@@ -16,7 +16,7 @@ pytest.importorskip("onnxruntime")
 from imgdiff_rt.errors import QuantizationError, UsageError  # noqa: E402
 from imgdiff_rt.export import quantize as Q  # noqa: E402
 from imgdiff_rt.export.segmenter import export_segmenter  # noqa: E402
-from imgdiff_rt.export.specs import get_spec  # noqa: E402
+from imgdiff_rt.models.specs import get_spec  # noqa: E402
 from imgdiff_rt.runtime.preprocess import LETTERBOX_PAD  # noqa: E402
 
 IMGSZ = 64

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgdiff_rt.export.bundle import Bundle
+from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.runtime import clip_filter as F
 from imgdiff_rt.runtime.preprocess import clip_pixels, letterbox, letterbox_batch
 from imgdiff_rt.runtime.proposals import crop_pairs, gather_proposals

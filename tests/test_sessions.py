@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.errors import ModelError, SpecLayoutError, UsageError
-from imgdiff_rt.export.bundle import Bundle
+from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.runtime import session as S
 from runtime_bundles import registered_segmenter_bundle, tiny_runtime_bundle
 from helpers import HAVE_TENSORRT

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.errors import SpecLayoutError, UnknownSpecError, UsageError
-from imgdiff_rt.export.specs import (
+from imgdiff_rt.models.specs import (
     DERIVED_SYMBOLS,
     DYNAMIC_SYMBOLS,
     SPECS,

@@ -9,7 +9,7 @@ import pytest
 
 from imgdiff_rt.errors import EngineIncompatibleError, TensorRTUnavailableError, UsageError
 from imgdiff_rt.export import tensorrt_engine as T
-from imgdiff_rt.export.specs import get_spec
+from imgdiff_rt.models.specs import get_spec
 from helpers import HAVE_TENSORRT
 
 

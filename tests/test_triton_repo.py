@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imgdiff_rt.export.specs import SPECS
+from imgdiff_rt.models.specs import SPECS
 from imgdiff_rt.triton.config import NUMPY_DTYPES, Options, render
 from imgdiff_rt.triton.glue import GLUE
 from imgdiff_rt.triton.repository import write_repository

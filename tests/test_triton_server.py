@@ -87,7 +87,7 @@ def _check_regions(out: dict, regions) -> None:
 def test_glue_chain_without_server_matches_in_process(tiny_bundle, inproc):
     import onnxruntime as ort
 
-    from imgdiff_rt.export.bundle import Bundle
+    from imgdiff_rt.models.bundle import Bundle
 
     bundle = Bundle.load(tiny_bundle)
     specs = {n: bundle.spec(n) for n in ("segmenter", "clip_image")}

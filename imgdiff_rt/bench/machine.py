@@ -54,7 +54,7 @@ def gpu_info() -> dict | None:
 
 
 def library_versions() -> dict[str, str]:
-    from ..export.bundle import library_versions as installed_versions
+    from ..models.bundle import library_versions as installed_versions
 
     return installed_versions(_LIBRARIES)
 

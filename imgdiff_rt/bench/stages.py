@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ImgDiffError, UsageError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from .harness import Workload
 
 STAGES = ("segment", "clip", "caption", "detect", "pipeline")

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UsageError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from . import harness, stages, work
 from .machine import machine_info, measure_peak_flops
 from .stats import paired_ratios

@@ -72,7 +72,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
     """
     from ..bench import BenchConfig, run_suite
     from ..bench.suite import estimate_seconds, plan_cells
-    from ..export.bundle import default_bundle_dir
+    from ..models.bundle import default_bundle_dir
 
     cfg = BenchConfig(models=str(models or default_bundle_dir()), out=out, backends=_names(backends),
                       stages=_names(stages), batches=_ints(batch, "batch"), imgsz=_ints(imgsz, "imgsz"),

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import click
 
 from ..errors import UsageError
-from ..export.bundle import MANIFEST, default_bundle_dir
+from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
 from ..runtime.clip_filter import parse_pair_gate

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelError, UsageError
-from . import bundle as B
-from .specs import get_spec
+from ..models import bundle as B
+from ..models.specs import get_spec
 
 Progress = Callable[[str], None]
 FAMILY_SPECS = {"segmenter": ("segmenter",), "clip": ("clip_image", "clip_text"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ImgDiffError, ModelError
-from .bundle import Bundle, sha256_file
+from ..models.bundle import Bundle, sha256_file
 
 Progress = Callable[[str], None]
 

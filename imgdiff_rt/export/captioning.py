@@ -14,7 +14,7 @@ import torch
 from ..errors import ParityError, UsageError
 from .hf_models import BLIP_NORM, CLIP_NORM, LoadedModel
 from .hf_tokenizers import SYNTHETIC_MARKER
-from .specs import ModelSpec
+from ..models.specs import ModelSpec
 
 _GREEDY = dict(do_sample=False, num_beams=1)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError, WeightsUnavailableError
-from .specs import ModelSpec, get_spec
+from ..models.specs import ModelSpec, get_spec
 
 DEFAULT_CLIP = "openai/clip-vit-base-patch32"
 DEFAULT_BLIP = "Salesforce/blip-image-captioning-base"

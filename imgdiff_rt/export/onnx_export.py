@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ModelError, ParityError
-from .specs import ModelSpec
+from ..models.specs import ModelSpec
 
 # ONNX TensorProto element type -> numpy dtype name (the ones specs use, plus a few for layout checks).
 _ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16",

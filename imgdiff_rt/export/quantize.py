@@ -62,7 +62,7 @@ def segmenter_calibration_feeds(imgsz: int, images: Iterable[np.ndarray] | None 
 
     ``images`` defaults to scikit-image's photos; ``paths`` adds image files or folders (e.g. levir-cd A/B).
     """
-    from .specs import get_spec
+    from ..models.specs import get_spec
 
     name = input_name or get_spec("segmenter").input_names[0]
     pictures = list(sample_photos() if images is None else images)

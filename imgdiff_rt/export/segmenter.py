@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..errors import SpecLayoutError, UsageError, WeightsUnavailableError
-from .specs import SEGMENTER_NUM_MASKS, SEGMENTER_STRIDES, ModelSpec, get_spec, segmenter_num_outputs
+from ..models.specs import SEGMENTER_NUM_MASKS, SEGMENTER_STRIDES, ModelSpec, get_spec, segmenter_num_outputs
 
 #: Ultralytics' width/depth scale for ``tiny``: YOLOv8 layout at 1/8 width (about 0.43 M parameters).
 TINY_SCALE = (0.33, 0.125, 256)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from ..errors import EngineBuildError, EngineIncompatibleError, TensorRTUnavailableError, UsageError
-from .specs import ModelSpec
+from ..models.specs import ModelSpec
 
 PRECISIONS = ("fp32", "fp16", "int8")
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}

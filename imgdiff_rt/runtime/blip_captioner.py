@@ -19,7 +19,7 @@ import numpy as np
 
 from ..describe import position_words, summary_line
 from ..errors import UsageError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from ..result import Result
 from . import captioning as C
 from .crops import ImagePreprocessor, region_crops

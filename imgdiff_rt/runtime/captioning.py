@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import CaptionerUnavailableError, UsageError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from ..result import Result
 
 CAPTIONERS = ("none", "blip", "llava")

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ModelError, UsageError
-from ..export.bundle import Bundle
+from ..limits import MAX_REGIONS, check_count, check_fraction, check_number
+from ..models.bundle import Bundle
 from ..result import Region
 from . import clip_filter as F
 from .preprocess import clip_norm_from, clip_pixels, letterbox_batch
@@ -44,14 +45,20 @@ class SegmentConfig:
     max_candidates: int = MAX_CANDIDATES
 
     def __post_init__(self) -> None:
-        if not 0 <= self.conf < 1 or not 0 < self.iou <= 1:
-            raise UsageError("segmenter conf must be in [0, 1) and iou in (0, 1]")
-        if self.max_proposals < 1:
-            raise UsageError("--max-proposals must be at least 1")
-        if not -1 <= self.clip_threshold <= 1:
-            raise UsageError("--clip-threshold must be a cosine in [-1, 1]")
-        if self.imgsz is not None and (self.imgsz < 32 or self.imgsz % 32):
-            raise UsageError("segmenter input size must be a positive multiple of 32")
+        check_fraction("conf", self.conf, hi_open=True)
+        check_fraction("iou", self.iou, lo_open=True)
+        check_fraction("min_area_fraction", self.min_area_fraction, hi_open=True)
+        check_fraction("dedup_iou", self.dedup_iou, lo_open=True)
+        check_count("max_proposals", self.max_proposals, 1, MAX_REGIONS)
+        check_count("max_candidates", self.max_candidates, 1)
+        check_number("clip_threshold (a cosine)", self.clip_threshold, -1.0, 1.0)
+        if self.pair_gate is not None:
+            for bound in self.pair_gate:
+                check_number("pair_gate (cosines)", bound, -1.0, 1.0)
+        if self.imgsz is not None:
+            check_count("imgsz", self.imgsz, 32, 4096)
+            if self.imgsz % 32:
+                raise UsageError(f"imgsz (segmenter input size) must be a multiple of 32, got {self.imgsz}")
 
     def to_settings(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

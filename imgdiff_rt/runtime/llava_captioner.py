@@ -16,7 +16,7 @@ import numpy as np
 
 from ..describe import position_words, summary_line
 from ..errors import ModelError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from ..imgdiff_format import QUESTION
 from ..result import Result
 from . import captioning as C

@@ -1,6 +1,6 @@
 """One small inference interface over every backend: ``Session.run({input: array}) -> {output: array}``.
 
-Names are always the spec's names (``export/specs.py``); a backend whose file uses other names (a registered
+Names are always the spec's names (``models/specs.py``); a backend whose file uses other names (a registered
 foreign segmenter ONNX) translates through ``Bundle.tensor_names``. Backends register in ``BACKENDS`` with
 ``@register_backend(name)`` (Polygraphy-runner / Ultralytics-backend-map style); tests register fakes the
 same way, and the Triton issue adds ``triton`` here.
@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ModelError, SpecLayoutError, UsageError
-from ..export.bundle import Bundle
-from ..export.specs import ModelSpec
+from ..models.bundle import Bundle
+from ..models.specs import ModelSpec
 
 PRECISIONS = ("fp32", "int8", "fp16")
 

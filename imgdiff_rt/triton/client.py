@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import TritonModelNotReadyError, TritonRequestError, TritonUnavailableError, UsageError
-from ..export.bundle import Bundle
+from ..models.bundle import Bundle
 from ..runtime.session import Session, entry_input_shapes, register_backend
 from .config import TRITON_DTYPES, WIRE_DTYPES
 from .glue import DETECT_INPUTS, DETECT_OUTPUTS, GLUE

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ..errors import UsageError
-from ..export.specs import ModelSpec, TensorSpec
+from ..models.specs import ModelSpec, TensorSpec
 from .glue import CLIP_IN, CLIP_OUT, GLUE, PREDS, PROTOS, SEG_IN, GlueParams
 
 PLATFORMS = ("onnxruntime", "tensorrt", "python")

@@ -19,7 +19,7 @@ def missing_engines(repo: str | Path) -> list[Path]:
 
 
 def build_missing(repo: str | Path, log=print) -> list[Path]:
-    from ..export.specs import get_spec
+    from ..models.specs import get_spec
     from ..export.tensorrt_engine import build_engine
 
     built = []

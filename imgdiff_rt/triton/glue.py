@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputError
-from ..export.specs import TensorSpec, get_spec
+from ..models.specs import TensorSpec, get_spec
 from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from ..runtime import clip_filter as F
 from ..runtime.detect import MAX_CANDIDATES

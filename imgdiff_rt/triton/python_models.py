@@ -153,7 +153,7 @@ class CaptionModel(_Base):
     loop). Captions the left and right crop of each given region, as ``BlipCaptioner`` does in-process."""
 
     def setup(self) -> None:
-        from ..export.bundle import Bundle
+        from ..models.bundle import Bundle
 
         family = self.parameters.get("family", "blip")
         bundle = Bundle.load(self.version_dir / "bundle")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ..errors import UsageError
 from ..files import link_or_copy, staged_folder
-from ..export.bundle import MANIFEST, Bundle
-from ..export.specs import ModelSpec, get_spec, segmenter_num_outputs
+from ..models.bundle import MANIFEST, Bundle
+from ..models.specs import ModelSpec, get_spec, segmenter_num_outputs
 from ..runtime.detect import SegmentConfig
 from ..runtime.preprocess import clip_norm_from
 from .config import Options, ensemble_config, glue_config, graph_config, graph_max_batch

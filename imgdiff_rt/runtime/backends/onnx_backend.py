@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ModelError
-from ...export.bundle import Bundle
+from ...models.bundle import Bundle
 from ..session import Session, entry_input_shapes, register_backend
 
 #: preferred order; only those the installed onnxruntime offers are used

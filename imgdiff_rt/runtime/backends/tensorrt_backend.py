@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import ModelError, SpecLayoutError
-from ...export.bundle import Bundle
+from ...models.bundle import Bundle
 from ..session import Session, entry_input_shapes, register_backend
 
 ENGINE_PRECISIONS = ("fp16", "fp32", "int8")

@@ -10,7 +10,7 @@ import logging
 import numpy as np
 
 from ...errors import ModelError
-from ...export.bundle import Bundle
+from ...models.bundle import Bundle
 from ..session import Session, register_backend
 
 _SPEC_FAMILY = {"segmenter": "segmenter", "clip_image": "clip", "clip_text": "clip", "blip_vision": "blip",

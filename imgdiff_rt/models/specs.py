@@ -85,6 +85,7 @@ class ModelSpec:
     """One exported graph. Small and flat on purpose: no inheritance, one record per graph."""
 
     name: str
+    family: str  # which model family's PyTorch module this graph comes from (FAMILIES)
     doc: str
     inputs: tuple  # tuple[TensorSpec, ...]
     outputs: tuple  # tuple[TensorSpec, ...]
@@ -254,6 +255,7 @@ def _image_profile(opt_batch: int) -> dict:
 
 SEGMENTER = ModelSpec(
     name="segmenter",
+    family="segmenter",
     doc="YOLOv8-seg / FastSAM: RGB images in 0..1 -> raw box/score/mask-coefficient predictions + mask "
         "prototypes (no NMS in the graph).",
     inputs=(TensorSpec("images", "float32", ("batch", 3, "height", "width"), "RGB, 0..1, sides % 32 == 0"),),
@@ -273,6 +275,7 @@ SEGMENTER = ModelSpec(
 
 CLIP_IMAGE = ModelSpec(
     name="clip_image",
+    family="clip",
     doc="CLIP vision tower + visual projection; image_embeds are L2-normalised (cosine = dot product).",
     inputs=(TensorSpec("pixel_values", "float32", _BATCH_IMAGE, "CLIP-normalised RGB"),),
     outputs=(TensorSpec("image_embeds", "float32", ("batch", "embed_dim"), "L2-normalised"),),
@@ -285,6 +288,7 @@ CLIP_IMAGE = ModelSpec(
 
 CLIP_TEXT = ModelSpec(
     name="clip_text",
+    family="clip",
     doc="CLIP text tower + text projection; rows padded to text_len; text_embeds are L2-normalised.",
     inputs=(TensorSpec("input_ids", "int64", ("batch", "text_len")),
             TensorSpec("attention_mask", "int64", ("batch", "text_len"))),
@@ -299,6 +303,7 @@ CLIP_TEXT = ModelSpec(
 
 BLIP_VISION = ModelSpec(
     name="blip_vision",
+    family="blip",
     doc="BLIP vision transformer: last_hidden_state, the encoder_hidden_states the BLIP text decoder "
         "cross-attends to during generation (which stays in PyTorch).",
     inputs=(TensorSpec("pixel_values", "float32", _BATCH_IMAGE, "BLIP-normalised RGB"),),
@@ -312,6 +317,7 @@ BLIP_VISION = ModelSpec(
 
 LLAVA_VISION = ModelSpec(
     name="llava_vision",
+    family="llava",
     doc="LLaVA vision tower (features at the configured layer, CLS dropped per the select strategy) + "
         "multi_modal_projector: the image features that replace the <image> tokens in the LLM input.",
     inputs=(TensorSpec("pixel_values", "float32", _BATCH_IMAGE, "CLIP-normalised RGB"),),
@@ -326,6 +332,15 @@ LLAVA_VISION = ModelSpec(
 SPECS: Mapping[str, ModelSpec] = MappingProxyType(
     {s.name: s for s in (SEGMENTER, CLIP_IMAGE, CLIP_TEXT, BLIP_VISION, LLAVA_VISION)}
 )
+
+
+#: Model families in export order; each family's module yields the specs listed under it.
+FAMILIES: tuple[str, ...] = ("segmenter", "clip", "blip", "llava")
+
+
+def family_specs(family: str) -> tuple[str, ...]:
+    """Names of the registered graphs that come from ``family``'s module, in registry order."""
+    return tuple(s.name for s in SPECS.values() if s.family == family)
 
 
 def get_spec(name: str) -> ModelSpec:
