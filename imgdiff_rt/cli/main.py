@@ -45,8 +45,9 @@ def _register() -> None:
     from .run import run
     from .synth_cmd import synth
     from .triton_cmd import serve, triton_repo
+    from .web_cmd import web
 
-    for command in (run, synth, eval_command, eval_captions, export, triton_repo, serve, bench):
+    for command in (run, synth, eval_command, eval_captions, export, triton_repo, serve, bench, web):
         cli.add_command(command)
 
 

@@ -1,0 +1,88 @@
+"""`imgdiff-rt web`: the HTTP API and the single page, over the same Pipeline and options as `run`."""
+
+from __future__ import annotations
+
+import inspect
+import shutil
+import tempfile
+from typing import Any, Sequence
+
+import click
+
+from ..errors import UsageError
+from .options import build_pipeline, detector_options
+
+DEFAULT_PORT = 8080
+MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
+
+
+def _web_limits(params: dict[str, Any]):
+    from ..web.limits import WebLimits
+
+    return WebLimits(max_upload_bytes=int(params["max_upload_mb"] * 2**20), max_jobs=params["max_jobs"],
+                     keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * 2**20))
+
+
+def app_from_params(params: dict[str, Any], pipeline=None):
+    """The ASGI app for parsed `web` options (``pipeline``: the one the options built, else built here)."""
+    try:
+        from ..web.app import create_app
+        from ..web.request_options import RequestOptions
+    except ImportError as e:
+        raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
+    pipeline_keys = inspect.signature(build_pipeline).parameters
+    server_values = {k: v for k, v in params.items() if k in pipeline_keys}
+    if pipeline is None:
+        pipeline = build_pipeline(**server_values)
+    options = RequestOptions(web.params, server_values)
+    return create_app(pipeline, options, build_pipeline, _web_limits(params))
+
+
+def make_app(args: Sequence[str] = ()):
+    """The app `imgdiff-rt web ARGS` would serve, without serving it (tests, or another ASGI server)."""
+    with web.make_context("web", list(args)) as ctx:
+        return app_from_params(ctx.params)
+
+
+@click.command("web", context_settings={"max_content_width": 100})
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; there is no authentication).")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--max-upload-mb", type=click.FloatRange(0.01, MAX_UPLOAD_MB), default=20.0,
+              show_default=True, help="Largest image file a request may upload (each of the two).")
+@click.option("--max-jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+              help="Pairs processed at once; a request beyond them gets 429 (retry later).")
+@click.option("--keep-s", type=click.FloatRange(1, 86400), default=600.0, show_default=True,
+              help="How long a result's annotated.png / mask.png can be fetched.")
+@click.option("--keep-mb", type=click.FloatRange(1, 65536), default=512.0, show_default=True,
+              help="Memory for kept results' pixels; the oldest are dropped beyond it.")
+@detector_options
+def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float, keep_mb: float,
+        pipeline) -> None:
+    """Serve the HTTP API and a page to compare two images in a browser.
+
+    \b
+    API: POST /v1/diff (multipart: left, right, options), GET /v1/diff/ID/annotated.png and
+    /mask.png, /v1/health, /v1/info; OpenAPI docs at /docs. Page: http://HOST:PORT/
+
+    \b
+    Examples:
+      imgdiff-rt web
+      imgdiff-rt web --port 9000 --max-jobs 4 --align
+      curl -F left=@examples/left.png -F right=@examples/right.png localhost:8080/v1/diff
+    """
+    try:
+        import uvicorn
+    except ImportError as e:
+        raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
+    # Uploads the multipart parser spools to disk go to a private folder, removed when the server stops.
+    spool = tempfile.mkdtemp(prefix="imgdiff-rt-web-")
+    saved_tempdir, tempfile.tempdir = tempfile.tempdir, spool
+    try:
+        app = app_from_params(click.get_current_context().params, pipeline)
+        click.echo(f"imgdiff-rt web: http://{host}:{port}/  (API docs: /docs)", err=True)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        pipeline.close()
+        tempfile.tempdir = saved_tempdir
+        shutil.rmtree(spool, ignore_errors=True)

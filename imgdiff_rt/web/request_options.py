@@ -1,0 +1,117 @@
+"""Run options sent with a request (form fields or a JSON part), checked by the very click options the CLI
+declares: the same names, types, choices and defaults, one source.
+
+Only options a pipeline applies per pair are taken per request. The others (detector, captioner, models,
+backend, thresholds of the model detector, ...) shape the model sessions the server opened once at start;
+a request naming one is told so (400), never silently ignored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Callable, Iterable
+
+import click
+
+from ..errors import UsageError
+
+# Per pair, without reopening model sessions: the pixel detector's settings, registration and the pixel cap.
+PER_REQUEST = ("align", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap", "max_pixels")
+# What those options change on a Pipeline (the rest of a request's pipeline is the server's).
+_PIPELINE_FIELDS = ("pixel", "align", "max_pixels")
+
+
+def _key(field: str) -> str:
+    return field.strip().lower().replace("_", "-")
+
+
+def _field_names(param: click.Parameter) -> list[str]:
+    names = [_key(param.name or "")]
+    names += [_key(o.lstrip("-")) for o in getattr(param, "opts", ()) if o.startswith("--")]
+    return list(dict.fromkeys(names))
+
+
+class RequestOptions:
+    """``parse(fields)`` -> {param name: value} for the per-request options found among a request's fields."""
+
+    def __init__(self, params: Iterable[click.Parameter], server_values: dict[str, Any],
+                 per_request: Iterable[str] = PER_REQUEST):
+        self.server_values = dict(server_values)
+        wanted = set(per_request)
+        self.params = [p for p in params if p.name in wanted]
+        self._by_field = {n: p for p in self.params for n in _field_names(p)}
+        self._server_only = {n: p for p in params if p.name not in wanted for n in _field_names(p)}
+
+    def field_of(self, param: click.Parameter) -> str:
+        return _field_names(param)[-1]  # the long flag's name, e.g. "blur" for --blur (param blur_sigma)
+
+    def knows(self, field: str) -> bool:
+        return _key(field) in self._by_field or _key(field) in self._server_only
+
+    def describe(self) -> list[dict]:
+        """The per-request options for /v1/info and the page's option form."""
+        out = []
+        for p in self.params:
+            kind = ("bool" if isinstance(p.type, click.types.BoolParamType) else
+                    "choice" if isinstance(p.type, click.Choice) else p.type.name)
+            out.append({"field": self.field_of(p), "type": kind, "help": getattr(p, "help", None),
+                        "choices": list(p.type.choices) if isinstance(p.type, click.Choice) else None,
+                        "server_value": self.server_values.get(p.name)})
+        return out
+
+    def parse(self, fields: dict[str, Any], from_json: bool = False) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field, raw in fields.items():
+            key = _key(field)
+            if key in self._server_only:
+                raise UsageError(f"option '{field}' is a server setting (start `imgdiff-rt web --{key} ...`); "
+                                 f"per request: {', '.join(self.field_of(p) for p in self.params)}")
+            param = self._by_field.get(key)
+            if param is None:
+                raise UsageError(f"unknown field '{field}'")
+            if raw is None and from_json:
+                continue  # JSON null: the server's value
+            if param.name in values:
+                raise UsageError(f"option '{field}' is given twice")
+            values[param.name] = self._convert(field, param, raw, from_json)
+        cap = self.server_values.get("max_pixels")
+        if cap is not None and values.get("max_pixels", 0) > cap:
+            raise UsageError(f"option 'max-pixels': {values['max_pixels']} is over the server's cap {cap}")
+        return values
+
+    @staticmethod
+    def _convert(field: str, param: click.Parameter, raw: Any, from_json: bool) -> Any:
+        is_bool = isinstance(param.type, click.types.BoolParamType)
+        if from_json and (isinstance(raw, (dict, list)) or (isinstance(raw, bool) and not is_bool)):
+            raise UsageError(f"option '{field}': {json.dumps(raw)} is not a valid {param.type.name}")
+        # Text first, so that 2.5 for an integer option fails instead of becoming 2.
+        text = raw if isinstance(raw, str) else (str(raw).lower() if isinstance(raw, bool) else str(raw))
+        try:
+            return param.type.convert(text, param, None)
+        except click.BadParameter as e:
+            raise UsageError(f"option '{field}': {e.format_message()}") from None
+
+
+def parse_json_options(text: str | bytes) -> dict[str, Any]:
+    try:
+        found = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise UsageError(f"field 'options' is not valid JSON ({e})") from None
+    if not isinstance(found, dict):
+        raise UsageError("field 'options' must be a JSON object of option names and values")
+    return found
+
+
+def request_pipeline(server_pipeline, server_values: dict[str, Any], overrides: dict[str, Any],
+                     build: Callable[..., Any]):
+    """The server's pipeline with a request's per-pair options applied. The options go through the CLI's own
+    ``build`` (so they mean exactly what they mean on the command line); the copy shares the server's opened
+    model sessions instead of opening new ones."""
+    if not overrides:
+        return server_pipeline
+    built = build(**{**server_values, **overrides})
+    pipeline = copy.copy(server_pipeline)
+    for name in _PIPELINE_FIELDS:
+        setattr(pipeline, name, getattr(built, name))
+    return pipeline

@@ -1,0 +1,109 @@
+"""Finished jobs, kept in memory for a short time so their pictures can be fetched: each expires after
+``keep_s`` seconds, and the oldest go first once the kept pixels pass ``keep_bytes`` (memory stays flat under
+load). Nothing is written to disk. Pictures are drawn on first request, by the same code as ``run --out``."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..annotate import right_frame_box, side_by_side
+from ..imageio import encode_png
+from ..imgdiff_format import imgdiff_records
+from ..pipeline import Processed
+
+JOB_ID_PATTERN = r"[0-9a-f]{16}"
+
+
+def new_job_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass
+class Job:
+    id: str
+    processed: Processed
+    created: float = field(default_factory=time.monotonic)
+    pictures: dict[str, bytes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def homography(self) -> np.ndarray | None:
+        a = self.processed.images.alignment
+        return a.matrix if a is not None and a.method != "none" else None
+
+    def nbytes(self) -> int:
+        im = self.processed.images
+        arrays = (im.left, im.right, im.right_unwarped, im.valid, im.change_mask)
+        return sum(a.nbytes for a in arrays if a is not None) + sum(len(b) for b in self.pictures.values())
+
+    def right_boxes(self) -> list[list[int]]:
+        """Each region's box in the right image as uploaded (differs from the left box once registered)."""
+        size = self.processed.result.size
+        return [list(right_frame_box(r.bbox, self.homography, size)) for r in self.processed.result.regions]
+
+    def _picture(self, key: str, draw) -> bytes:
+        with self._lock:  # two fetches of the same picture draw it once
+            if key not in self.pictures:
+                self.pictures[key] = encode_png(draw())
+            return self.pictures[key]
+
+    def annotated_png(self) -> bytes:
+        im, regions = self.processed.images, self.processed.result.regions
+        return self._picture("annotated", lambda: side_by_side(im.left, im.right_unwarped, regions,
+                                                               self.homography))
+
+    def mask_png(self) -> bytes | None:
+        mask = self.processed.images.change_mask
+        if mask is None:
+            return None
+        return self._picture("mask", lambda: np.where(mask, 255, 0).astype(np.uint8))
+
+    def region_png(self, region_id: int) -> bytes | None:
+        """The Img-Diff record's picture of one region (side by side, that region boxed, not numbered)."""
+        found = [r for r in self.processed.result.regions if r.id == region_id]
+        if not found:
+            return None
+        im = self.processed.images
+        return self._picture(f"region-{region_id}", lambda: side_by_side(
+            im.left, im.right_unwarped, found, self.homography, numbered=False))
+
+    def imgdiff_records(self) -> list[dict]:
+        return imgdiff_records(self.processed.result, self.id)
+
+
+class JobStore:
+    def __init__(self, keep_s: float, keep_bytes: int):
+        self.keep_s, self.keep_bytes = keep_s, keep_bytes
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+            self._evict()
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            self._evict()
+            return self._jobs.get(job_id)
+
+    def stats(self) -> dict:
+        with self._lock:
+            self._evict()
+            return {"jobs_kept": len(self._jobs), "bytes_kept": sum(j.nbytes() for j in self._jobs.values())}
+
+    def _evict(self) -> None:
+        now = time.monotonic()
+        while self._jobs:
+            oldest = next(iter(self._jobs.values()))
+            over_budget = len(self._jobs) > 1 and sum(j.nbytes() for j in self._jobs.values()) > self.keep_bytes
+            if now - oldest.created > self.keep_s or over_budget:
+                self._jobs.popitem(last=False)
+            else:
+                break
