@@ -1,8 +1,21 @@
-"""Batch inputs: a JSONL file of ``{"id", "left", "right", "truth"?}`` lines (paths relative to the file), or a
-folder with ``left/`` and ``right/`` holding matching names (and optionally ``truth/NAME.json`` or a mask)."""
+"""Batch inputs: where the pairs of a batch come from, as a list of :class:`PairItem`.
+
+Accepted sources (:func:`load_pairs` tells them apart):
+
+- a JSONL file of ``{"id", "left", "right", "truth"?}`` lines, paths relative to the file;
+- a Parquet file with the same columns (needs ``pyarrow``, part of ``imgdiff-rt[ray]``);
+- ``synth``'s output folder (it holds ``pairs.jsonl``);
+- a folder with ``left/`` and ``right/`` of matching names (optionally ``truth/NAME.json`` or a mask);
+- the change-detection layout ``A/`` + ``B/`` (+ ``label/`` masks), as LEVIR-CD, DSIFN and CDD ship;
+- the CLEVR-Change layout: ``before/`` with ``semantic/`` and/or ``nonsemantic/``.
+
+A pair without truth is legal (``eval`` reports it as unscored); a line or file that cannot describe a pair
+becomes an item with ``error`` set, so one bad line costs one pair, not the batch.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -11,6 +24,11 @@ from pathlib import Path
 from .errors import PairsFileError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+SYNTH_PAIRS_FILE = "pairs.jsonl"  # what `imgdiff-rt synth --out DIR` writes
+#: CLEVR-Change gives the kind of change, not where it is: box metrics cannot score its semantic pairs
+CLEVR_SEMANTIC_UNSCORED = "CLEVR-Change gives no location for its semantic change"
+
+Box = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True)
@@ -20,76 +38,165 @@ class PairItem:
     right: Path | None
     truth: Path | None = None
     error: str | None = None  # set when the line describing this pair could not be used
+    truth_boxes: tuple[Box, ...] | None = None  # truth known from the layout itself (e.g. "no change")
+    unscored: str | None = None  # why this pair has no truth, when the source says so
 
     @property
     def file_stem(self) -> str:
         return safe_stem(self.id)
 
+    @property
+    def has_truth(self) -> bool:
+        return self.truth is not None or self.truth_boxes is not None
+
+    def to_row(self) -> dict:
+        """Plain types only (for Ray Data and Parquet)."""
+        return {"id": self.id, "left": _str(self.left), "right": _str(self.right), "truth": _str(self.truth),
+                "error": self.error, "unscored": self.unscored,
+                "truth_boxes": None if self.truth_boxes is None else json.dumps(self.truth_boxes)}
+
+    @classmethod
+    def from_row(cls, row: dict) -> "PairItem":
+        boxes = row.get("truth_boxes")
+        return cls(row["id"], _path(row.get("left")), _path(row.get("right")), _path(row.get("truth")),
+                   row.get("error"), None if boxes is None else tuple(tuple(b) for b in json.loads(boxes)),
+                   row.get("unscored"))
+
+
+def _str(p: Path | None) -> str | None:
+    return None if p is None else str(p)
+
+
+def _path(s: str | None) -> Path | None:
+    return None if s is None else Path(s)
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_HASH_SUFFIXED = re.compile(r".*-[0-9a-f]{8}")
+
 
 def safe_stem(pair_id: str) -> str:
-    """A file name for an id: anything but letters, digits, '.', '_' and '-' becomes '_'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", pair_id).lstrip(".")
-    return stem or "pair"
+    """A file name for an id, one-to-one: a short plain id is its own name; any other id (unsafe characters,
+    too long, or shaped like a hashed name) gets a cleaned prefix plus 8 hex digits of its SHA-256, so ``a/b``
+    and ``a_b``, or ``日本`` and ``中国``, never share a file."""
+    if _SAFE_ID.fullmatch(pair_id) and not _HASH_SUFFIXED.fullmatch(pair_id):
+        return pair_id
+    prefix = re.sub(r"[^A-Za-z0-9._-]", "_", pair_id).lstrip(".")[:80] or "pair"
+    digest = hashlib.sha256(pair_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{prefix}-{digest}"
+
+
+def _item_from_record(rec: object, where: str, fallback: str, base: Path, seen: set[str]) -> PairItem:
+    """One pairs-file record (a JSONL line or a Parquet row) -> an item, or an item carrying the error."""
+    if not isinstance(rec, dict):
+        return PairItem(fallback, None, None, error=f"{where}: malformed pairs line (a line must be a JSON object)")
+    raw_id = rec.get("id")
+    pair_id = str(raw_id) if raw_id not in (None, "") else fallback
+    missing = [k for k in ("left", "right") if not isinstance(rec.get(k), str) or not rec.get(k)]
+    if missing:
+        return PairItem(pair_id, None, None,
+                        error=f"{where}: malformed pairs line (missing {' and '.join(repr(k) for k in missing)})")
+    if pair_id in seen:
+        return PairItem(f"{pair_id}@{fallback}", None, None, error=f"{where}: duplicate id {pair_id!r}")
+    seen.add(pair_id)
+    truth = base / rec["truth"] if isinstance(rec.get("truth"), str) and rec["truth"] else None
+    return PairItem(pair_id, base / rec["left"], base / rec["right"], truth)
 
 
 def _from_jsonl(path: Path) -> list[PairItem]:
-    items: list[PairItem] = []
-    seen: set[str] = set()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as e:
         raise PairsFileError(f"{path}: cannot read pairs file ({e})") from None
+    items: list[PairItem] = []
+    seen: set[str] = set()
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        fallback = f"line-{n}"
         try:
             rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("a line must be a JSON object")
-            fallback = str(rec.get("id") or fallback)
-            missing = [k for k in ("left", "right") if not isinstance(rec.get(k), str)]
-            if missing:
-                raise ValueError(f"missing {' and '.join(repr(k) for k in missing)}")
-        except ValueError as e:
-            items.append(PairItem(fallback, None, None, error=f"{path}:{n}: malformed pairs line ({e})"))
+        except (ValueError, RecursionError) as e:
+            items.append(PairItem(f"line-{n}", None, None, error=f"{path}:{n}: malformed pairs line ({e})"))
             continue
-        pair_id = str(rec.get("id") or fallback)
-        if pair_id in seen:
-            items.append(PairItem(f"{pair_id}@line-{n}", None, None,
-                                  error=f"{path}:{n}: duplicate id {pair_id!r}"))
-            continue
-        seen.add(pair_id)
-        base = path.parent
-        truth = base / rec["truth"] if isinstance(rec.get("truth"), str) else None
-        items.append(PairItem(pair_id, base / rec["left"], base / rec["right"], truth))
+        items.append(_item_from_record(rec, f"{path}:{n}", f"line-{n}", path.parent, seen))
+    return items
+
+
+def _from_parquet(path: Path) -> list[PairItem]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise PairsFileError(f"{path}: reading Parquet needs pyarrow (pip install 'imgdiff-rt[ray]')") from None
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except Exception as e:  # pyarrow raises its own error types for every kind of bad file
+        raise PairsFileError(f"{path}: cannot read Parquet pairs file ({e})") from None
+    seen: set[str] = set()
+    return [_item_from_record(r, f"{path}: row {n}", f"row-{n}", path.parent, seen)
+            for n, r in enumerate(rows, start=1)]
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _from_two_folders(first: Path, second: Path, truth_dir: Path | None, id_suffix: str = "",
+                      truth_boxes: tuple | None = None, unscored: str | None = None) -> list[PairItem]:
+    """Pairs by matching file stem; a first image with no partner is an item with an error."""
+    seconds = {p.stem: p for p in _images(second)}
+    truths = {}
+    if truth_dir is not None and truth_dir.is_dir():
+        for t in sorted(truth_dir.iterdir()):
+            if t.suffix.lower() in IMAGE_SUFFIXES | {".json"}:
+                truths.setdefault(t.stem, t)
+    items = []
+    for left in _images(first):
+        right = seconds.get(left.stem)
+        pair_id = left.stem + id_suffix
+        if right is None:
+            items.append(PairItem(pair_id, left, None, error=f"{second}: no image named {left.stem}.*"))
+        else:
+            items.append(PairItem(pair_id, left, right, truths.get(left.stem), truth_boxes=truth_boxes,
+                                  unscored=unscored))
+    return items
+
+
+def _from_clevr(path: Path) -> list[PairItem]:
+    items = []
+    if (path / "semantic").is_dir():
+        items += _from_two_folders(path / "before", path / "semantic", None, "-semantic",
+                                   unscored=CLEVR_SEMANTIC_UNSCORED)
+    if (path / "nonsemantic").is_dir():  # only camera and light jitter: the truth is "no change"
+        items += _from_two_folders(path / "before", path / "nonsemantic", None, "-nonsemantic", truth_boxes=())
     return items
 
 
 def _from_folder(path: Path) -> list[PairItem]:
-    left_dir, right_dir, truth_dir = path / "left", path / "right", path / "truth"
-    if not left_dir.is_dir() or not right_dir.is_dir():
-        raise PairsFileError(f"{path}: a pairs folder must hold left/ and right/ sub-folders")
-    rights = {p.stem: p for p in right_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
-    items = []
-    for left in sorted(p for p in left_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
-        right = rights.get(left.stem)
-        truth = None
-        if truth_dir.is_dir():
-            truth = next((t for t in sorted(truth_dir.glob(left.stem + ".*"))
-                          if t.suffix.lower() in IMAGE_SUFFIXES | {".json"}), None)
-        if right is None:
-            items.append(PairItem(left.stem, left, None, error=f"{right_dir}: no image named {left.stem}.*"))
-        else:
-            items.append(PairItem(left.stem, left, right, truth))
-    return items
+    if (path / SYNTH_PAIRS_FILE).is_file():
+        return _from_jsonl(path / SYNTH_PAIRS_FILE)
+    if (path / "left").is_dir() and (path / "right").is_dir():
+        return _from_two_folders(path / "left", path / "right", path / "truth")
+    if (path / "A").is_dir() and (path / "B").is_dir():
+        return _from_two_folders(path / "A", path / "B", path / "label")
+    if (path / "before").is_dir() and ((path / "semantic").is_dir() or (path / "nonsemantic").is_dir()):
+        return _from_clevr(path)
+    raise PairsFileError(f"{path}: not a pairs folder; expected {SYNTH_PAIRS_FILE}, left/ + right/, A/ + B/ "
+                         "(+ label/), or before/ + semantic/ or nonsemantic/")
 
 
 def load_pairs(path: str | Path) -> list[PairItem]:
     p = Path(path)
     if not p.exists():
         raise PairsFileError(f"{p}: pairs file or folder not found")
-    items = _from_folder(p) if p.is_dir() else _from_jsonl(p)
+    try:
+        if p.is_dir():
+            items = _from_folder(p)
+        elif p.suffix.lower() == ".parquet":
+            items = _from_parquet(p)
+        else:
+            items = _from_jsonl(p)
+    except OSError as e:
+        raise PairsFileError(f"{p}: cannot read pairs ({e.strerror or e})") from None
     if not items:
         raise PairsFileError(f"{p}: holds no pairs")
     return items

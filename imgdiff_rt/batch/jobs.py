@@ -1,0 +1,125 @@
+"""What a batch does with one pair, the same on every engine: `run` (result JSON + pictures) or `eval` (score the
+detector against the pair's truth). :func:`process_item` turns every failure of one pair into its record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ImgDiffError, OutputError
+from ..evaluate import Tally, load_truth, match, pixel_record
+from ..outputs import write_pair_images
+from ..pairs import PairItem
+from ..pipeline import Pipeline
+from ..result import SCHEMA
+from .store import record_status
+
+RESULTS_FILE = "results.jsonl"
+EVAL_RESULTS_FILE = "eval.jsonl"
+NO_TRUTH = "no truth given for this pair"
+
+
+def error_record(item: PairItem, message: str) -> dict:
+    return {"schema": SCHEMA, "id": item.id, "left": None if item.left is None else str(item.left),
+            "right": None if item.right is None else str(item.right), "error": message}
+
+
+class RunJob:
+    """`run --pairs`: the pair's pictures in ``out_dir`` and its result (or Img-Diff records) as the record."""
+
+    results_name = RESULTS_FILE
+    records_subdir = ""  # <stem>.json beside <stem>.png
+
+    def __init__(self, fmt: str = "result") -> None:
+        self.fmt = fmt
+
+    def settings(self, pipeline: Pipeline) -> dict:
+        return {"job": "run", "format": self.fmt, "pipeline": pipeline.settings()}
+
+    def process(self, pipeline: Pipeline, item: PairItem, out_dir: Path | None) -> dict | list:
+        processed = pipeline.process(item.left, item.right, id=item.id)
+        if out_dir is None:
+            raise OutputError("a run batch needs an output folder")
+        return write_pair_images(processed, out_dir, self.fmt, item.file_stem)
+
+
+class EvalJob:
+    """`eval`: the detector's boxes matched against the pair's truth; the record keeps both box lists so that a
+    resumed batch can tally finished pairs without running them again."""
+
+    results_name = EVAL_RESULTS_FILE
+    records_subdir = "pairs"  # apart from eval_summary.json, whatever the pair ids
+
+    def settings(self, pipeline: Pipeline) -> dict:
+        return {"job": "eval", "pipeline": pipeline.settings()}
+
+    def process(self, pipeline: Pipeline, item: PairItem, out_dir: Path | None) -> dict:
+        if not item.has_truth:
+            return {"id": item.id, "unscored": item.unscored or NO_TRUTH}
+        done = pipeline.process(item.left, item.right, id=item.id)
+        result = done.result
+        pixels = pixel_record(done.images.change_mask, item.truth, result.size) if item.truth_boxes is None \
+            else None  # mask truth: pixel-level counts too
+        if item.truth_boxes is not None:
+            truths = [tuple(b) for b in item.truth_boxes]
+        else:
+            truths = load_truth(item.truth, result.size)
+        preds = [tuple(r.bbox) for r in result.regions]
+        matches = match(preds, truths)
+        return {"id": item.id, "predictions": len(preds), "truths": len(truths), "matched": len(matches),
+                "matches": [{"region": list(preds[i]), "truth": list(truths[j]), "iou": round(v, 4)}
+                            for i, j, v in matches],
+                "pred_boxes": [list(b) for b in preds], "truth_boxes": [list(b) for b in truths],
+                "ms": result.timings_ms["total"], **({"pixels": pixels} if pixels else {})}
+
+
+def tally_records(records: list[dict | list]) -> Tally:
+    """Pooled detection counts over eval records (finished ones only)."""
+    tally = Tally()
+    for rec in records:
+        if isinstance(rec, dict) and record_status(rec) == "done":
+            tally.add([tuple(b) for b in rec["pred_boxes"]], [tuple(b) for b in rec["truth_boxes"]], rec["ms"])
+    return tally
+
+
+def process_item(job: RunJob | EvalJob, pipeline: Pipeline, item: PairItem, out_dir: Path | None) -> dict | list:
+    """The record of one pair; a pair's failure is recorded, never raised (the batch goes on). A broken output
+    folder is raised: no later pair could be written either."""
+    if item.error:
+        return error_record(item, item.error)
+    try:
+        return job.process(pipeline, item, out_dir)
+    except OutputError:
+        raise
+    except ImgDiffError as e:
+        return error_record(item, str(e))
+    except Exception as e:  # a bug must not cost the rest of a long batch; it is recorded, not hidden
+        return error_record(item, f"internal error: {type(e).__name__}: {e}")
+
+
+@dataclass
+class BatchSummary:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    unscored: int = 0
+
+    def count(self, record: dict | list) -> None:
+        status = record_status(record)
+        if status == "failed":
+            self.failed += 1
+        elif status == "unscored":
+            self.unscored += 1
+        else:
+            self.done += 1
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.unscored
+
+    def line(self, target: Path | None) -> str:
+        parts = [f"{self.done} done", f"{self.skipped} already done", f"{self.failed} failed"]
+        if self.unscored:
+            parts.append(f"{self.unscored} unscored")
+        return f"{self.total} pairs: " + ", ".join(parts) + (f" -> {target}" if target is not None else "")
