@@ -1,18 +1,144 @@
-"""Atomic writes: a temp file (or folder) beside the target, then rename, so a reader (or a resumed batch)
-never sees a half-written file, bundle or repository."""
+"""Files in and out, safely.
+
+In: only regular files are read (a FIFO would block forever, a character device such as /dev/zero never ends),
+with a size cap, and JSON nested deeper than Python can parse is a decoding error like any other.
+Out: atomic writes (a temp file or folder beside the target, then rename), so a reader (or a resumed batch)
+never sees a half-written file, bundle or repository; but a rename never replaces anything that is not a
+regular file (a device, a pipe: written in place), a folder is only replaced when imgdiff-rt made it (marker
+file), and an output that would overwrite an input is refused before any work starts.
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
-from .errors import OutputError
+from .errors import InputError, OutputError
+
+#: written into every folder imgdiff-rt makes as a whole (bundles, Triton repositories, server environments):
+#: only a folder holding it (or an empty one) is ever replaced or deleted
+MARKER = ".imgdiff-rt-made"
+#: text files imgdiff-rt reads (pairs, truth, manifests, configs) are small; anything bigger is refused
+MAX_TEXT_BYTES = 64 << 20
 
 
+def _reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+# ---- reading -------------------------------------------------------------------------------------------
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int,
+                      error: type[InputError] = InputError, what: str = "a file") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; ``error`` (one line naming the file) otherwise.
+    Opened non-blocking so that a FIFO cannot hang the open itself."""
+    name = str(path)
+    try:  # the type first: opening a socket or a device may fail (or act) before fstat could tell
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+            raise error(f"{name}: not a regular file (a device, pipe or socket); only files are read")
+    except OSError:
+        pass  # reported by the open below, with its reason
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{name}: file not found") from None
+    except IsADirectoryError:
+        raise error(f"{name}: is a folder, not {what}") from None
+    except OSError as e:
+        raise error(f"{name}: cannot read ({_reason(e)})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise error(f"{name}: is a folder, not {what}")
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{name}: not a regular file (a device, pipe or socket); only files are read")
+        if info.st_size > max_bytes:
+            raise error(f"{name}: file is {info.st_size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit")
+        chunks, total = [], 0
+        while True:  # a file that grows while read is still capped
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > max_bytes:
+                raise error(f"{name}: file is over the {max_bytes / 1e6:g} MB limit")
+        return b"".join(chunks)
+    except OSError as e:
+        raise error(f"{name}: cannot read ({_reason(e)})") from None
+    finally:
+        os.close(fd)
+
+
+def read_text_file(path: str | os.PathLike[str], error: type[InputError] = InputError,
+                   max_bytes: int = MAX_TEXT_BYTES) -> str:
+    data = read_regular_file(path, max_bytes, error)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def loads_json(text: str | bytes):
+    """``json.loads`` where nesting too deep to parse is a ``json.JSONDecodeError`` (a ValueError), not a
+    RecursionError: every caller's "malformed JSON" handling covers it."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        doc = text if isinstance(text, str) else text.decode("utf-8", "replace")
+        raise json.JSONDecodeError("nested too deeply to read", doc, 0) from None
+
+
+# ---- checking outputs before any work ------------------------------------------------------------------
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_name_lengths(p: Path) -> None:
+    for part in p.parts:
+        if len(os.fsencode(part)) > 255:
+            raise OutputError(f"{p}: file name too long ({len(os.fsencode(part))} bytes; the limit is 255)")
+
+
+def check_output_file(path: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
+    """Prove ``path`` can be written as a file, without creating anything: not a folder, not one of
+    ``inputs``, a name the file system accepts, and an existing or creatable writable folder above it."""
+    p = Path(path)
+    _check_name_lengths(p)
+    for source in inputs:
+        if _same_file(p, Path(source)):
+            raise OutputError(f"{p}: output would overwrite the input {source}; choose another output path")
+    try:
+        info = os.stat(p)
+    except FileNotFoundError:
+        info = None
+    except OSError as e:
+        if e.errno == errno.ENOTDIR:
+            raise OutputError(f"{p}: cannot be created (a file is in the way)") from None
+        raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{p}: is a folder; give a file path")
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputError(f"{p}: cannot be created ({parent} is not a folder)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{p}: cannot be created ({parent} is not writable)")
+    return p
+
+
+# ---- writing -------------------------------------------------------------------------------------------
 def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
     """Create ``path`` if needed and prove it is writable before any work starts (no partial output)."""
     p = Path(path)
@@ -24,28 +150,54 @@ def ensure_writable_dir(path: str | os.PathLike[str]) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{p}: output folder is not writable ({e.strerror or e})") from None
+        raise OutputError(f"{p}: output folder is not writable ({_reason(e)})") from None
     return p
+
+
+def _write_in_place(p: Path, data: bytes) -> None:
+    """A device or pipe the user named (``/dev/null``, ``/dev/stdout``, a FIFO): written, never replaced."""
+    try:
+        with open(p, "wb", buffering=0) as f:
+            f.write(data)
+    except OSError as e:
+        raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     p = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        info = os.stat(p)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise OutputError(f"{p}: is a folder; give a file path")
+    if info is not None and not stat.S_ISREG(info.st_mode):
+        return _write_in_place(p, data)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.parent)
     except OSError as e:
-        raise OutputError(f"{p}: cannot write ({e.strerror or e})") from None
+        raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is ordinary user data
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError):
+            raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -64,13 +216,31 @@ def link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> No
         shutil.copy2(src, dst)
 
 
+def made_by_us(folder: Path) -> bool:
+    """A folder imgdiff-rt may replace or delete: it holds the marker, or it is empty."""
+    return (folder / MARKER).is_file() or not any(folder.iterdir())
+
+
+def mark_folder(folder: Path, what: str) -> None:
+    (folder / MARKER).write_text(f"made by imgdiff-rt: {what}; replaced as a whole when rewritten\n")
+
+
 @contextmanager
 def staged_folder(target: str | os.PathLike[str], what: str,
                   replaceable: Callable[[Path], bool] | None = None) -> Iterator[Path]:
     """Yield an empty folder beside ``target`` to fill; on success it replaces ``target`` by two renames (the
     target is never half-written), on any exception it is deleted and ``target`` stays exactly as it was.
-    ``replaceable(target)`` guards an existing target that is not ``what`` (e.g. a user's unrelated folder)."""
+    An existing target is replaced only when imgdiff-rt made it (``MARKER``), it is empty, or
+    ``replaceable(target)`` recognises it as ``what`` (folders written before the marker existed)."""
     target = Path(target).expanduser().resolve()
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{target} exists and is not a folder; choose another output folder")
+
+    def ours(t: Path) -> bool:
+        return made_by_us(t) or (replaceable is not None and replaceable(t))
+
+    if target.is_dir() and not ours(target):  # before any work, and again before the swap
+        raise OutputError(f"{target} exists and is not {what} imgdiff-rt made; choose another output folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
@@ -78,8 +248,9 @@ def staged_folder(target: str | os.PathLike[str], what: str,
         raise OutputError(f"cannot write {what} beside {target}: {e}") from None
     try:
         yield staging
-        if target.exists() and replaceable is not None and not replaceable(target):
-            raise OutputError(f"{target} exists and is not {what}; choose another output folder")
+        mark_folder(staging, what)
+        if target.exists() and not ours(target):
+            raise OutputError(f"{target} exists and is not {what} imgdiff-rt made; choose another output folder")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

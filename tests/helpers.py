@@ -45,3 +45,21 @@ def _has_cuda() -> bool:
 
 #: TensorRT tests run only where the tensorrt package and a CUDA GPU both exist.
 HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None and _has_cuda()
+
+
+def triton_server_env():
+    """The local Triton server's side environment (built on first use), or a skip where it cannot be built (no
+    package index), except under CI=true where that is a failure."""
+    import os
+
+    import pytest
+
+    from imgdiff_rt.errors import ServerEnvError
+    from imgdiff_rt.triton.server import ensure_server_env
+
+    try:
+        return ensure_server_env()
+    except ServerEnvError as e:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Triton server environment: {e}")

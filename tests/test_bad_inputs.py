@@ -78,7 +78,7 @@ BAD_IMAGES = [
     (make_truncated_jpeg, "truncated or corrupt"),
     (make_truncated_png, "truncated or corrupt"),
     (make_one_pixel, "image is 1x1; both sides must be at least 8 px"),
-    (make_bomb, "over the 80 MP cap"),
+    (make_bomb, "over the 30 MP cap"),
 ]
 
 

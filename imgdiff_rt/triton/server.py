@@ -31,11 +31,15 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ServerEnvError, ServerStartError
+from ..files import made_by_us, mark_folder
+from . import health
 
 #: what the side environment installs, with --no-deps (nvidia-pytriton's own dependencies are not needed:
 #: only its server binary, Python backend and stubs are used)
 SERVER_ENV_PINS = ("nvidia-pytriton==0.7.0", "numpy>=1.24,<2", "opencv-python-headless>=4.8,<4.12")
 _STAMP = "imgdiff-rt-server-env.json"
+#: how often `imgdiff-rt serve` checks its models (a /proc scan and two HTTP calls: cheap)
+SUPERVISE_EVERY_S = 2.0
 
 
 def _pyver() -> str:
@@ -115,11 +119,22 @@ def ensure_server_env(root: str | Path | None = None, log: Callable[[str], None]
                 return env
         except (OSError, ValueError):
             pass
+        if env.root.exists() and not _is_server_env(env.root):
+            raise ServerEnvError(f"{env.root} exists and is not a server environment imgdiff-rt made; "
+                                 "choose another --env-dir (it is never deleted)")
         (log or (lambda m: None))(f"building the Triton server environment in {env.root} (first use)")
         shutil.rmtree(env.root, ignore_errors=True)
+        env.root.mkdir(parents=True)
+        mark_folder(env.root, "a Triton server environment")  # first, so a half-built one is ours to redo
         _build(env)
         stamp.write_text(json.dumps(_wanted_stamp(), indent=1))
     return env
+
+
+def _is_server_env(root: Path) -> bool:
+    """Ours to delete and rebuild: it holds the marker, or the stamp of an environment built before the marker
+    existed, or nothing at all."""
+    return root.is_dir() and (made_by_us(root) or (root / _STAMP).is_file())
 
 
 def _run(cmd: list, what: str) -> None:
@@ -147,6 +162,18 @@ def _build(env: ServerEnv) -> None:
 
 
 # ---- the server process ---------------------------------------------------------------------------------
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, even by SIGKILL, so a killed
+    ``imgdiff-rt serve`` never leaves tritonserver (and, through its shutdown, the stubs) running."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the server outlives a killed parent, as before
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -193,6 +220,8 @@ class LocalServer:
                 f"--grpc-address={self.host}", f"--grpc-port={self.grpc_port}",
                 f"--metrics-address={self.host}", f"--metrics-port={self.metrics_port}",
                 f"--exit-timeout-secs={self.exit_timeout}", "--disable-auto-complete-config",
+                # explicit model control (every model loaded at start) lets the supervisor reload a broken one
+                "--model-control-mode=explicit", "--load-model=*",
                 "--log-verbose=0", *self.extra_args]
 
     def start(self, timeout: float = 180.0) -> "LocalServer":
@@ -202,8 +231,10 @@ class LocalServer:
             self.log_file = self.repo.parent / f".tritonserver-{self.http_port}.log"
         log = open(self.log_file, "wb")
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=self.env.environ(), start_new_session=True)
+                                        stdin=subprocess.DEVNULL, env=self.env.environ(), start_new_session=True,
+                                        preexec_fn=_stop_with_parent)
         log.close()
+        self._regions = set()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -214,6 +245,31 @@ class LocalServer:
             time.sleep(0.25)
         self.stop()
         raise ServerStartError(f"tritonserver was not ready after {timeout:.0f} s: {self.log_tail()}")
+
+    def supervise(self, log: Callable[[str], None] = lambda msg: None, timeout: float = 180.0) -> dict[str, str]:
+        """One round of supervision (``imgdiff-rt serve`` runs it every few seconds): a server that exited is
+        restarted, a model whose Python-backend stub died is reloaded and its stale /dev/shm regions removed.
+        Returns what was broken ({} when all was well)."""
+        if self.process is None or self.process.poll() is not None:
+            code = None if self.process is None else self.process.returncode
+            log(f"tritonserver exited (code {code}): {self.log_tail()}; restarting it")
+            self._clear_regions()
+            self.process = None
+            self.start(timeout)
+            return {"server": f"exited with code {code}"}
+        self._regions |= health.mapped_regions(self.process.pid)
+        return health.heal(self.http_url, self.process.pid, log)
+
+    def broken_models(self) -> dict[str, str]:
+        """{model: why} for every model that cannot serve now (see imgdiff_rt/triton/health.py)."""
+        if self.process is None or self.process.poll() is not None:
+            return {"server": "not running"}
+        return health.broken_models(self.http_url, self.process.pid)
+
+    def _clear_regions(self) -> None:
+        """Shared-memory regions of a server that is gone: its stubs can no longer use them."""
+        health.remove_stale_regions(0, getattr(self, "_regions", set()))
+        self._regions = set()
 
     def ready(self) -> bool:
         try:
@@ -242,6 +298,7 @@ class LocalServer:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(10)
+        self._clear_regions()
         return p.returncode
 
     def __enter__(self) -> "LocalServer":
