@@ -1,0 +1,99 @@
+"""The CLI's start-up imports only what the command needs: `--help` and `run` on the pixel detector load no model
+stack (torch, ONNX Runtime, transformers, ultralytics) and no slow SciPy/scikit-image parts. Checked in a fresh
+interpreter with ``python -X importtime``, as a user would start it."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from imgdiff_rt.detection.label_stats import label_boxes, label_sums
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "examples"
+MODEL_STACK = {"torch", "onnxruntime", "transformers", "ultralytics", "tensorrt", "matplotlib"}
+SLOW_SCIENCE = {"scipy.optimize", "scipy.ndimage", "scipy.spatial", "skimage", "skimage.segmentation"}
+ARRAY_STACK = {"numpy", "cv2", "PIL", "scipy"}
+
+
+def _imported(args: list[str], home: Path) -> set[str]:
+    """Every module a fresh `imgdiff-rt ARGS` imports (from -X importtime), after checking it succeeded."""
+    env = {**os.environ, "IMGDIFF_RT_HOME": str(home), "PYTHONWARNINGS": "ignore"}
+    code = "import sys; from imgdiff_rt.cli.main import cli; sys.argv[0] = 'imgdiff-rt'; cli()"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, flags=re.M))
+
+
+def test_importtime_parser_sees_the_model_stack(tmp_path):
+    # The check below can only fail if the parser sees imports at all: `--version` must show click.
+    assert "click" in _imported(["--version"], tmp_path)
+
+
+def test_help_imports_no_library_stack(tmp_path):
+    modules = _imported(["--help"], tmp_path)
+    assert not modules & (MODEL_STACK | SLOW_SCIENCE | ARRAY_STACK)
+    assert not {m for m in modules if m.startswith("imgdiff_rt.cli.") and m.endswith(("_cmd", "run"))}
+
+
+def test_run_on_the_pixel_detector_imports_no_model_stack(tmp_path):
+    out = tmp_path / "out"
+    modules = _imported(["run", str(EXAMPLE / "left.png"), str(EXAMPLE / "right.png"), "--out", str(out)],
+                        tmp_path)
+    assert list(out.glob("*.json"))  # it did the work
+    assert "imgdiff_rt.pixel_detector" in modules
+    assert not modules & (MODEL_STACK | SLOW_SCIENCE)
+
+
+def test_lazy_listing_matches_the_imported_commands():
+    import imgdiff_rt.cli.main as main
+
+    lazy = CliRunner().invoke(main.cli, ["--help"]).output
+    for name in main.COMMANDS:  # import every command; the listing must not change
+        assert main.cli.commands[name].name == name
+    assert CliRunner().invoke(main.cli, ["--help"]).output == lazy
+    assert sorted(main.cli.commands) == sorted(main.COMMANDS)
+
+
+def test_package_attributes_load_on_first_use():
+    import imgdiff_rt
+
+    assert imgdiff_rt.Pipeline.__name__ == "Pipeline"
+    with pytest.raises(AttributeError, match="no_such_name"):
+        imgdiff_rt.no_such_name  # noqa: B018
+
+
+def _label_images():
+    from imgdiff_rt.detection.objects import split_objects
+    from imgdiff_rt.imageio import read_image
+
+    rng = np.random.default_rng(7)
+    left = read_image(EXAMPLE / "left.png").astype(np.int16)
+    right = read_image(EXAMPLE / "right.png").astype(np.int16)
+    real = split_objects(np.abs(left - right).max(axis=2) > 30)
+    noisy = split_objects(rng.random((90, 70)) > 0.6)
+    gaps = (5, np.where(rng.random((40, 50)) > 0.5, rng.integers(1, 6, (40, 50)), 0).astype(np.int32))
+    gaps[1][gaps[1] == 3] = 0  # a label with no pixel
+    return [real, noisy, gaps]
+
+
+@pytest.mark.parametrize("count_labels", _label_images(), ids=["example-pair", "random-mask", "missing-label"])
+def test_label_stats_match_scipy(count_labels):
+    from scipy import ndimage
+
+    count, labels = count_labels
+    assert count > 0
+    values = np.random.default_rng(1).random(labels.shape).astype(np.float32)
+    slices = ndimage.find_objects(labels, max_label=count)
+    expected = [[s[1].start, s[0].start, s[1].stop, s[0].stop] if s else [0, 0, 0, 0] for s in slices]
+    np.testing.assert_array_equal(label_boxes(labels, count), np.array(expected))
+    np.testing.assert_array_equal(label_sums(values, labels, count),
+                                  ndimage.sum_labels(values, labels, np.arange(1, count + 1)))
