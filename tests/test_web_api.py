@@ -376,3 +376,16 @@ def test_web_command_option_errors(args, message):
 def test_web_command_defaults_to_localhost():
     params = {p.name: p for p in cli.commands["web"].params}
     assert params["host"].default == "127.0.0.1" and params["port"].default == 8080
+
+
+def test_a_model_bundle_server_says_its_weights_are_random(tiny_runtime_bundle):
+    """Any backend's pipeline: here hybrid on a tiny random-init bundle; per-request options reuse its sessions."""
+    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    with TestClient(make_app(["--models", str(tiny_runtime_bundle), "--detector", "hybrid"])) as c:
+        info = c.get("/v1/info").json()
+        assert info["pipeline"]["detector"] == "hybrid" and "tiny" in info["weights"]["kinds"]
+        assert "random weights" in info["weights"]["note"]
+        body = post(c, left, right, data={"max-regions": "2"}).json()
+        assert body["settings"]["detector"] == "hybrid" and "model_detector" in body["settings"]
+        assert body["settings"]["pixel"]["max_regions"] == 2
+        assert "server setting" in error_of(post(c, left, right, data={"clip-threshold": "0.5"}), 400)

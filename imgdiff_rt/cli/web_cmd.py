@@ -10,17 +10,18 @@ from typing import Any, Sequence
 import click
 
 from ..errors import UsageError
+from ..web.limits import WebLimits
 from .options import build_pipeline, detector_options
 
 DEFAULT_PORT = 8080
 MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
+MIB = 2**20
+_DEFAULTS = WebLimits()
 
 
-def _web_limits(params: dict[str, Any]):
-    from ..web.limits import WebLimits
-
-    return WebLimits(max_upload_bytes=int(params["max_upload_mb"] * 2**20), max_jobs=params["max_jobs"],
-                     keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * 2**20))
+def _web_limits(params: dict[str, Any]) -> WebLimits:
+    return WebLimits(max_upload_bytes=int(params["max_upload_mb"] * MIB), max_jobs=params["max_jobs"],
+                     keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * MIB))
 
 
 def app_from_params(params: dict[str, Any], pipeline=None):
@@ -48,14 +49,14 @@ def make_app(args: Sequence[str] = ()):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0: every interface; there is no authentication).")
 @click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
-@click.option("--max-upload-mb", type=click.FloatRange(0.01, MAX_UPLOAD_MB), default=20.0,
-              show_default=True, help="Largest image file a request may upload (each of the two).")
-@click.option("--max-jobs", type=click.IntRange(1, 256), default=2, show_default=True,
+@click.option("--max-upload-mb", type=click.FloatRange(0.01, MAX_UPLOAD_MB),
+              default=_DEFAULTS.max_upload_bytes / MIB, show_default=True, help="Largest image file a request may upload (each of the two).")
+@click.option("--max-jobs", type=click.IntRange(1, 256), default=_DEFAULTS.max_jobs, show_default=True,
               help="Pairs processed at once; a request beyond them gets 429 (retry later).")
-@click.option("--keep-s", type=click.FloatRange(1, 86400), default=600.0, show_default=True,
+@click.option("--keep-s", type=click.FloatRange(1, 86400), default=_DEFAULTS.keep_s, show_default=True,
               help="How long a result's annotated.png / mask.png can be fetched.")
-@click.option("--keep-mb", type=click.FloatRange(1, 65536), default=512.0, show_default=True,
-              help="Memory for kept results' pixels; the oldest are dropped beyond it.")
+@click.option("--keep-mb", type=click.FloatRange(1, 65536), default=_DEFAULTS.keep_bytes / MIB,
+              show_default=True, help="Memory for kept results' pixels; the oldest are dropped beyond it.")
 @detector_options
 def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float, keep_mb: float,
         pipeline) -> None:
@@ -68,7 +69,7 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
     \b
     Examples:
       imgdiff-rt web
-      imgdiff-rt web --port 9000 --max-jobs 4 --align
+      imgdiff-rt web --port 9000 --max-jobs 4 --metric absdiff
       curl -F left=@examples/left.png -F right=@examples/right.png localhost:8080/v1/diff
     """
     try:

@@ -7,6 +7,7 @@ import platform
 from typing import Any
 
 from .. import __version__
+from ..cli.options import fallback_notice
 from ..errors import ImgDiffError
 from ..models.bundle import Bundle, library_versions
 
@@ -36,7 +37,8 @@ def info_payload(service, example: bool) -> dict[str, Any]:
         "name": "imgdiff-rt", "version": __version__, "python": platform.python_version(),
         "libraries": library_versions(_LIBRARIES),
         "pipeline": service.pipeline.settings(),
-        "notice": service.pipeline.notice,
+        "notice": fallback_notice(service.options.server_values.get("detector"),
+                                  service.options.server_values.get("models")),
         "weights": weights_info(service.pipeline),
         "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_jobs": limits.max_jobs,
                    "keep_s": limits.keep_s, "keep_bytes": limits.keep_bytes,

@@ -16,7 +16,7 @@ class WebLimits:
     max_upload_bytes: int = 20 * 1024 * 1024  # per image file
     max_jobs: int = 2  # pairs processed at once; one more gets 429
     keep_s: float = 600.0  # how long a result's pictures can be fetched
-    keep_bytes: int = 512 * 1024 * 1024  # pixels kept for those pictures, all results together
+    keep_bytes: int = 256 * 1024 * 1024  # pixels kept for those pictures, all results together
 
     @property
     def max_body_bytes(self) -> int:

@@ -39,8 +39,9 @@ class Job:
 
     def nbytes(self) -> int:
         im = self.processed.images
-        arrays = (im.left, im.right, im.right_unwarped, im.valid, im.change_mask)
-        return sum(a.nbytes for a in arrays if a is not None) + sum(len(b) for b in self.pictures.values())
+        arrays = {id(a): a for a in (im.left, im.right, im.right_unwarped, im.valid, im.change_mask)
+                  if a is not None}  # right and right_unwarped are one array unless registered or resized
+        return sum(a.nbytes for a in arrays.values()) + sum(len(b) for b in self.pictures.values())
 
     def right_boxes(self) -> list[list[int]]:
         """Each region's box in the right image as uploaded (differs from the left box once registered)."""
