@@ -172,6 +172,16 @@ def test_page_compares_the_example_pair(server, browser, tmp_path):
     assert shot.stat().st_size > 10_000
     if os.environ.get("IMGDIFF_RT_WEB_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["IMGDIFF_RT_WEB_SCREENSHOT"])
+
+    page.click("#options summary")  # a per-request option from the form: one region, then the server's 3 again
+    page.fill("#option-fields [data-field='max-regions']", "1")
+    page.click("#compare")
+    expect = pytest.importorskip("playwright.sync_api").expect
+    expect(page.locator("#regions li")).to_have_count(1, timeout=60_000)
+    assert page.locator("#view-right g.region").count() == 1 and page.locator("#result .selected").count() == 0
+    page.fill("#option-fields [data-field='max-regions']", "")
+    page.click("#compare")
+    expect(page.locator("#regions li")).to_have_count(3, timeout=60_000)
     assert problems == []
     page.close()
 

@@ -4,7 +4,7 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const $ = (sel, root = document) => root.querySelector(sel);
-const state = { files: { left: null, right: null }, info: null, result: null, selected: null, urls: [] };
+const state = { files: { left: null, right: null }, info: null, result: null, selected: null, jsonUrl: null };
 
 function el(tag, attrs = {}, text = null) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG_NS, tag.slice(4)) : document.createElement(tag);
@@ -17,12 +17,6 @@ function showError(message) {
   const box = $("#error");
   box.textContent = message || "";
   box.hidden = !message;
-}
-
-function objectUrl(blob) {
-  const url = URL.createObjectURL(blob);
-  state.urls.push(url);
-  return url;
 }
 
 // ---- server info and per-request options ------------------------------------------------------------------
@@ -89,7 +83,12 @@ function setFile(side, file) {
   state.files[side] = file;
   const zone = $(`#drop-${side}`);
   const preview = $(".preview", zone);
-  preview.src = objectUrl(file);
+  const old = preview.src;
+  preview.src = URL.createObjectURL(file);
+  // the previous picture's URL is freed unless the result on show still uses it
+  if (old.startsWith("blob:") && ![...document.querySelectorAll(".photo")].some((p) => p.src === old)) {
+    URL.revokeObjectURL(old);
+  }
   preview.hidden = false;
   $(".file-name", zone).textContent = `${file.name} · ${(file.size / 1024).toFixed(0)} KiB`;
   $("#compare").disabled = !(state.files.left && state.files.right);
@@ -222,7 +221,9 @@ function listTimings(result) {
 function setDownloads(result) {
   const { job } = result;
   const json = new Blob([JSON.stringify(result, null, 2)], { type: "application/json" });
-  Object.assign($("#dl-json"), { href: objectUrl(json), download: `${job.id}.json` });
+  if (state.jsonUrl) URL.revokeObjectURL(state.jsonUrl);
+  state.jsonUrl = URL.createObjectURL(json);
+  Object.assign($("#dl-json"), { href: state.jsonUrl, download: `${job.id}.json` });
   Object.assign($("#dl-annotated"), { href: job.links.annotated_png, download: `${job.id}.png` });
   Object.assign($("#dl-imgdiff"), { href: job.links.img_diff, download: `${job.id}-img-diff.json` });
 }
