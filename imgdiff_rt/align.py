@@ -1,13 +1,27 @@
 """Registering the right image onto the left one (camera shake is the commonest reason pixel differencing
-fails on real photos): ORB features + RANSAC homography, with ECC as the fallback."""
+fails on real photos). Methods (``align_pair``):
+
+- ``homography``: ORB features + RANSAC homography, with ECC as the fallback (a flat scene or a distant view);
+- ``flow``: dense optical flow with a forward-backward check, kept close to a smooth camera field
+  (imgdiff_rt.detection.flow): handles parallax and local motion without explaining real changes away;
+- ``auto``: the flow fit decides: no motion -> not warped; motion a homography explains to within
+  ``AUTO_PARALLAX_PX`` -> that homography (one clean resampling); otherwise the flow;
+- ``none``: compared as they are.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
 
+from .detection.flow import ReverseView, fit_flow, reverse_view, warp_with_flow
+from .errors import UsageError
+
+ALIGN_METHODS = ("none", "homography", "flow", "auto")
+DEFAULT_ALIGN = "auto"  # measured across all sets (docs/detection.md)
+AUTO_PARALLAX_PX = 0.75  # auto: flow that departs from its homography by less than this is a homography
 MIN_INLIERS = 12
 ORB_FEATURES = 3000
 ECC_MAX_SIDE = 512
@@ -16,18 +30,23 @@ SNAP_PX = 0.5  # a fit that moves no corner by this much is treated as no motion
 
 @dataclass(frozen=True)
 class Alignment:
-    method: str  # "orb", "ecc" or "none"
-    matrix: np.ndarray  # 3x3 homography mapping right-image pixels onto left-image pixels
+    method: str  # what was used: "orb", "ecc", "flow" or "none"
+    matrix: np.ndarray  # 3x3 homography mapping right-image pixels onto left-image pixels (flow: its fit)
     inliers: int
     overlap: float  # share of the left image covered by the warped right image
     note: str = ""
+    requested: str = ""  # the --align method asked for
+    fit: dict | None = None  # flow: how well it fitted (consistent share, residual, motion, parallax)
+    reverse: ReverseView | None = field(default=None, compare=False, repr=False)  # flow: the right-frame view
 
     def to_settings(self) -> dict:
         return {
             "method": self.method,
+            **({"requested": self.requested} if self.requested else {}),
             "matrix": [[round(float(v), 6) for v in row] for row in self.matrix],
             "inliers": int(self.inliers),
             "overlap": round(float(self.overlap), 4),
+            **({"fit": self.fit} if self.fit else {}),
             **({"note": self.note} if self.note else {}),
         }
 
@@ -129,3 +148,54 @@ def warp_to_left(right: np.ndarray, alignment: Alignment) -> tuple[np.ndarray, n
     # Erode: interpolation at the border blends in replicated pixels that are not real content.
     valid = cv2.erode(valid, np.ones((5, 5), np.uint8)) > 0
     return warped, valid
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    right: np.ndarray  # the right image in the left frame
+    valid: np.ndarray | None  # where it has real content; None: everywhere
+    alignment: Alignment
+
+
+def normalise_method(method: str | bool | None) -> str:
+    """The method name for a setting; True/False are the older on/off switch (homography / none)."""
+    if method is True:
+        return "homography"
+    if method is False or method is None:
+        return "none"
+    if method not in ALIGN_METHODS:
+        raise UsageError(f"align {method!r}: choose one of {', '.join(ALIGN_METHODS)}")
+    return str(method)
+
+
+def _flow_alignment(left: np.ndarray, right: np.ndarray, requested: str) -> AlignedPair:
+    fitted = fit_flow(left, right)
+    facts = {"consistent_share": round(fitted.consistent_share, 4), "fb_residual_px": round(fitted.residual_px, 3),
+             "median_motion_px": round(fitted.median_motion_px, 3), "parallax_px": round(fitted.parallax_px, 3)}
+    matrix = np.linalg.inv(fitted.homography) if fitted.homography is not None else np.eye(3)
+    if fitted.flow is None:
+        alignment = Alignment("none", np.eye(3), 0, 1.0, fitted.note, requested, facts)
+        return AlignedPair(right, None, alignment)
+    if requested == "auto" and fitted.homography is not None and fitted.parallax_px < AUTO_PARALLAX_PX:
+        alignment = Alignment("flow-homography", matrix, 0, 1.0, "motion is one homography", requested, facts)
+        warped, valid = warp_to_left(right, alignment)
+        overlap = 1.0 if valid is None else float(valid.mean())
+        return AlignedPair(warped, valid, replace(alignment, overlap=overlap))
+    warped, valid = warp_with_flow(right, fitted.flow)
+    alignment = Alignment("flow", matrix, 0, float(valid.mean()), "", requested, facts,
+                          reverse_view(left, right, fitted))
+    return AlignedPair(warped, valid, alignment)
+
+
+def align_pair(left: np.ndarray, right: np.ndarray, method: str) -> AlignedPair:
+    """Register ``right`` onto ``left`` (same-size HxWx3 uint8) with ``method`` (one of ALIGN_METHODS)."""
+    method = normalise_method(method)
+    if method == "none":
+        return AlignedPair(right, None, Alignment("none", np.eye(3), 0, 1.0, "not requested", method))
+    if method in ("flow", "auto"):
+        return _flow_alignment(left, right, method)
+    alignment = replace(register(left, right), requested=method)
+    if alignment.method == "none":
+        return AlignedPair(right, None, alignment)
+    warped, valid = warp_to_left(right, alignment)
+    return AlignedPair(warped, valid, alignment)

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .result import Result
+from .detection.masks import decode as decode_mask
+from .result import Region, Result
 
 # Basic colour terms with sRGB prototypes; a measured colour takes the nearest one in CIELAB.
 COLOUR_PROTOTYPES = {
@@ -97,6 +98,17 @@ def classify_change(left_lab: np.ndarray, right_lab: np.ndarray, region_mask: np
     return ChangeKind("changed", "the content differs", "content changed")
 
 
+def region_mask(region: Region, change_mask: np.ndarray) -> np.ndarray:
+    """The region's own pixels when it carries its mask (neighbouring objects stay apart), else the change mask
+    inside its box."""
+    if region.mask is not None and tuple(region.mask.get("size", ())) == change_mask.shape:
+        return decode_mask(region.mask)
+    x0, y0, x1, y1 = region.bbox
+    mask = np.zeros(change_mask.shape, bool)
+    mask[y0:y1, x0:x1] = change_mask[y0:y1, x0:x1]
+    return mask
+
+
 def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change_mask: np.ndarray) -> Result:
     """Fill ``description`` of each region and of the pair. ``right`` is already in the left frame."""
     left_lab, right_lab = _lab(left), _lab(right)
@@ -104,8 +116,7 @@ def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change
     parts = []
     for r in result.regions:
         x0, y0, x1, y1 = r.bbox
-        mask = np.zeros(change_mask.shape, bool)
-        mask[y0:y1, x0:x1] = change_mask[y0:y1, x0:x1]
+        mask = region_mask(r, change_mask)
         if not mask.any():
             mask[y0:y1, x0:x1] = True
         kind = classify_change(left_lab, right_lab, mask)

@@ -7,15 +7,14 @@ are pooled over all pairs (micro-averaged).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .errors import TruthError
+from .files import loads_json, read_text_file
 from .imageio import read_image
 
 MATCH_IOU = 0.1
@@ -37,15 +36,17 @@ def _centre_inside(truth: Box, pred: Box) -> bool:
     return pred[0] <= cx <= pred[2] and pred[1] <= cy <= pred[3]
 
 
-def match(preds: list[Box], truths: list[Box]) -> list[tuple[int, int, float]]:
-    """One-to-one matches as (pred index, truth index, IoU)."""
+def match(preds: list[Box], truths: list[Box], allow_centre: bool = True) -> list[tuple[int, int, float]]:
+    """One-to-one matches as (pred index, truth index, IoU). ``allow_centre=False``: IoU >= 0.1 only."""
     if not preds or not truths:
         return []
     ious = np.array([[iou(p, t) for t in truths] for p in preds])
-    allowed = np.array([[ious[i, j] >= MATCH_IOU or _centre_inside(t, p) for j, t in enumerate(truths)]
-                        for i, p in enumerate(preds)])
+    allowed = np.array([[ious[i, j] >= MATCH_IOU or (allow_centre and _centre_inside(t, p))
+                         for j, t in enumerate(truths)] for i, p in enumerate(preds)])
     # Allowed pairs always beat forbidden ones; among allowed, higher IoU wins.
     gain = np.where(allowed, 1.0 + ious, 0.0)
+    from scipy.optimize import linear_sum_assignment  # here: importing scipy.optimize costs more than a whole `imgdiff-rt run`
+
     rows, cols = linear_sum_assignment(-gain)
     return [(int(i), int(j), float(ious[i, j])) for i, j in zip(rows, cols) if allowed[i, j]]
 
@@ -64,7 +65,7 @@ def load_truth(path: str | Path, size: tuple[int, int] | None = None) -> list[Bo
         raise TruthError(f"{p}: truth file not found")
     if p.suffix.lower() == ".json":
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))
+            data = loads_json(read_text_file(p, TruthError))
             items = data["changes"] if isinstance(data, dict) else data
             boxes = [tuple(int(v) for v in (it["bbox"] if isinstance(it, dict) else it)) for it in items]
         except (ValueError, KeyError, TypeError) as e:
@@ -87,9 +88,10 @@ class Tally:
     truths: int = 0
     match_ious: list[float] = field(default_factory=list)
     times_ms: list[float] = field(default_factory=list)
+    allow_centre: bool = True  # False: a match needs IoU >= 0.1 (the change-detection papers' rule)
 
     def add(self, preds: list[Box], truths: list[Box], time_ms: float | None = None) -> list:
-        matches = match(preds, truths)
+        matches = match(preds, truths, self.allow_centre)
         self.true_positives += len(matches)
         self.predictions += len(preds)
         self.truths += len(truths)
@@ -119,3 +121,94 @@ class Tally:
             "true_positives": self.true_positives, "predictions": self.predictions, "truths": self.truths,
             "pairs": len(self.times_ms),
         }
+
+
+def load_truth_mask(path: str | Path, size: tuple[int, int]) -> np.ndarray | None:
+    """The boolean change mask of a mask-image truth file at ``size`` (w, h); None for a truth.json."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        return None
+    mask = read_image(p)[:, :, 0]
+    if (mask.shape[1], mask.shape[0]) != tuple(size):
+        mask = cv2.resize(mask, tuple(size), interpolation=cv2.INTER_NEAREST)
+    return mask > 127
+
+
+def _ratios(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    iou_ = tp / (tp + fp + fn) if tp + fp + fn else 1.0
+    return {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+            "iou": round(iou_, 4)}
+
+
+@dataclass
+class PixelTally:
+    """Pixel-level change-detection scores (as change-detection papers report them): precision, recall, F1 and
+    IoU of the predicted change mask against the truth mask, pooled over all pixels of all pairs, and per pair."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    per_image: list[dict] = field(default_factory=list)
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray) -> dict:
+        if predicted.shape != truth.shape:
+            raise TruthError(f"change mask {predicted.shape} and truth mask {truth.shape} differ in size")
+        p, t = predicted.astype(bool), truth.astype(bool)
+        return self.add_counts(int((p & t).sum()), int((p & ~t).sum()), int((~p & t).sum()))
+
+    def add_counts(self, tp: int, fp: int, fn: int) -> dict:
+        self.tp, self.fp, self.fn = self.tp + tp, self.fp + fp, self.fn + fn
+        scores = _ratios(tp, fp, fn)
+        self.per_image.append(scores)
+        return scores
+
+    def summary(self) -> dict:
+        per = {k: round(float(np.mean([s[k] for s in self.per_image])), 4) if self.per_image else None
+               for k in ("precision", "recall", "f1", "iou")}
+        return {**_ratios(self.tp, self.fp, self.fn), "mean_per_image": per, "pairs": len(self.per_image)}
+
+
+def pixel_record(predicted: np.ndarray | None, truth_path: str | Path | None,
+                 size: tuple[int, int]) -> dict | None:
+    """Pixel counts of one pair for an eval record (None unless the truth is a mask image): a resumed batch
+    re-tallies them without re-running the pair."""
+    if truth_path is None:
+        return None
+    truth = load_truth_mask(truth_path, size)
+    if truth is None:
+        return None
+    if predicted is None:
+        predicted = np.zeros(truth.shape, bool)
+    p = predicted.astype(bool)
+    return {"tp": int((p & truth).sum()), "fp": int((p & ~truth).sum()), "fn": int((~p & truth).sum())}
+
+
+def pixel_tally_records(records: list) -> PixelTally | None:
+    """Pixel-level scores pooled over eval records that carry ``pixels`` counts; None when none do."""
+    tally = PixelTally()
+    for rec in records:
+        counts = rec.get("pixels") if isinstance(rec, dict) else None
+        if counts:
+            tally.add_counts(int(counts["tp"]), int(counts["fp"]), int(counts["fn"]))
+    return tally if tally.per_image else None
+
+
+def describe_run(settings: dict) -> str:
+    """One line saying which detector and which weights produced the scores (from ``Pipeline.settings()``)."""
+    detector = settings.get("detector", "?")
+    parts = [f"detector {detector}", f"align {settings.get('align', 'none')}"]
+    pixel = settings.get("pixel") or {}
+    if detector != "segment" and pixel:
+        parts.append(f"photometric {pixel.get('photometric', 'none')}")
+    weights = settings.get("weights")
+    if weights:
+        parts.append("weights " + ", ".join(f"{k}: {v.get('kind', v) if isinstance(v, dict) else v}"
+                                            for k, v in weights.items()))
+    elif detector == "pixel" and settings.get("captioner", "none") == "none":
+        parts.append("no model weights")
+    elif settings.get("models"):
+        parts.append(f"models {settings['models'].get('path')}")
+    return "; ".join(parts)

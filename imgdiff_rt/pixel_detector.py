@@ -14,9 +14,13 @@ from typing import Any
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from .detection.label_stats import label_boxes, label_sums
+from .detection.masks import encode as encode_mask
+from .detection.objects import split_objects
+from .detection.photometric import compensate
 from .errors import UsageError
+from .limits import MAX_BLUR_SIGMA, MAX_KERNEL_PX, MAX_REGIONS, check_count, check_fraction, check_number
 from .result import Region
 
 METRICS = ("lab", "absdiff")
@@ -25,6 +29,9 @@ SCORE_SCALE = {"lab": 40.0, "absdiff": 100.0}
 # Per-metric defaults (docs/pixel-detector.md has the measurements behind them).
 DEFAULT_THRESHOLD = {"lab": "8", "absdiff": "15"}
 DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 15.0}
+PHOTOMETRIC = ("none", "global", "local")
+OBJECTS = ("split", "blobs")
+MAX_TOLERANCE_PX = 8
 
 
 @dataclass(frozen=True)
@@ -78,22 +85,31 @@ class PixelConfig:
     merge: str = "box"  # "box" (merge boxes closer than merge_gap) or "none"
     merge_gap: float = 0.02  # fraction of the image diagonal
     max_regions: int = 10
+    tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image
+    photometric: str = "local"  # light compensation of the right image: none, global or local
+    objects: str = "split"  # "split": watershed-split blobs into objects; "blobs": connected components
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise UsageError(f"metric {self.metric!r}: choose one of {', '.join(METRICS)}")
         if self.threshold is not None:
             Threshold.parse(self.threshold)
-        if self.blur_sigma < 0:
-            raise UsageError("blur sigma must be >= 0")
-        if self.min_area is not None and self.min_area < 1:
-            raise UsageError("min-area must be at least 1 pixel")
-        if self.max_regions < 1:
-            raise UsageError("max-regions must be at least 1")
+        check_number("blur_sigma", self.blur_sigma, 0.0, MAX_BLUR_SIGMA)
+        if self.noise_floor is not None:
+            check_number("noise_floor", self.noise_floor, 0.0)
+        check_count("open_px", self.open_px, 0, MAX_KERNEL_PX)
+        check_count("close_px", self.close_px, 0, MAX_KERNEL_PX)
+        if self.min_area is not None:
+            check_count("min_area", self.min_area, 1)
+        check_count("max_regions", self.max_regions, 1, MAX_REGIONS)
         if self.merge not in ("box", "none"):
             raise UsageError(f"merge {self.merge!r}: choose box or none")
-        if not 0 <= self.merge_gap < 1:
-            raise UsageError("merge gap is a fraction of the image diagonal, between 0 and 1")
+        check_fraction("merge_gap", self.merge_gap, hi_open=True)  # of the image diagonal
+        check_count("tolerance_px", self.tolerance_px, 0, MAX_TOLERANCE_PX)
+        if self.photometric not in PHOTOMETRIC:
+            raise UsageError(f"photometric {self.photometric!r}: choose one of {', '.join(PHOTOMETRIC)}")
+        if self.objects not in OBJECTS:
+            raise UsageError(f"objects {self.objects!r}: choose one of {', '.join(OBJECTS)}")
 
     def resolved_threshold(self) -> Threshold:
         return Threshold.parse(self.threshold if self.threshold is not None else DEFAULT_THRESHOLD[self.metric])
@@ -115,22 +131,44 @@ class PixelConfig:
 class PixelDetection:
     regions: tuple[Region, ...]
     diff: np.ndarray  # float32 HxW difference map, in the metric's units
-    mask: np.ndarray  # bool HxW, the cleaned change mask (before region selection)
+    mask: np.ndarray  # bool HxW, the change mask of the regions reported (union of their masks)
     threshold_used: float
     min_area_used: int
+    photometric: dict | None = None  # the light compensation applied to the right image, if any
 
 
-def difference_map(left: np.ndarray, right: np.ndarray, metric: str, blur_sigma: float) -> np.ndarray:
-    """Per-pixel colour distance between two HxWx3 uint8 RGB images, after a Gaussian blur."""
+def _tolerant_distance(a: np.ndarray, b: np.ndarray, radius: int, metric: str) -> np.ndarray:
+    """How far each pixel of ``a`` lies outside the per-channel range of ``b`` within ``radius`` pixels: zero
+    where a small misregistration explains the difference, the full difference where nothing nearby matches."""
+    kernel = _disk(2 * radius + 1)
+    below = np.maximum(cv2.erode(b, kernel) - a, 0.0)
+    above = np.maximum(a - cv2.dilate(b, kernel), 0.0)
+    outside = below + above
+    if metric == "lab":
+        return np.sqrt((outside ** 2).sum(axis=2))
+    return outside.max(axis=2) * 255.0
+
+
+def difference_map(left: np.ndarray, right: np.ndarray, metric: str, blur_sigma: float,
+                   tolerance_px: int = 0) -> np.ndarray:
+    """Per-pixel colour distance between two HxWx3 uint8 RGB images, after a Gaussian blur.
+
+    With ``tolerance_px`` > 0 the distance is symmetric and misregistration-tolerant: the larger of (left vs the
+    right image's colour range around the pixel) and (right vs the left image's range), so an edge shifted by
+    up to the radius is no difference while anything that appeared or vanished still is."""
     a = left.astype(np.float32) / 255.0
     b = right.astype(np.float32) / 255.0
     if blur_sigma > 0:
         a = cv2.GaussianBlur(a, (0, 0), blur_sigma)
         b = cv2.GaussianBlur(b, (0, 0), blur_sigma)
     if metric == "lab":
-        la = cv2.cvtColor(a, cv2.COLOR_RGB2LAB)
-        lb = cv2.cvtColor(b, cv2.COLOR_RGB2LAB)
-        return np.sqrt(((la - lb) ** 2).sum(axis=2)).astype(np.float32)
+        a = cv2.cvtColor(a, cv2.COLOR_RGB2LAB)
+        b = cv2.cvtColor(b, cv2.COLOR_RGB2LAB)
+    if tolerance_px > 0:
+        d = np.maximum(_tolerant_distance(a, b, tolerance_px, metric), _tolerant_distance(b, a, tolerance_px, metric))
+        return d.astype(np.float32)
+    if metric == "lab":
+        return np.sqrt(((a - b) ** 2).sum(axis=2)).astype(np.float32)
     return (np.abs(a - b).max(axis=2) * 255.0).astype(np.float32)
 
 
@@ -197,47 +235,70 @@ def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> f
     return strength * size
 
 
+def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig) -> list[tuple]:
+    """(score, bbox, object ids) per region: objects of at least min_area, grouped when merging is on."""
+    h, w = labels.shape
+    ids = np.arange(1, count + 1)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
+    keep = ids[areas >= config.resolved_min_area(w, h)]
+    if len(keep) == 0:
+        return []
+    boxes = label_boxes(labels, count)[keep - 1]
+    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h)) if config.merge == "box" \
+        else np.arange(len(keep))
+    sums = label_sums(diff, labels, count)
+    out = []
+    for g in range(int(group.max()) + 1):
+        members = keep[group == g]
+        sel = boxes[group == g]
+        bbox = (int(sel[:, 0].min()), int(sel[:, 1].min()), int(sel[:, 2].max()), int(sel[:, 3].max()))
+        area = int(areas[members - 1].sum())
+        mean = float(sums[members - 1].sum()) / area
+        out.append((region_score(mean, area, w * h, config.metric), bbox, members, area, mean))
+    out.sort(key=lambda c: (-c[0], c[1]))
+    return out[: config.max_regions]
+
+
+def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelConfig,
+                            valid: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
+    light = None
+    if config.photometric != "none":
+        right, light = compensate(left, right, valid, local=config.photometric == "local")
+    diff = difference_map(left, right, config.metric, config.blur_sigma, config.tolerance_px)
+    if valid is not None:
+        diff = np.where(valid, diff, 0.0).astype(np.float32)
+    return diff, light
+
+
 def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
-                  valid: np.ndarray | None = None) -> PixelDetection:
-    """Run the detector on two same-size RGB uint8 images. ``valid`` limits the comparison (alignment overlap)."""
+                  valid: np.ndarray | None = None, alignment: Any = None) -> PixelDetection:
+    """Run the detector on two same-size RGB uint8 images. ``valid`` limits the comparison (alignment overlap);
+    an ``alignment`` from flow registration adds the difference seen from the right image's frame."""
     if left.shape != right.shape:
         raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
     h, w = left.shape[:2]
-    diff = difference_map(left, right, config.metric, config.blur_sigma)
-    if valid is not None:
-        diff = np.where(valid, diff, 0.0).astype(np.float32)
+    diff, light = _compensated_difference(left, right, config, valid)
+    reverse = getattr(alignment, "reverse", None)
+    if reverse is not None:
+        seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid)
+        diff = np.maximum(diff, reverse.to_left(seen_from_right))
+        if valid is not None:
+            diff = np.where(valid, diff, 0.0).astype(np.float32)
     t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
-    mask = clean_mask(diff > t, config.open_px, config.close_px)
-    min_area = config.resolved_min_area(w, h)
-    empty = PixelDetection((), diff, mask, t, min_area)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
-    if not keep:
-        return empty
-    boxes = np.array([[stats[i, 0], stats[i, 1], stats[i, 0] + stats[i, 2], stats[i, 1] + stats[i, 3]]
-                      for i in keep])
-    if config.merge == "box":
-        group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h))
+    cleaned = clean_mask(diff > t, config.open_px, config.close_px)
+    if config.objects == "split":
+        count, labels = split_objects(cleaned)
     else:
-        group = np.arange(len(keep))
-    lut = np.zeros(n, dtype=np.int64)
-    lut[keep] = group + 1
-    group_labels = lut[labels]
-    ids = np.arange(1, group.max() + 2)
-    areas = ndimage.sum_labels(np.ones_like(diff), group_labels, ids)
-    means = ndimage.mean(diff, group_labels, ids)
-    peaks = ndimage.maximum(diff, group_labels, ids)
-    candidates = []
-    for g in range(len(ids)):
-        members = boxes[group == g]
-        bbox = (int(members[:, 0].min()), int(members[:, 1].min()),
-                int(members[:, 2].max()), int(members[:, 3].max()))
-        area = int(areas[g])
-        score = region_score(float(means[g]), area, w * h, config.metric)
-        candidates.append((score, bbox, area, float(means[g]), float(peaks[g])))
-    candidates.sort(key=lambda c: (-c[0], c[1]))
-    regions = tuple(
-        Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean, peak_diff=peak)
-        for k, (score, bbox, area, mean, peak) in enumerate(candidates[: config.max_regions])
-    )
-    return PixelDetection(regions, diff, mask, t, min_area)
+        count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
+        count -= 1
+    candidates = _candidates(labels, count, diff, config) if count else []
+    mask = np.zeros((h, w), bool)
+    regions = []
+    for k, (score, bbox, members, area, mean) in enumerate(candidates):
+        x0, y0, x1, y1 = bbox
+        own = np.zeros((h, w), bool)
+        own[y0:y1, x0:x1] = np.isin(labels[y0:y1, x0:x1], members)
+        mask |= own
+        regions.append(Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean,
+                              peak_diff=float(diff[own].max()), mask=encode_mask(own)))
+    return PixelDetection(tuple(regions), diff, mask, t, config.resolved_min_area(w, h), light)

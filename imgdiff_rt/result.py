@@ -29,6 +29,7 @@ class Region:
     description: str | None = None
     mean_diff: float | None = None
     peak_diff: float | None = None
+    mask: dict | None = None  # the region's pixels: COCO uncompressed RLE over the left image (detection.masks)
 
     def bbox_norm(self, size: tuple[int, int]) -> list[float]:
         w, h = size
@@ -49,6 +50,7 @@ class Region:
             "description": self.description,
             "mean_diff": None if self.mean_diff is None else round(float(self.mean_diff), 4),
             "peak_diff": None if self.peak_diff is None else round(float(self.peak_diff), 4),
+            "mask": self.mask,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class Region:
             description=d.get("description"),
             mean_diff=d.get("mean_diff"),
             peak_diff=d.get("peak_diff"),
+            mask=d.get("mask"),
         )
 
 
@@ -80,6 +83,7 @@ class Result:
     description: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] = field(default_factory=dict)  # what each graph that ran was (weights_report)
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
@@ -101,6 +105,7 @@ class Result:
             "description": self.description,
             "timings_ms": dict(self.timings_ms),
             "settings": dict(self.settings),
+            "weights": dict(self.weights),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -119,4 +124,5 @@ class Result:
             description=d.get("description"),
             timings_ms=dict(d.get("timings_ms", {})),
             settings=dict(d.get("settings", {})),
+            weights=dict(d.get("weights", {})),
         )

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from skimage.segmentation import felzenszwalb
 
+from .detection.jitter import jitter_image, move_box
 from .errors import UsageError
 
 KINDS = ("remove", "recolour", "paste")
@@ -144,8 +145,12 @@ def paste_region(img: np.ndarray, mask: np.ndarray, taken: list, rng: np.random.
 
 
 def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
-               kinds: tuple[str, ...] = KINDS) -> SynthPair:
-    """Make one pair from an HxWx3 uint8 RGB photo: left is the photo, right has ``spots`` changes."""
+               kinds: tuple[str, ...] = KINDS, jitter: bool = False) -> SynthPair:
+    """Make one pair from an HxWx3 uint8 RGB photo: left is the photo, right has ``spots`` changes.
+
+    ``jitter``: the right image is also re-shot: a small viewpoint warp with parallax, a light change and noise
+    (imgdiff_rt.detection.jitter). Truth ``bbox`` stays in left-image pixels (where a registered detector
+    reports); ``bbox_right`` is the same change moved along the warp, in the jittered right image."""
     if level not in LEVEL_AREA:
         raise UsageError("level must be 1 (larger changes) or 2 (smaller changes)")
     if spots < 1:
@@ -192,4 +197,9 @@ def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
         raise UsageError(f"no region of this photo suits a level-{level} change (try the other level)")
     truth = {"schema": TRUTH_SCHEMA, "size": [w, h], "level": level, "seed": seed,
              "requested_spots": spots, "changes": changes}
+    if jitter:
+        right, warp, light = jitter_image(right, seed)
+        for change in changes:
+            change["bbox_right"] = list(move_box(tuple(change["bbox"]), warp))
+        truth["jitter"] = {**warp.facts, **light}
     return SynthPair(left=image, right=right, truth=truth)

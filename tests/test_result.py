@@ -5,8 +5,9 @@ import pytest
 from imgdiff_rt.result import SCHEMA, Region, Result
 
 REGION_KEYS = {"id", "bbox", "bbox_norm", "score", "area", "source", "similarity", "caption_left",
-               "caption_right", "description", "mean_diff", "peak_diff"}
-RESULT_KEYS = {"schema", "id", "left", "right", "size", "regions", "description", "timings_ms", "settings"}
+               "caption_right", "description", "mean_diff", "peak_diff", "mask"}
+RESULT_KEYS = {"schema", "id", "left", "right", "size", "regions", "description", "timings_ms", "settings",
+               "weights"}
 
 
 def _result():

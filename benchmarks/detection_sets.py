@@ -1,0 +1,68 @@
+"""The measurement sets behind the pixel detector's defaults (docs/detection.md), loaded into memory once:
+synthetic pairs (levels 1 and 2, their JPEG-85 copies, and re-shot copies with viewpoint/light jitter) made from
+the scikit-image photos, CLEVR-Change (semantic vs nonsemantic) and LEVIR-CD (building masks) from ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage import data
+
+from imgdiff_rt.evaluate import load_truth
+from imgdiff_rt.imageio import read_image
+from imgdiff_rt.synth import synthesize
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def synthetic_set(level: int, per_photo: int = 10, spots: int = 3, jitter: bool = False) -> list:
+    pairs = []
+    for name in PHOTOS:
+        img = read_image(np.asarray(getattr(data, name)()))
+        for seed in range(per_photo):
+            p = synthesize(img, spots=spots, level=level, seed=seed, jitter=jitter)
+            pairs.append((p.left, p.right, [tuple(c["bbox"]) for c in p.truth["changes"]]))
+    return pairs
+
+
+def jpeg_copy(pairs: list, quality: int = 85) -> list:
+    """The same pairs after JPEG compression of both images: the noise real photos carry."""
+    def jpeg(arr):
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return [(jpeg(left), jpeg(right), truth) for left, right, truth in pairs]
+
+
+def levir_set() -> list:
+    """(left, right, truth boxes, truth mask) for each LEVIR-CD pair with a mask."""
+    root = SHARED / "levir-cd"
+    out = []
+    for mask in sorted((root / "label").glob("*.png")):
+        left, right = read_image(root / "A" / mask.name), read_image(root / "B" / mask.name)
+        truth_mask = read_image(mask)[:, :, 0] > 127
+        out.append((left, right, load_truth(mask, (left.shape[1], left.shape[0])), truth_mask))
+    return out
+
+
+def clevr_set() -> list:
+    """(before, semantic, nonsemantic) images for each CLEVR-Change triple."""
+    root = SHARED / "clevr-change"
+    ids = sorted(p.stem for p in (root / "before").glob("*.png"))
+    return [tuple(read_image(root / part / f"{i}.png") for part in ("before", "semantic", "nonsemantic"))
+            for i in ids]
+
+
+def all_sets(per_photo: int = 10) -> dict:
+    sets = {"synth-l1": synthetic_set(1, per_photo), "synth-l2": synthetic_set(2, per_photo)}
+    sets["synth-l1-jpeg85"] = jpeg_copy(sets["synth-l1"])
+    sets["synth-l2-jpeg85"] = jpeg_copy(sets["synth-l2"])
+    sets["synth-jitter-l1"] = synthetic_set(1, per_photo, jitter=True)
+    sets["synth-jitter-l2"] = synthetic_set(2, per_photo, jitter=True)
+    if (SHARED / "clevr-change").exists():
+        sets["clevr"] = clevr_set()
+    if (SHARED / "levir-cd").exists():
+        sets["levir"] = levir_set()
+    return sets
