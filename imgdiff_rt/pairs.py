@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PairsFileError
+from .files import read_text_file
+
+MAX_PAIRS_FILE_BYTES = 1 << 30  # a million pairs' lines fit several times over
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 SYNTH_PAIRS_FILE = "pairs.jsonl"  # what `imgdiff-rt synth --out DIR` writes
@@ -71,15 +74,17 @@ def _path(s: str | None) -> Path | None:
     return None if s is None else Path(s)
 
 
+#: what outputs adds to a stem for the pair's change-mask picture; a stem may not end with it
+MASK_SUFFIX = "_mask"
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_HASH_SUFFIXED = re.compile(r".*-[0-9a-f]{8}")
+_RESERVED_ENDING = re.compile(r".*(-[0-9a-f]{8}|" + re.escape(MASK_SUFFIX) + ")")
 
 
 def safe_stem(pair_id: str) -> str:
     """A file name for an id, one-to-one: a short plain id is its own name; any other id (unsafe characters,
-    too long, or shaped like a hashed name) gets a cleaned prefix plus 8 hex digits of its SHA-256, so ``a/b``
-    and ``a_b``, or ``日本`` and ``中国``, never share a file."""
-    if _SAFE_ID.fullmatch(pair_id) and not _HASH_SUFFIXED.fullmatch(pair_id):
+    too long, or ending like a hashed name or like another pair's mask picture) gets a cleaned prefix plus 8 hex
+    digits of its SHA-256, so ``a/b`` and ``a_b``, or ``日本`` and ``中国``, never share a file."""
+    if _SAFE_ID.fullmatch(pair_id) and not _RESERVED_ENDING.fullmatch(pair_id):
         return pair_id
     prefix = re.sub(r"[^A-Za-z0-9._-]", "_", pair_id).lstrip(".")[:80] or "pair"
     digest = hashlib.sha256(pair_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
@@ -104,10 +109,7 @@ def _item_from_record(rec: object, where: str, fallback: str, base: Path, seen: 
 
 
 def _from_jsonl(path: Path) -> list[PairItem]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise PairsFileError(f"{path}: cannot read pairs file ({e})") from None
+    lines = read_text_file(path, PairsFileError, max_bytes=MAX_PAIRS_FILE_BYTES).splitlines()  # no FIFO hang
     items: list[PairItem] = []
     seen: set[str] = set()
     for n, line in enumerate(lines, start=1):
