@@ -1,6 +1,8 @@
 """The library's exception family.
 
-Library code raises these; only the CLI turns them into a one-line ``Error: ...`` and an exit code.
+Library code raises these; only the CLI turns them into a one-line ``Error: ...`` and an exit code. Messages
+name the library's parameters (``clip_threshold``), never CLI flags; ``parameter`` says which one, so an edge
+can name its own spelling of it (the CLI writes ``--clip-threshold``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ class ImgDiffError(Exception):
     """Root of every error imgdiff-rt raises on purpose."""
 
     exit_code = 1
+
+    def __init__(self, *args: object, parameter: str | None = None):
+        super().__init__(*args)
+        self.parameter = parameter  # the library parameter the message is about, when there is one
 
 
 class UsageError(ImgDiffError):

@@ -20,13 +20,13 @@ from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
+from .runtime.caption_stage import CAPTIONERS
 from .runtime.detect import ModelDetector, SegmentConfig
 
 DETECTORS = ("pixel", "segment", "hybrid")
 MODEL_DETECTORS = ("segment", "hybrid")  # need a model bundle
 #: what `run` uses when a bundle is present and no --detector is given (measured: docs/runtime.md)
 DEFAULT_MODEL_DETECTOR = "hybrid"
-CAPTIONERS = ("none", "blip", "llava")
 
 
 @dataclass
@@ -75,17 +75,19 @@ class Pipeline:
                  segment: SegmentConfig | None = None, threads: int | None = None,
                  caption_options: dict | None = None, session_options: dict | None = None) -> None:
         if detector not in DETECTORS:
-            raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}")
+            raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}",
+                             parameter="detector")
         if captioner not in CAPTIONERS:
-            raise UsageError(f"captioner {captioner!r} is not available; choose one of {', '.join(CAPTIONERS)}")
+            raise UsageError(f"captioner {captioner!r} is not available; choose one of {', '.join(CAPTIONERS)}",
+                             parameter="captioner")
         if max_pixels < 1:
-            raise UsageError("max-pixels must be positive")
+            raise UsageError("max_pixels must be positive", parameter="max_pixels")
         if threads is not None and threads < 1:
-            raise UsageError("--threads must be at least 1")
+            raise UsageError("threads must be at least 1", parameter="threads")
         needs_models = detector in MODEL_DETECTORS or captioner != "none"
         if needs_models and models is None:
-            raise UsageError(f"--detector {detector} / --captioner {captioner} need a model bundle (--models DIR); "
-                             "create one with `imgdiff-rt export --out DIR`")
+            raise UsageError(f"models: detector {detector!r} / captioner {captioner!r} need a model bundle; "
+                             "create one with `imgdiff-rt export --out DIR`", parameter="models")
         self.detector = detector
         self.captioner = captioner
         self.align = align
@@ -97,10 +99,9 @@ class Pipeline:
         self.caption_options = dict(caption_options or {})
         self.session_options = dict(session_options or {})  # e.g. url/protocol for the triton backend
         # sessions open lazily, once, and are reused for every pair this pipeline processes
-        self._models: ModelDetector | None = None
+        self._detector: ModelDetector | None = None
         self._captioner = None
         self._captioner_ready = False
-        self.notice: str | None = None  # a one-line hint the CLI prints (e.g. how to enable the models)
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, backend: str = "onnx", detector: str = "segment",
@@ -111,11 +112,11 @@ class Pipeline:
         return pipeline
 
     def open(self) -> "Pipeline":
-        if self.detector in MODEL_DETECTORS and self._models is None:
-            self._models = ModelDetector(self.models, self.backend, self.precision, self.segment,
+        if self.detector in MODEL_DETECTORS and self._detector is None:
+            self._detector = ModelDetector(self.models, self.backend, self.precision, self.segment,
                                          **self._session_opts())
         if self.captioner != "none" and not self._captioner_ready:
-            from .runtime.captioning import build_captioner
+            from .runtime.caption_stage import build_captioner
 
             self._captioner = build_captioner(self.captioner, self.models, backend=self.backend,
                                               precision=self.precision, **self.caption_options,
@@ -127,9 +128,9 @@ class Pipeline:
         return {**({"threads": self.threads} if self.threads else {}), **self.session_options}
 
     def close(self) -> None:
-        if self._models is not None:
-            self._models.close()
-            self._models = None
+        if self._detector is not None:
+            self._detector.close()
+            self._detector = None
         if self._captioner is not None:
             self._captioner.close()
             self._captioner, self._captioner_ready = None, False
@@ -171,7 +172,7 @@ class Pipeline:
         result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
         if self.captioner != "none":
             # after describe: the captioner replaces the measured descriptions with its captions
-            from .runtime.captioning import caption_regions
+            from .runtime.caption_stage import caption_regions
 
             result = caption_regions(result, images, self.open()._captioner)
         result = result.with_timing("total", (time.perf_counter() - t0) * 1e3)
@@ -210,16 +211,18 @@ class Pipeline:
             return self.detect_models(result, images, found.regions)
         return result, images
 
-    def detect_models(self, result: Result, images: PairImages, extra: tuple) -> tuple[Result, PairImages]:
-        """Img-Diff's segment + CLIP filter (``extra``: pixel regions to filter and merge, for hybrid)."""
-        models = self.open()._models
+    def detect_models(self, result: Result, images: PairImages,
+                      pixel_regions: tuple) -> tuple[Result, PairImages]:
+        """Img-Diff's segment + CLIP filter (``pixel_regions``: the pixel detector's, filtered and merged too,
+        for hybrid)."""
+        detector = self.open()._detector
         right = images.right
         if images.valid is not None:  # outside the registered overlap the right image has no content
             right = np.where(images.valid[..., None], right, images.left)
-        regions, facts = models.detect(images.left, right, extra)
-        for name in ("segment_ms", "clip_ms"):
-            result = result.with_timing(name[:-3], facts.pop(name))
-        result = result.replace(regions=tuple(regions)).with_settings(model_detector=facts)
+        regions, report = detector.detect(images.left, right, pixel_regions)
+        for stage, ms in report.timings_ms.items():
+            result = result.with_timing(stage, ms)
+        result = result.replace(regions=tuple(regions)).with_settings(model_detector=report.facts)
         mask = images.change_mask if images.change_mask is not None else np.zeros(images.left.shape[:2], bool)
         return result, replace(images, change_mask=mask)
 

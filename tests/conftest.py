@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,12 +13,17 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IMGDIFF_RT_SHARED", ROOT.parent / "shared"))
 
-# Offline everywhere: Hugging Face, Ultralytics (no downloads, no auto-install), a project-local config dir.
+# Folders the environment must name before any library is imported (so before pytest's temp factories exist):
+# made in the system temp folder, never in the checkout, and removed when the test process ends.
+_SCRATCH = Path(tempfile.mkdtemp(prefix="imgdiff-rt-tests-"))
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+
+# Offline everywhere: Hugging Face, Ultralytics (no downloads, no auto-install), a private config dir.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "false")
-os.environ.setdefault("YOLO_CONFIG_DIR", str(ROOT / ".yolo_config"))
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_SCRATCH / "yolo-config"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 # A developer's own model bundle must not change what the tests run (e.g. the CLI's default detector): the
@@ -25,7 +32,7 @@ if "IMGDIFF_RT_TRITON_ENV" not in os.environ:
     from imgdiff_rt.triton.server import default_env_dir
 
     os.environ["IMGDIFF_RT_TRITON_ENV"] = str(default_env_dir())
-os.environ["IMGDIFF_RT_HOME"] = tempfile.mkdtemp(prefix="imgdiff-rt-test-home-")
+os.environ["IMGDIFF_RT_HOME"] = str(_SCRATCH / "home")
 
 
 def _shared_path(*parts: str) -> Path:
@@ -43,3 +50,25 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
     return _shared_path("models")
+
+
+# ---- tiny model bundles, exported once per test session (shared by several test files) ------------------
+@pytest.fixture(scope="session")
+def tiny_runtime_bundle(tmp_path_factory) -> Path:
+    """segmenter + CLIP, tiny random-init configs, fp32 only (the sessions' parity reference)."""
+    from imgdiff_rt.export.build import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("runtime-bundle") / "models"
+    run_export(ExportOptions(tiny=True, random_init=True, imgsz=64, captioner=None), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def registered_segmenter_bundle(tmp_path_factory, shared_models) -> Path:
+    """The real pretrained segmenter from ../shared registered as is (no CLIP, no captioner)."""
+    from imgdiff_rt.export.build import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("registered-bundle") / "models"
+    run_export(ExportOptions(segmenter_onnx=str(shared_models / "yolov8n-seg-int8.onnx"), clip=None,
+                             captioner=None), out)
+    return out

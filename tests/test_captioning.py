@@ -15,7 +15,7 @@ from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.pipeline import PairImages
 from imgdiff_rt.result import Region, Result
 from imgdiff_rt.runtime.blip_captioner import BlipCaptioner, ClipTextSimilarity, ExactTextMatch
-from imgdiff_rt.runtime.captioning import build_captioner, caption_regions
+from imgdiff_rt.runtime.caption_stage import build_captioner, caption_regions
 from imgdiff_rt.runtime.crops import pad_to_square, region_crops, square_window
 from imgdiff_rt.runtime.llava_captioner import LlavaCaptioner
 

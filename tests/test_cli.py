@@ -112,7 +112,7 @@ USAGE_ERRORS = [
     (["run", "--threshold", "bogus", "{l}", "{r}"], "threshold 'bogus'"),
     (["run", "--pairs", "{l}", "{l}", "{r}"], "not both"),
     (["run", "--pairs", "{l}"], "--pairs needs --out"),
-    (["run", "--max-regions", "0", "{l}", "{r}"], "max_regions"),
+    (["run", "--max-regions", "0", "{l}", "{r}"], "--max-regions"),  # the library names max_regions
     (["run", "--url", "127.0.0.1:1", "{l}", "{r}"], "--url and --protocol are for --backend triton"),
     (["run", "--detector", "segment", "--models", "{tmp}/none", "{l}", "{r}"], "no model bundle"),
     (["synth", "skimage:nonexistent", "--out", "{tmp}/s"], "no sample image"),

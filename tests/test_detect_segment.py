@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.runtime.detect import SegmentConfig
-from runtime_bundles import tiny_runtime_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
@@ -23,8 +22,8 @@ MANY = SegmentConfig(conf=0.001, clip_threshold=1.0, max_proposals=8)
 
 
 @pytest.fixture(scope="session")
-def models() -> Path:
-    return tiny_runtime_bundle()
+def models(tiny_runtime_bundle) -> Path:
+    return tiny_runtime_bundle
 
 
 def test_run_segment_writes_the_contract(models):
@@ -77,7 +76,7 @@ def test_onnx_segments_match_the_torch_reference(models):
 
 def test_one_left_image_is_segmented_and_embedded_once(models):
     with Pipeline.from_bundle(models, detector="segment", segment=MANY) as pipe:
-        seg = pipe._models.segmenter
+        seg = pipe._detector.segmenter
         batches = []
         real_run = seg.run
         seg.run = lambda feeds: (batches.append(len(feeds["images"])), real_run(feeds))[1]
@@ -85,7 +84,7 @@ def test_one_left_image_is_segmented_and_embedded_once(models):
         again = pipe(LEFT, RIGHT)
         pipe(LEFT, LEFT)
     assert batches == [2, 1, 1], "left and right in one batch, then only the right image"
-    assert pipe._models is None  # closed by the context manager
+    assert pipe._detector is None  # closed by the context manager
     assert [r.bbox for r in first.regions] == [r.bbox for r in again.regions]
     assert again.settings["model_detector"]["left_cached"] is True
 

@@ -1,4 +1,4 @@
-"""`imgdiff-rt eval-captions` and imgdiff_rt.captions: loading, the metrics on real Spot-the-Diff references
+"""`imgdiff-rt eval-captions` and imgdiff_rt.caption_metrics: loading, the metrics on real Spot-the-Diff references
 (self-vs-self, human leave-one-out, shuffled, empty predictions), and the CLI's errors and output.
 
 The PTB tokenizer and METEOR are Java processes (METEOR alone takes ~10 s to start), so every metric check
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from imgdiff_rt.captions import load_predictions, load_references, normalise_id, score_many, spice_status
+from imgdiff_rt.caption_metrics import load_predictions, load_references, normalise_id, score_many, spice_status
 from imgdiff_rt.cli.main import cli
 
 NO_SCORER = ("pycocoevalcap is not installed (it is in the dev extra)" if find_spec("pycocoevalcap") is None

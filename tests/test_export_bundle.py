@@ -13,7 +13,7 @@ from imgdiff_rt.export import build as build_mod
 from imgdiff_rt.export.build import ExportOptions, run_export
 from imgdiff_rt.models.bundle import SCHEMA, Bundle, sha256_file
 from imgdiff_rt.export.bundle_check import check_bundle
-from imgdiff_rt.export.hf_tokenizers import SYNTHETIC_MARKER
+from imgdiff_rt.models.hf_tokenizers import SYNTHETIC_MARKER
 
 TINY = dict(tiny=True, random_init=True, imgsz=64, precision="int8", captioner="blip")
 EXPECTED_SPECS = {"segmenter", "clip_image", "clip_text", "blip_vision"}
@@ -100,9 +100,8 @@ def test_reexport_keeps_current_entries_without_loading(tiny_bundle, tmp_path, m
     def no_loading(*_a, **_k):
         raise AssertionError("a current family must not be loaded again")
 
-    monkeypatch.setattr("imgdiff_rt.export.hf_models.load_clip", no_loading)
-    monkeypatch.setattr("imgdiff_rt.export.hf_models.load_blip", no_loading)
-    monkeypatch.setattr("imgdiff_rt.export.segmenter.build_segmenter", no_loading)
+    monkeypatch.setattr("imgdiff_rt.models.hf_models.load_family", no_loading)
+    monkeypatch.setattr("imgdiff_rt.models.segmenter_model.build_segmenter", no_loading)
     messages: list[str] = []
     again = run_export(ExportOptions(**TINY), target, progress=messages.append)
     assert sum("current, kept" in m for m in messages) == len(manifest["entries"])
@@ -184,6 +183,7 @@ CLI_CASES = [
     (["export", "--segmenter", "none", "--clip", "none", "--captioner", "none", "--out", "{tmp}/x"], 2,
      "nothing to export"),
     (["export", "--check", "{tmp}/missing"], 2, "no model bundle"),
+    (["export", "--precision", "fp16", "--out", "{tmp}/x"], 2, "Error: --precision 'fp16' is built as TensorRT"),
     (["export", "--segmenter", "none", "--clip", "{tmp}/no-clip", "--captioner", "none", "--out", "{tmp}/x"], 2,
      "--random-init"),
 ]
@@ -209,7 +209,23 @@ def test_cli_tiny_export_and_check(tmp_path):
     assert result.exit_code == 0 and "bundle ok" in result.output
 
 
-def test_family_specs_cover_every_spec():
-    from imgdiff_rt.models.specs import SPECS
+def test_every_spec_belongs_to_an_exported_family():
+    from imgdiff_rt.models.specs import FAMILIES, SPECS, family_specs
 
-    assert {s for specs in build_mod.FAMILY_SPECS.values() for s in specs} == set(SPECS)
+    assert {s for family in FAMILIES for s in family_specs(family)} == set(SPECS)
+
+
+@pytest.mark.parametrize("formats, precision, built", [
+    (("onnx",), "fp32", ["onnx-fp32"]),
+    (("onnx",), "int8", ["onnx-fp32", "onnx-int8"]),
+    (("engine",), "fp32", ["onnx-fp32", "engine-fp16"]),
+    (("onnx", "engine"), "fp16", ["onnx-fp32", "engine-fp16"]),
+])
+def test_artifact_table(formats, precision, built):
+    assert [f"{a.fmt}-{a.precision}" for a in build_mod.artifacts_for(formats, precision)] == built
+
+
+def test_fp16_onnx_is_refused_not_written_as_fp32(tmp_path):
+    with pytest.raises(UsageError, match="fp16") as caught:
+        run_export(ExportOptions(tiny=True, captioner="none", precision="fp16"), tmp_path / "b")
+    assert caught.value.parameter == "precision" and not (tmp_path / "b").exists()

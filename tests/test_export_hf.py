@@ -7,16 +7,11 @@ import pytest
 import torch
 
 from imgdiff_rt.errors import ParityError, UsageError, WeightsUnavailableError
-from imgdiff_rt.export import hf_models
-from imgdiff_rt.export.captioning import caption_parity, greedy_ids, token_agreement
-from imgdiff_rt.export.onnx_export import (
-    check_parity,
-    compare_outputs,
-    export_onnx,
-    onnx_layout,
-    ort_session,
-    read_metadata,
-)
+from imgdiff_rt.models import hf_models
+from imgdiff_rt.export.captioner_export import caption_parity, greedy_ids, token_agreement
+from imgdiff_rt.export.checks import caption_parity_of, check_parity
+from imgdiff_rt.export.onnx_export import export_onnx, onnx_layout, read_metadata
+from imgdiff_rt.runtime.compare import compare
 from imgdiff_rt.models.specs import SPECS, get_spec
 
 
@@ -89,8 +84,7 @@ def test_caption_parity_with_exported_encoder(family, spec_name, tmp_path):
     loaded = loader(tiny=True)
     spec, module = hf_models.graphs_for(loaded)[0]
     path = export_onnx(module, spec, tmp_path / "enc.onnx", source="tiny")
-    session = ort_session(path)
-    result = caption_parity(loaded, spec, lambda x: session.run(None, {"pixel_values": x})[0], max_new_tokens=8)
+    result = caption_parity_of(loaded, spec, path, max_new_tokens=8)
     assert result["exact"] and result["token_agreement"] == 1.0
     assert result["distinct_captions"] == 2, "tiny captioners must hear the image, or parity proves nothing"
     ids = greedy_ids(loaded, spec.dummy_inputs(2, rng=0)["pixel_values"], 8)
@@ -111,13 +105,16 @@ def test_token_agreement():
     assert token_agreement([[1, 2, 3, 4]], [[1, 2]]) == 0.5
 
 
-def test_compare_outputs_cosine_and_atol():
+def test_compare_cosine_and_atol():
     spec = get_spec("clip_image").bind(image_size=32, embed_dim=4)
     want = {"image_embeds": np.array([[1.0, 0, 0, 0], [0, 1.0, 0, 0]], np.float32)}
-    assert compare_outputs(spec, want, want)["image_embeds"]["ok"]
+    assert compare(spec, want, want)["image_embeds"]["ok"]
     bad = {"image_embeds": np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]], np.float32)}
-    row = compare_outputs(spec, bad, want)["image_embeds"]
+    with pytest.raises(ParityError, match="beyond tolerance") as caught:
+        compare(spec, bad, want)
+    row = caught.value.report["image_embeds"]
     assert not row["ok"] and row["min_cosine"] == pytest.approx(0.0)
+    assert compare(spec, bad, want, tolerance=None)["image_embeds"]["min_cosine"] == pytest.approx(0.0)
 
 
 def test_synthetic_tokenizers_put_specials_at_config_ids():

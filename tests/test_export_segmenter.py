@@ -13,6 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from imgdiff_rt.errors import SpecLayoutError, UsageError, WeightsUnavailableError  # noqa: E402
 from imgdiff_rt.export import segmenter as S  # noqa: E402
+from imgdiff_rt.models import segmenter_model as SM  # noqa: E402
 from imgdiff_rt.models.specs import get_spec, segmenter_output_sizes  # noqa: E402
 
 SPEC = get_spec("segmenter")
@@ -21,7 +22,7 @@ IMGSZ = 64
 
 @pytest.fixture(scope="module")
 def tiny():
-    return S.build_segmenter("FastSAM-s.pt", tiny=True)
+    return SM.build_segmenter("FastSAM-s.pt", tiny=True)
 
 
 @pytest.fixture(scope="module")
@@ -116,22 +117,22 @@ def test_register_fake_layout_ok_and_mismatches(tmp_path):
 
 def test_missing_weights_offline_names_the_flags(tmp_path):
     with pytest.raises(WeightsUnavailableError, match="--random-init"):
-        S.build_segmenter("FastSAM-s.pt")
+        SM.build_segmenter("FastSAM-s.pt")
     with pytest.raises(WeightsUnavailableError, match="--segmenter-onnx"):
-        S.build_segmenter(str(tmp_path / "nowhere" / "FastSAM-x.pt"))
+        SM.build_segmenter(str(tmp_path / "nowhere" / "FastSAM-x.pt"))
     with pytest.raises(UsageError, match="known architecture"):
-        S.build_segmenter("my-own-model.pt", random_init=True)
+        SM.build_segmenter("my-own-model.pt", random_init=True)
 
 
 def test_local_checkpoint_loads(tmp_path):
     from ultralytics.nn.tasks import SegmentationModel, yaml_model_load
 
     cfg = yaml_model_load("yolov8n-seg.yaml")
-    cfg["scales"], cfg["scale"] = {"tiny": list(S.TINY_SCALE)}, "tiny"
+    cfg["scales"], cfg["scale"] = {"tiny": list(SM.TINY_SCALE)}, "tiny"
     model = SegmentationModel(cfg, nc=3, verbose=False)
     path = tmp_path / "tiny-seg.pt"
     torch.save({"model": model, "train_args": {}}, path)
-    module = S.build_segmenter(str(path))
+    module = SM.build_segmenter(str(path))
     assert module.info.num_classes == 3 and not module.info.random_init
     with torch.no_grad():
         preds, _ = module(torch.rand(1, 3, 64, 64))
@@ -146,7 +147,7 @@ def test_bad_imgsz_is_a_usage_error(tiny, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,params", [("FastSAM-s.pt", 11.8e6), ("FastSAM-x.pt", 72.2e6)])
 def test_real_size_random_init_architecture(name, params):
-    module = S.build_segmenter(name, random_init=True)
+    module = SM.build_segmenter(name, random_init=True)
     assert module.info.num_classes == 1
     assert abs(module.info.num_parameters - params) / params < 0.03
 

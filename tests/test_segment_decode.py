@@ -12,7 +12,6 @@ from imgdiff_rt.runtime.preprocess import clip_pixels, letterbox, letterbox_batc
 from imgdiff_rt.runtime.proposals import crop_pairs, gather_proposals
 from imgdiff_rt.runtime.segment_decode import box_iou, decode_image, nms
 from imgdiff_rt.runtime.session import open_session
-from runtime_bundles import registered_segmenter_bundle
 
 
 def test_letterbox_places_the_image_and_maps_boxes_back():
@@ -84,11 +83,11 @@ def test_clip_filter_keeps_the_least_similar_below_the_threshold():
 
 @pytest.mark.parametrize("photo,class_id,min_score", [("astronaut", 0, 0.8), ("chelsea", 15, 0.7),
                                                       ("coffee", 41, 0.7)])
-def test_real_segmenter_decodes_skimage_photos(shared_models, photo, class_id, min_score):
+def test_real_segmenter_decodes_skimage_photos(registered_segmenter_bundle, photo, class_id, min_score):
     """COCO ids: person 0, cat 15, cup 41. Measured here: person 0.93, cat 0.91, cup 0.94."""
     import skimage.data
 
-    bundle = Bundle.load(registered_segmenter_bundle(str(shared_models / "yolov8n-seg-int8.onnx")))
+    bundle = Bundle.load(registered_segmenter_bundle)
     image = getattr(skimage.data, photo)()
     with open_session(bundle, "segmenter", "onnx", precision="int8") as session:
         x, (lb,) = letterbox_batch([image], 320)

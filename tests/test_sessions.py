@@ -9,13 +9,12 @@ import pytest
 from imgdiff_rt.errors import ModelError, SpecLayoutError, UsageError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.runtime import session as S
-from runtime_bundles import registered_segmenter_bundle, tiny_runtime_bundle
 from helpers import HAVE_TENSORRT
 
 
 @pytest.fixture(scope="session")
-def bundle() -> Bundle:
-    return Bundle.load(tiny_runtime_bundle())
+def bundle(tiny_runtime_bundle) -> Bundle:
+    return Bundle.load(tiny_runtime_bundle)
 
 
 def _feeds(spec, seed=0):
@@ -89,9 +88,8 @@ def test_tensorrt_backend_without_an_engine_is_a_clear_error(bundle):
         S.open_session(bundle, "segmenter", "tensorrt")
 
 
-def test_registered_segmenter_has_file_names_mapped_and_no_torch_module(shared_models):
-    root = registered_segmenter_bundle(str(shared_models / "yolov8n-seg-int8.onnx"))
-    bundle = Bundle.load(root)
+def test_registered_segmenter_has_file_names_mapped_and_no_torch_module(registered_segmenter_bundle):
+    bundle = Bundle.load(registered_segmenter_bundle)
     with S.open_session(bundle, "segmenter", "onnx", precision="int8") as session:
         assert session.input_shapes["images"] == (1, 3, 320, 320) and session.fixed_dim("images", 0) == 1
         out = session.run({"images": np.full((1, 3, 320, 320), 0.5, np.float32)})

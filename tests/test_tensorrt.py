@@ -9,6 +9,7 @@ import pytest
 
 from imgdiff_rt.errors import EngineIncompatibleError, TensorRTUnavailableError, UsageError
 from imgdiff_rt.export import tensorrt_engine as T
+from imgdiff_rt.runtime import tensorrt_engines as E
 from imgdiff_rt.models.specs import get_spec
 from helpers import HAVE_TENSORRT
 
@@ -23,9 +24,9 @@ def no_tensorrt(monkeypatch):
 
 def test_import_without_tensorrt_is_a_typed_error(no_tensorrt):
     with pytest.raises(TensorRTUnavailableError, match="tensorrt"):
-        T.import_tensorrt()
+        E.import_tensorrt()
     with pytest.raises(TensorRTUnavailableError):
-        T.runtime_identity()
+        E.runtime_identity()
 
 
 def test_build_without_tensorrt_is_a_typed_error(no_tensorrt, tmp_path):
@@ -80,7 +81,7 @@ BUILT = {"path": "seg.engine", "tensorrt_version": "10.3.0", "gpu": A10G}
 
 
 def test_compatible_engine_passes():
-    T.check_engine_compatible(BUILT, {"tensorrt_version": "10.3.0",
+    E.check_engine_compatible(BUILT, {"tensorrt_version": "10.3.0",
                                       "gpu": {"name": "NVIDIA RTX A6000", "compute_capability": "8.6"}})
 
 
@@ -91,21 +92,21 @@ def test_compatible_engine_passes():
 ])
 def test_mismatched_engine_fails_clearly(current, reason):
     with pytest.raises(EngineIncompatibleError, match=reason):
-        T.check_engine_compatible(BUILT, current)
+        E.check_engine_compatible(BUILT, current)
 
 
 def test_compatibility_modes():
     portable = {**BUILT, "version_compatible": True, "hardware_compatibility": "ampere_plus"}
-    T.check_engine_compatible(portable, {"tensorrt_version": "10.5.1", "gpu": {"compute_capability": "9.0"}})
+    E.check_engine_compatible(portable, {"tensorrt_version": "10.5.1", "gpu": {"compute_capability": "9.0"}})
     with pytest.raises(EngineIncompatibleError, match="Ampere"):
-        T.check_engine_compatible(portable, {"tensorrt_version": "10.5.1", "gpu": TURING})
+        E.check_engine_compatible(portable, {"tensorrt_version": "10.5.1", "gpu": TURING})
     with pytest.raises(EngineIncompatibleError, match="version-compatible"):
-        T.check_engine_compatible(portable, {"tensorrt_version": "10.2.0", "gpu": A10G})
+        E.check_engine_compatible(portable, {"tensorrt_version": "10.2.0", "gpu": A10G})
 
 
 def test_default_check_without_tensorrt_is_a_typed_error(no_tensorrt):
     with pytest.raises(TensorRTUnavailableError):
-        T.check_engine_compatible(BUILT)
+        E.check_engine_compatible(BUILT)
 
 
 # ---- real builds: only where TensorRT and a CUDA GPU exist -------------------------------------------
@@ -129,10 +130,10 @@ def test_fp16_engine_build_with_timing_cache(tiny_segmenter_onnx, tmp_path):
     assert info["gpu"]["compute_capability"] and info["tensorrt_version"]
     again = T.build_engine(onnx_path, spec, tmp_path / "seg2.engine", "fp16", cache, imgsz=64, max_batch=2)
     assert again["timing_cache_loaded"]
-    engine = T.load_engine(info["path"], info)
+    engine = E.load_engine(info["path"], info)
     assert engine is not None
     with pytest.raises(EngineIncompatibleError):
-        T.load_engine(info["path"], {**info, "tensorrt_version": "0.0.1"})
+        E.load_engine(info["path"], {**info, "tensorrt_version": "0.0.1"})
 
 
 @pytest.mark.tensorrt

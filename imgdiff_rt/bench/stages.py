@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImgDiffError, UsageError
+from ..errors import ImgDiffError
 from ..models.bundle import Bundle
+from ..models.specs import DEFAULT_IMGSZ
 from .harness import Workload
 
 STAGES = ("segment", "clip", "caption", "detect", "pipeline")
@@ -54,15 +55,6 @@ REFERENCE = "torch"
 
 class StageSkipped(Exception):
     """This backend cannot run this stage here; ``str(e)`` says why (shown in the report)."""
-
-
-def parse_list(value: str | None, known: tuple[str, ...] | None, what: str) -> list[str]:
-    items = [v.strip() for v in (value or "").split(",") if v.strip()]
-    if known is not None:
-        bad = [v for v in items if v not in known]
-        if bad:
-            raise UsageError(f"--{what}: unknown {', '.join(bad)}; choose from {', '.join(known)}")
-    return items
 
 
 def backend_unavailable(name: str) -> str | None:
@@ -122,14 +114,6 @@ class Context:
         self.cache.clear()
 
 
-def weights_label(bundle: Bundle, spec_name: str) -> str:
-    """random-init / tiny / pretrained / registered-onnx, as the manifest records it."""
-    for entry in bundle.entries.values():
-        if entry.get("spec") == spec_name:
-            return (entry.get("source") or {}).get("weights", "unknown")
-    return "absent"
-
-
 def crops_from(image: np.ndarray, count: int, side: int = 128, seed: int = 0) -> list[np.ndarray]:
     """``count`` square crops at fixed pseudo-random places (the same for every backend)."""
     rng = np.random.default_rng(seed)
@@ -154,17 +138,23 @@ def _guard(fn):
     return wrapper
 
 
+def _require_precision(ctx: Context, choice: BackendChoice, spec_name: str) -> None:
+    """An int8 column needs the bundle's int8 graph; without it the cell is skipped, never run in fp32."""
+    if choice.precision == "int8" and "int8" not in ctx.bundle.precisions(spec_name):
+        raise StageSkipped(f"the bundle has no int8 {spec_name} graph (export with --precision int8)")
+
+
 def _session(ctx: Context, choice: BackendChoice, spec_name: str):
     from ..runtime.session import open_session
 
-    if choice.precision == "int8" and ctx.bundle.find(spec_name, "onnx", "int8") is None:
-        raise StageSkipped(f"the bundle has no int8 {spec_name} graph (export with --precision int8)")
+    _require_precision(ctx, choice, spec_name)
     return ctx.cached(("session", choice.name, spec_name), lambda: open_session(
         ctx.bundle, spec_name, choice.backend, choice.precision, **ctx.opts()))
 
 
 @_guard
-def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int = 1, imgsz: int = 640) -> Workload:
+def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int = 1,
+                   imgsz: int = DEFAULT_IMGSZ) -> Workload:
     reason = backend_unavailable(choice.name)
     if reason:
         raise StageSkipped(reason)
@@ -177,7 +167,7 @@ def _segment(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wor
     session = _session(ctx, choice, "segmenter")
     feeds = session.spec.dummy_inputs(batch, rng=0, height=imgsz, width=imgsz)
     return Workload(choice.name, lambda: session.run(feeds), items=batch, unit="image",
-                    info={"weights": weights_label(ctx.bundle, "segmenter"), "input": f"{batch}x3x{imgsz}x{imgsz}"})
+                    info={"weights": ctx.bundle.weights_label("segmenter"), "input": f"{batch}x3x{imgsz}x{imgsz}"})
 
 
 def _clip(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
@@ -185,14 +175,13 @@ def _clip(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Worklo
     feeds = session.spec.dummy_inputs(batch, rng=0)
     size = session.spec.sizes["image_size"]
     return Workload(choice.name, lambda: session.run(feeds), items=batch, unit="crop",
-                    info={"weights": weights_label(ctx.bundle, "clip_image"), "input": f"{batch}x3x{size}x{size}"})
+                    info={"weights": ctx.bundle.weights_label("clip_image"), "input": f"{batch}x3x{size}x{size}"})
 
 
 def _captioner(ctx: Context, choice: BackendChoice):
     from ..runtime.blip_captioner import BlipCaptioner
 
-    if choice.precision == "int8" and ctx.bundle.find("blip_vision", "onnx", "int8") is None:
-        raise StageSkipped("the bundle has no int8 blip_vision graph (export with --precision int8)")
+    _require_precision(ctx, choice, "blip_vision")
     extra = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
     return ctx.cached(("captioner", choice.name), lambda: BlipCaptioner.from_bundle(
         ctx.bundle, choice.backend, choice.precision, text_similarity="exact", **extra, **ctx.opts()))
@@ -210,7 +199,7 @@ def _caption(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wor
         tokens.append(sum(next((i + 1 for i, t in enumerate(row) if t == captioner.eos), len(row)) for row in ids))
 
     return Workload(choice.name, run, items=batch, unit="crop",
-                    info={"weights": weights_label(ctx.bundle, "blip_vision"), "max_new_tokens":
+                    info={"weights": ctx.bundle.weights_label("blip_vision"), "max_new_tokens":
                           captioner.max_new_tokens, "beams": captioner.beams, "tokens_per_call": tokens})
 
 
@@ -236,8 +225,7 @@ def _forget_left(owner: Any) -> None:
 def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_left: bool = False) -> Workload:
     from ..runtime.detect import ModelDetector
 
-    if choice.precision == "int8" and ctx.bundle.find("segmenter", "onnx", "int8") is None:
-        raise StageSkipped("the bundle has no int8 segmenter graph (export with --precision int8)")
+    _require_precision(ctx, choice, "segmenter")
     detector = ctx.cached(("detector", choice.name, imgsz), lambda: ModelDetector(
         ctx.bundle, choice.backend, choice.precision, _segment_config(imgsz), **ctx.opts()))
     facts: list[dict] = []
@@ -245,12 +233,12 @@ def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_le
     def run():
         if not keep_left:
             _forget_left(detector)
-        regions, found = detector.detect(ctx.left, ctx.right)
-        facts.append({**{k: found.get(k) for k in ("segment_ms", "clip_ms", "candidates")},
-                      "regions": len(regions)})
+        regions, report = detector.detect(ctx.left, ctx.right)
+        facts.append({"segment_ms": report.timings_ms.get("segment"), "clip_ms": report.timings_ms.get("clip"),
+                      "candidates": report.facts.get("candidates"), "regions": len(regions)})
 
     return Workload(choice.name, run, items=1, unit="pair",
-                    info={"weights": weights_label(ctx.bundle, "segmenter"), "facts": facts,
+                    info={"weights": ctx.bundle.weights_label("segmenter"), "facts": facts,
                           "left_cache": "reused" if keep_left else "cleared before every call"})
 
 
@@ -262,7 +250,8 @@ def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wo
     def make():
         return Pipeline.from_bundle(ctx.bundle.root, backend=choice.backend, detector="segment", captioner="blip",
                                     precision=choice.precision, segment=_segment_config(imgsz, equal_work=True),
-                                    threads=ctx.threads, caption_options=caption_options)
+                                    threads=ctx.threads, caption_options=caption_options,
+                                    session_options=ctx.session_opts)
 
     pipeline = ctx.cached(("pipeline", choice.name, imgsz), make)
     left = ctx.left_path or ctx.left
@@ -270,12 +259,12 @@ def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wo
     timings: list[dict] = []
 
     def run():
-        _forget_left(getattr(pipeline, "_models", None))
+        _forget_left(getattr(pipeline, "_detector", None))
         result = pipeline.process(left, right).result
         timings.append({**dict(result.timings_ms), "regions": len(result.regions)})
 
     return Workload(choice.name, run, items=1, unit="pair",
-                    info={"weights": {s: weights_label(ctx.bundle, s) for s in ("segmenter", "clip_image",
+                    info={"weights": {s: ctx.bundle.weights_label(s) for s in ("segmenter", "clip_image",
                                                                                   "blip_vision")},
                           "timings": timings, "left_cache": "cleared before every call",
                           "clip_threshold": "1.0 (every backend captions max_proposals regions: equal work)"})

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..models.bundle import Bundle
+from ..models.specs import DEFAULT_IMGSZ
 from . import harness, stages, work
 from .machine import machine_info, measure_peak_flops
 from .stats import paired_ratios
@@ -33,8 +34,8 @@ class BenchConfig:
     backends: tuple[str, ...] = tuple(stages.BACKENDS)
     stages: tuple[str, ...] = stages.STAGES
     batches: tuple[int, ...] = (1,)
-    imgsz: tuple[int, ...] = (640, 1024)
-    pair_imgsz: tuple[int, ...] = (640,)  # detect / pipeline sizes (each is a whole pipeline per pair)
+    imgsz: tuple[int, ...] = (DEFAULT_IMGSZ, 1024)
+    pair_imgsz: tuple[int, ...] = (DEFAULT_IMGSZ,)  # detect / pipeline sizes (each is a whole pipeline per pair)
     runs: int = 7
     warmup: int = 1
     max_cell_seconds: float = 90.0  # measured part of one cell; runs are cut (never below min_runs) to fit
@@ -83,11 +84,16 @@ def cell_key(stage: str, imgsz: int | None, batch: int) -> str:
     return stage + (f"@{imgsz}" if imgsz else "") + ("" if stage in stages.PAIR_STAGES else f"/b{batch}")
 
 
-def _read_pair(cfg: BenchConfig, root: Path) -> tuple[np.ndarray, np.ndarray, Path, Path]:
+def _read_pair(cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray, Path, Path]:
+    """The pair detect/pipeline time; by default the checkout's example pair, found from the current folder
+    (an installed package carries no examples: then left/right must be given)."""
     from ..imageio import read_image
 
-    left = Path(cfg.left or root / DEFAULT_PAIR[0])
-    right = Path(cfg.right or root / DEFAULT_PAIR[1])
+    left, right = Path(cfg.left or DEFAULT_PAIR[0]), Path(cfg.right or DEFAULT_PAIR[1])
+    for name, path in (("left", left), ("right", right)):
+        if not path.is_file():
+            raise UsageError(f"{name} image {path} not found (the default is the checkout's example pair, "
+                             "relative to the current folder)", parameter=name)
     return read_image(left), read_image(right), left, right
 
 
@@ -133,7 +139,7 @@ def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callab
         choice = stages.BACKENDS[name]
         rss0 = harness.rss_bytes()
         try:
-            w = stages.build_workload(ctx, cell["stage"], choice, cell["batch"], cell["imgsz"] or 640)
+            w = stages.build_workload(ctx, cell["stage"], choice, cell["batch"], cell["imgsz"] or DEFAULT_IMGSZ)
         except stages.StageSkipped as e:
             row["skipped"][name] = str(e)
             say(f"  {name}: skipped - {e}")
@@ -188,7 +194,7 @@ def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callab
 
 def _maybe_build(ctx, cell, name):
     try:
-        return stages.build_workload(ctx, cell["stage"], stages.BACKENDS[name], cell["batch"], cell["imgsz"] or 640)
+        return stages.build_workload(ctx, cell["stage"], stages.BACKENDS[name], cell["batch"], cell["imgsz"] or DEFAULT_IMGSZ)
     except stages.StageSkipped:
         return None
 
@@ -212,8 +218,7 @@ def _concurrency(cfg: BenchConfig, ctx: stages.Context, say) -> dict:
     from ..runtime.session import open_session
 
     # the segmenter at the first --imgsz is the request; a bundle without one (tests) sends CLIP crops
-    spec_name = "segmenter" if any(e.get("spec") == "segmenter" for e in ctx.bundle.entries.values()) \
-        else "clip_image"
+    spec_name = "segmenter" if ctx.bundle.has_graph("segmenter") else "clip_image"
     dims = {"height": cfg.imgsz[0], "width": cfg.imgsz[0]} if spec_name == "segmenter" else {}
     out = {"request": f"{spec_name}, batch 1" + (f" at {cfg.imgsz[0]}" if dims else ""), "backends": {},
            "skipped": {}}
@@ -255,10 +260,9 @@ def estimate_seconds(cfg: BenchConfig, per_call_s: dict[str, float] | None = Non
 def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dict:
     say = say or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg.check()
-    root = Path(__file__).resolve().parents[2]
     bundle = Bundle.load(cfg.models)
-    if cfg.triton_url:  # every triton session (single graphs, detector, captioner, pipeline) reads it
-        os.environ["IMGDIFF_RT_TRITON_URL"] = cfg.triton_url
+    # every triton session (single graphs, detector, captioner, pipeline) gets the url as a session option
+    session_opts = {"url": cfg.triton_url} if cfg.triton_url else {}
     threads = cfg.threads or _usable_cores()
     try:
         import torch
@@ -266,8 +270,9 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
         torch.set_num_threads(threads)  # the eager reference gets the same cores as ONNX Runtime
     except ImportError:
         pass
-    left, right, lp, rp = _read_pair(cfg, root)
-    ctx = stages.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens)
+    left, right, lp, rp = _read_pair(cfg)
+    ctx = stages.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens,
+                         session_opts=session_opts)
     cells = plan_cells(cfg)
     say(f"bench: {len(cells)} cells x {len(cfg.backends)} backends; runs {cfg.runs}, warm-up {cfg.warmup}, "
         f"{threads} threads; at most ~{estimate_seconds(cfg) / 60:.0f} min (cells capped at "
@@ -276,7 +281,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
     results = {"schema": "imgdiff-rt/bench/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "threads": threads,
                "machine": machine_info(), "bundle": {"path": str(bundle.root),
-                                                     "weights": {s: stages.weights_label(bundle, s) for s in
+                                                     "weights": {s: bundle.weights_label(s) for s in
                                                                  ("segmenter", "clip_image", "blip_vision")}},
                "cells": [], "ratios": {}, "ratios_by_cell": {}}
     if cfg.peak_flops:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..captions.metrics import FIELDS, evaluate_captions, load_predictions, load_references
+from ..caption_metrics.metrics import FIELDS, evaluate_captions, load_predictions, load_references
 from ..files import ensure_writable_dir, write_text_atomic
 
 OUTPUT_NAME = "caption_metrics.json"

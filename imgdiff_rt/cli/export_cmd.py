@@ -8,6 +8,10 @@ import time
 import click
 
 from ..errors import UsageError
+from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS
+
+#: --tiny's default segmenter size: the smallest multiple of 32 the head's strides leave room for in seconds.
+TINY_IMGSZ = 64
 
 
 def _progress(started: float):
@@ -18,20 +22,23 @@ def _progress(started: float):
 
 
 @click.command("export", context_settings={"max_content_width": 100})
-@click.option("--segmenter", "segmenter", default="FastSAM-s.pt", show_default=True, metavar="SRC",
+@click.option("--segmenter", "segmenter", default=DEFAULT_SOURCES["segmenter"], show_default=True, metavar="SRC",
               help="Ultralytics checkpoint path or name (FastSAM-s.pt, FastSAM-x.pt, yolov8*-seg.pt), or none.")
 @click.option("--segmenter-onnx", type=click.Path(dir_okay=False), metavar="PATH",
               help="Register an already-exported segmenter ONNX as is (layout checked against the spec).")
-@click.option("--clip", default="openai/clip-vit-base-patch32", show_default=True, metavar="SRC",
+@click.option("--clip", default=DEFAULT_SOURCES["clip"], show_default=True, metavar="SRC",
               help="Hugging Face id or local folder of a CLIP model, or none.")
-@click.option("--captioner", default="blip", show_default=True, metavar="blip[:SRC]|llava[:SRC]|none",
+@click.option("--captioner", default=CAPTIONER_FAMILIES[0], show_default=True,
+              metavar="|".join(f"{c}[:SRC]" for c in CAPTIONER_FAMILIES) + "|none",
               help="Captioner whose image encoder is exported (generation stays in PyTorch).")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "engine", "all"]), default="onnx", show_default=True,
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default=FORMATS[0], show_default=True,
               help="engine/all also build TensorRT engines (needs the tensorrt extra and a GPU).")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-              help="int8 adds CPU int8 ONNX beside fp32 (dynamic for encoders, static QDQ for the segmenter); "
-                   "engines are fp16 unless int8.")
-@click.option("--imgsz", type=int, default=None, help="Segmenter export/optimisation size [default: 640; 64 with --tiny].")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
+              help="fp32 ONNX is always written (the reference); int8 adds CPU int8 ONNX beside it (dynamic for "
+                   "encoders, static QDQ for the segmenter). TensorRT engines are always fp16; fp16 without "
+                   "--format engine/all is refused (no fp16 ONNX is built).")
+@click.option("--imgsz", type=int, default=None,
+              help=f"Segmenter export/optimisation size [default: {DEFAULT_IMGSZ}; {TINY_IMGSZ} with --tiny].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Bundle folder [default: $IMGDIFF_RT_HOME/models or ~/.cache/imgdiff-rt/models].")
 @click.option("--random-init", is_flag=True, help="Real-size architectures with random weights (no download).")
@@ -66,16 +73,16 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, ou
     from ..export.build import ExportOptions, run_export
 
     none = ("", "none")
-    if segmenter_onnx and segmenter not in ("FastSAM-s.pt", "none"):
-        raise UsageError("--segmenter and --segmenter-onnx exclude each other")
+    if segmenter_onnx and segmenter not in (DEFAULT_SOURCES["segmenter"], "none"):
+        raise UsageError("segmenter_onnx and segmenter exclude each other", parameter="segmenter_onnx")
     opts = ExportOptions(
         segmenter=None if segmenter.lower() in none or segmenter_onnx else segmenter,
         segmenter_onnx=segmenter_onnx,
         clip=None if clip.lower() in none else clip,
         captioner=None if captioner.lower() in none else captioner,
-        formats=("onnx", "engine") if fmt == "all" else ("engine",) if fmt == "engine" else ("onnx",),
+        formats=FORMATS if fmt == "all" else (fmt,),
         precision=precision,
-        imgsz=imgsz or (64 if tiny else 640),
+        imgsz=imgsz or (TINY_IMGSZ if tiny else DEFAULT_IMGSZ),
         random_init=random_init,
         tiny=tiny,
         force=force,

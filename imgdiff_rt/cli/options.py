@@ -12,76 +12,105 @@ from ..errors import UsageError
 from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
-from ..runtime.clip_filter import parse_pair_gate
+from ..models.specs import PRECISIONS
+from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
 from ..runtime.session import BACKEND_NAMES
 from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PixelConfig
 
-_DEFAULTS = PixelConfig()
+_PIXEL = PixelConfig()
+_SEGMENT = SegmentConfig()
+_GATE_EXAMPLE = ":".join(f"{v:.2f}" for v in DEFAULT_PAIR_GATE)
+
+#: The options of every command that runs the pipeline (run, eval, web): one row per option, the
+#: ``click.option`` arguments as they are. Each option's parameter name is a ``build_pipeline`` parameter;
+#: defaults come from the library's dataclasses. To add an option: add a row here and a parameter there.
+PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (("--detector",), dict(
+        type=click.Choice(DETECTORS), default=None,
+        help=f"How changed regions are found: pixel differences, Img-Diff's segment + CLIP filter, "
+             f"or both [default: {DEFAULT_MODEL_DETECTOR} when a model bundle is present, else pixel].")),
+    (("--captioner",), dict(type=click.Choice(CAPTIONERS), default="none", show_default=True,
+                            help="How regions are described ('none': measured facts only, no model).")),
+    (("--models",), dict(type=click.Path(path_type=Path), default=None,
+                         help="Model bundle from `imgdiff-rt export` [default: $IMGDIFF_RT_HOME/models, else "
+                              "~/.cache/imgdiff-rt/models].")),
+    (("--backend",), dict(type=click.Choice(BACKEND_NAMES), default="onnx", show_default=True,
+                          help="Where the models run: ONNX Runtime, PyTorch eager (reference), TensorRT engines, "
+                               "or a Triton server.")),
+    (("--precision",), dict(type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
+                            help="Which of the bundle's artifacts to run (TensorRT engines are fp16).")),
+    (("--threads",), dict(type=int, default=None, help="CPU threads per model session [default: all].")),
+    (("--url",), dict(default=None, metavar="HOST:PORT",
+                      help="--backend triton: the server [default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")),
+    (("--protocol",), dict(type=click.Choice(("http", "grpc")), default=None,
+                           help="--backend triton: the protocol [default: $IMGDIFF_RT_TRITON_PROTOCOL, else http].")),
+    (("--beams",), dict(type=int, default=1, show_default=True, help="--captioner blip|llava: beam width (1 = greedy).")),
+    (("--max-new-tokens",), dict(type=int, default=None,
+                                 help="--captioner blip|llava: caption length cap [default: 20 for blip, 64 for llava].")),
+    (("--clip-threshold",), dict(type=float, default=_SEGMENT.clip_threshold, show_default=True,
+                                 help="segment/hybrid: keep boxes whose two crops have CLIP cosine below this.")),
+    (("--max-proposals",), dict(type=int, default=_SEGMENT.max_proposals, show_default=True,
+                                help="segment/hybrid: keep at most this many boxes, least similar first.")),
+    (("--pair-gate",), dict(default=None, metavar="LO:HI",
+                            help="segment/hybrid: keep only pairs whose whole-image CLIP similarity is in LO..HI "
+                                 f"(Img-Diff's data-set filter: {_GATE_EXAMPLE}).")),
+    (("--align/--no-align",), dict(default=False, show_default=True,
+                                   help="Register the right image onto the left (ORB + RANSAC homography, ECC "
+                                        "fallback) and compare only the overlap.")),
+    (("--max-regions",), dict(type=int, default=_PIXEL.max_regions, show_default=True,
+                              help="Keep at most this many regions, best score first.")),
+    (("--min-area",), dict(type=int, default=None,
+                           help="Drop blobs smaller than this many pixels [default: 0.02% of the image, >= 16].")),
+    (("--threshold",), dict(default=None,
+                            help="Difference threshold: a number (in the metric's units), 'otsu' or 'percentile:P' "
+                                 f"[default: {DEFAULT_THRESHOLD['lab']} for lab, {DEFAULT_THRESHOLD['absdiff']} "
+                                 "for absdiff].")),
+    (("--metric",), dict(type=click.Choice(METRICS), default=_PIXEL.metric, show_default=True,
+                         help="Per-pixel distance: CIELAB deltaE or max-channel absolute difference (0-255).")),
+    (("--blur", "blur_sigma"), dict(type=float, default=_PIXEL.blur_sigma, show_default=True,
+                                    help="Gaussian blur sigma in pixels before differencing.")),
+    (("--merge-gap",), dict(type=float, default=_PIXEL.merge_gap, show_default=True,
+                            help="Merge blobs closer than this fraction of the image diagonal (0: no merging).")),
+    (("--max-pixels",), dict(type=int, default=DEFAULT_MAX_PIXELS, show_default=True,
+                             help="Refuse images with more pixels than this (decompression-bomb guard).")),
+)
+
+
+def pipeline_option_names() -> list[str]:
+    """The ``build_pipeline`` parameter each table row sets (what Click names the option)."""
+    return [click.Option(decls).name for decls, _ in PIPELINE_OPTIONS]
 
 
 def detector_options(f: Callable) -> Callable:
-    opts = [
-        click.option("--detector", type=click.Choice(DETECTORS), default=None,
-                     help=f"How changed regions are found: pixel differences, Img-Diff's segment + CLIP filter, "
-                          f"or both [default: {DEFAULT_MODEL_DETECTOR} when a model bundle is present, else pixel]."),
-        click.option("--captioner", type=click.Choice(CAPTIONERS), default="none", show_default=True,
-                     help="How regions are described ('none': measured facts only, no model)."),
-        click.option("--models", type=click.Path(path_type=Path), default=None,
-                     help="Model bundle from `imgdiff-rt export` [default: $IMGDIFF_RT_HOME/models, else "
-                          "~/.cache/imgdiff-rt/models]."),
-        click.option("--backend", type=click.Choice(BACKEND_NAMES), default="onnx", show_default=True,
-                     help="Where the models run: ONNX Runtime, PyTorch eager (reference), TensorRT engines, or "
-                          "a Triton server."),
-        click.option("--precision", type=click.Choice(("fp32", "int8", "fp16")), default="fp32",
-                     show_default=True, help="Which of the bundle's artifacts to run."),
-        click.option("--threads", type=int, default=None, help="CPU threads per model session [default: all]."),
-        click.option("--url", default=None, metavar="HOST:PORT",
-                     help="--backend triton: the server [default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000]."),
-        click.option("--protocol", type=click.Choice(("http", "grpc")), default=None,
-                     help="--backend triton: the protocol [default: $IMGDIFF_RT_TRITON_PROTOCOL, else http]."),
-        click.option("--beams", type=int, default=1, show_default=True,
-                     help="--captioner blip|llava: beam width (1 = greedy)."),
-        click.option("--max-new-tokens", type=int, default=None,
-                     help="--captioner blip|llava: caption length cap [default: 20 for blip, 64 for llava]."),
-        click.option("--clip-threshold", type=float, default=SegmentConfig.clip_threshold, show_default=True,
-                     help="segment/hybrid: keep boxes whose two crops have CLIP cosine below this."),
-        click.option("--max-proposals", type=int, default=SegmentConfig.max_proposals, show_default=True,
-                     help="segment/hybrid: keep at most this many boxes, least similar first."),
-        click.option("--pair-gate", default=None, metavar="LO:HI",
-                     help="segment/hybrid: keep only pairs whose whole-image CLIP similarity is in LO..HI "
-                          "(Img-Diff's data-set filter: 0.90:0.98)."),
-        click.option("--align/--no-align", default=False, show_default=True,
-                     help="Register the right image onto the left (ORB + RANSAC homography, ECC fallback) "
-                          "and compare only the overlap."),
-        click.option("--max-regions", type=int, default=_DEFAULTS.max_regions, show_default=True,
-                     help="Keep at most this many regions, best score first."),
-        click.option("--min-area", type=int, default=None,
-                     help="Drop blobs smaller than this many pixels [default: 0.02% of the image, >= 16]."),
-        click.option("--threshold", default=None,
-                     help="Difference threshold: a number (in the metric's units), 'otsu' or 'percentile:P' "
-                          f"[default: {DEFAULT_THRESHOLD['lab']} for lab, {DEFAULT_THRESHOLD['absdiff']} for absdiff]."),
-        click.option("--metric", type=click.Choice(METRICS), default=_DEFAULTS.metric, show_default=True,
-                     help="Per-pixel distance: CIELAB deltaE or max-channel absolute difference (0-255)."),
-        click.option("--blur", "blur_sigma", type=float, default=_DEFAULTS.blur_sigma, show_default=True,
-                     help="Gaussian blur sigma in pixels before differencing."),
-        click.option("--merge-gap", type=float, default=_DEFAULTS.merge_gap, show_default=True,
-                     help="Merge blobs closer than this fraction of the image diagonal (0: no merging)."),
-        click.option("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, show_default=True,
-                     help="Refuse images with more pixels than this (decompression-bomb guard)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
+    """Add every PIPELINE_OPTIONS row to a command; the command receives ``pipeline`` (built from them) instead,
+    and the one-line fallback notice (or None) in ``click.get_current_context().meta[NOTICE_KEY]``."""
+    for decls, kwargs in reversed(PIPELINE_OPTIONS):
+        f = click.option(*decls, **kwargs)(f)
+    names = pipeline_option_names()
 
     @functools.wraps(f)
     def wrapper(**kwargs: Any) -> Any:
-        keys = ("detector", "captioner", "align", "max_regions", "min_area", "threshold", "metric",
-                "blur_sigma", "merge_gap", "max_pixels", "models", "backend", "precision", "threads",
-                "clip_threshold", "max_proposals", "pair_gate", "url", "protocol", "beams", "max_new_tokens")
-        kwargs["pipeline"] = build_pipeline(**{k: kwargs.pop(k) for k in keys})
+        values = {k: kwargs.pop(k) for k in names}
+        kwargs["pipeline"] = build_pipeline(**values)
+        click.get_current_context().meta[NOTICE_KEY] = fallback_notice(values["detector"], values["models"])
         return f(**kwargs)
 
     return wrapper
+
+
+#: where `detector_options` leaves the fallback notice for the command (CLI state, not the library's)
+NOTICE_KEY = "imgdiff_rt.fallback_notice"
+
+
+def fallback_notice(detector: str | None, models: Path | None) -> str | None:
+    """The stderr line for a run that fell back to the pixel detector because no --detector was given and no
+    bundle exists (None otherwise)."""
+    bundle_dir = models if models is not None else default_bundle_dir()
+    if detector is not None or (Path(bundle_dir).expanduser() / MANIFEST).is_file():
+        return None
+    return (f"note: no model bundle at {bundle_dir}, so the pixel detector ran; for Img-Diff's "
+            f"segment + CLIP detector run `imgdiff-rt export --out {bundle_dir}` (or pass --models DIR)")
 
 
 def build_pipeline(detector: str | None, captioner: str, align: bool, max_regions: int, min_area: int | None,
@@ -91,18 +120,12 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
                    max_proposals: int = SegmentConfig.max_proposals, pair_gate: str | None = None,
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
                    max_new_tokens: int | None = None) -> Pipeline:
-    """The Pipeline the options describe. ``pipeline.notice`` (or None) is the one stderr line `run` prints
-    after a pair when it fell back to the pixel detector for want of a bundle."""
+    """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap)
     bundle_dir = models if models is not None else default_bundle_dir()
-    have_bundle = (Path(bundle_dir).expanduser() / MANIFEST).is_file()
-    notice = None
     if detector is None:
-        detector = DEFAULT_MODEL_DETECTOR if have_bundle else "pixel"
-        if not have_bundle:
-            notice = (f"note: no model bundle at {bundle_dir}, so the pixel detector ran; for Img-Diff's "
-                      f"segment + CLIP detector run `imgdiff-rt export --out {bundle_dir}` (or pass --models DIR)")
+        detector = DEFAULT_MODEL_DETECTOR if (Path(bundle_dir).expanduser() / MANIFEST).is_file() else "pixel"
     gate = None
     if pair_gate is not None:
         try:
@@ -119,5 +142,4 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,
                         session_options=server)
-    pipeline.notice = notice
     return pipeline

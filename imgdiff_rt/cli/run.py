@@ -16,7 +16,7 @@ from ..outputs import FORMATS, check_writable_dir, make_dir, pair_payload, write
 from ..pairs import load_pairs, safe_stem
 from ..pipeline import Pipeline, _default_id as default_pair_id
 from .batch_cli import batch_options, execute, is_default
-from .options import detector_options
+from .options import NOTICE_KEY, detector_options
 
 
 @click.command("run", context_settings={"max_content_width": 100})
@@ -110,6 +110,8 @@ def _run_pairs(pairs: Path, left: Path | None, right: Path | None, out_dir: Path
         sys.exit(1)
 
 
-def _notice(pipeline: Pipeline) -> None:
-    if pipeline.notice:
-        click.echo(pipeline.notice, err=True)
+def _notice(_pipeline: Pipeline) -> None:
+    """The fallback notice `detector_options` left on the CLI context (a pixel run for want of a bundle)."""
+    notice = click.get_current_context().meta.get(NOTICE_KEY)
+    if notice:
+        click.echo(notice, err=True)

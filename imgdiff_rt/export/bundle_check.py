@@ -14,61 +14,52 @@ from typing import Callable
 
 from ..errors import ImgDiffError, ModelError
 from ..models.bundle import Bundle, sha256_file
+from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_IMGSZ
 
 Progress = Callable[[str], None]
 
 
-def _hf_loader(source: dict):
-    from . import hf_models
-
-    loader = {"clip": hf_models.load_clip, "blip": hf_models.load_blip, "llava": hf_models.load_llava}[source["family"]]
-    return loader(source["id"], random_init=source["weights"] == "random-init", tiny=source["weights"] == "tiny")
-
-
-def _check_fp32(bundle: Bundle, key: str, entry: dict, cache: dict) -> dict:
-    from .onnx_export import check_parity, ort_session
+def _check_fp32(bundle: Bundle, entry: dict, cache: dict) -> dict:
+    """Parity of an fp32 graph against its PyTorch module rebuilt from the manifest's source (loaded once per
+    family); a captioner's encoder also gets greedy-caption parity."""
+    from ..models import hf_models
+    from .checks import caption_parity_of, check_parity
 
     src = entry["source"]
     path = bundle.root / entry["file"]
     spec = bundle.spec(entry["spec"])
     if src["family"] == "segmenter":
-        from .segmenter import build_segmenter, check_segmenter_parity
+        from ..models.segmenter_model import build_segmenter
+        from .segmenter import check_segmenter_parity
 
         if "segmenter" not in cache:
             cache["segmenter"] = build_segmenter(src["id"], random_init=src["weights"] == "random-init",
                                                  tiny=src["weights"] == "tiny")
-        imgsz = spec.sizes.get("imgsz", 640)
+        imgsz = spec.sizes.get("imgsz", DEFAULT_IMGSZ)
         return {"outputs": check_segmenter_parity(cache["segmenter"], path, spec, sizes=((imgsz, imgsz),),
                                                   seed=int.from_bytes(os.urandom(4), "little")), "ok": True}
-    from .hf_models import graphs_for
-
     if src["family"] not in cache:
-        cache[src["family"]] = _hf_loader(src)
+        cache[src["family"]] = hf_models.load_family(src["family"], src["id"], src["weights"])
     loaded = cache[src["family"]]
-    module = dict((s.name, m) for s, m in graphs_for(loaded))[entry["spec"]]
+    module = dict((s.name, m) for s, m in hf_models.graphs_for(loaded))[entry["spec"]]
     result = check_parity(path, module, spec)
-    if src["family"] in ("blip", "llava"):
-        from .captioning import caption_parity
-
-        session = ort_session(path)
-        result["generation"] = caption_parity(loaded, spec, lambda x: session.run(None, {spec.input_names[0]: x})[0],
-                                              seed=1)
+    if src["family"] in CAPTIONER_FAMILIES:
+        result["generation"] = caption_parity_of(loaded, spec, path, seed=1)
     return result
 
 
 def _check_int8(bundle: Bundle, entry: dict) -> dict:
-    from .quantize import compare_outputs
+    from .checks import int8_accuracy
 
-    fp32 = bundle.find(entry["spec"], "onnx", "fp32")
-    if fp32 is None:
+    if "fp32" not in bundle.precisions(entry["spec"]):
         return {"skipped": "no fp32 graph to compare with"}
     spec = bundle.spec(entry["spec"])
     dims = {}
     if entry["spec"] == "segmenter":
-        size = spec.sizes.get("imgsz", 640)
+        size = spec.sizes.get("imgsz", DEFAULT_IMGSZ)
         dims = {"height": size, "width": size}
-    return {"vs_fp32": compare_outputs(bundle.root / fp32["file"], bundle.root / entry["file"],
-                                       [spec.dummy_inputs(4, rng=None, **dims)])}
+    return {"vs_fp32": int8_accuracy(spec, bundle.path(entry["spec"]), bundle.root / entry["file"],
+                                     [spec.dummy_inputs(4, rng=None, **dims)])}
 
 
 def check_bundle(root: str | Path, progress: Progress | None = None, parity: bool = True) -> dict:
@@ -94,7 +85,7 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
                     register_segmenter_onnx(path)
                     row["layout"] = "ok"
                 elif entry["precision"] == "fp32":
-                    row["parity"] = _check_fp32(bundle, key, entry, cache)
+                    row["parity"] = _check_fp32(bundle, entry, cache)
                 else:
                     row["accuracy"] = _check_int8(bundle, entry)
             except ImgDiffError as e:

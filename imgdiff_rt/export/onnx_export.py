@@ -1,4 +1,4 @@
-"""torch -> ONNX with a spec's names and dynamic axes, onnxslim, metadata, and ORT-vs-torch parity.
+"""torch -> ONNX with a spec's names and dynamic axes, onnxslim and metadata (parity: ``checks.py``).
 
 Exporter choice: torch 2.14's ``torch.onnx.export`` defaults to the dynamo exporter. For these graphs (ViT
 encoders, a YOLOv8 conv net) the TorchScript exporter (``dynamo=False``) gives the same graphs with dynamic
@@ -10,15 +10,12 @@ down, with a fallback warning) and is about 4x faster to export, which keeps the
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping
-
-import numpy as np
+from typing import Mapping
 
 from .. import __version__
-from ..errors import ModelError, ParityError
+from ..errors import ModelError
 from ..models.specs import ModelSpec
 
 # ONNX TensorProto element type -> numpy dtype name (the ones specs use, plus a few for layout checks).
@@ -114,84 +111,3 @@ def onnx_layout(path: str | Path) -> tuple[dict[str, tuple], dict[str, str]]:
                                    for d in t.shape.dim)
         dtypes[value.name] = _ONNX_DTYPES.get(t.elem_type, str(t.elem_type))
     return shapes, dtypes
-
-
-def ort_session(path: str | Path, threads: int | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    if threads:
-        opts.intra_op_num_threads = threads
-    try:
-        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelError(f"ONNX Runtime cannot load {path}: {e}") from e
-
-
-# ---- parity ----------------------------------------------------------------------------------------
-def compare_outputs(spec: ModelSpec, got: Mapping[str, np.ndarray], want: Mapping[str, np.ndarray]) -> dict:
-    """Per-output figures (max_abs, max_excess over atol+rtol*|want|, min_cosine, ok) against the tolerance."""
-    tol = spec.tolerance
-    report = {}
-    for name in spec.output_names:
-        a = np.asarray(got[name], dtype=np.float64)
-        b = np.asarray(want[name], dtype=np.float64)
-        if a.shape != b.shape:
-            report[name] = {"ok": False, "error": f"shape {a.shape} != {b.shape}"}
-            continue
-        diff = np.abs(a - b)
-        row = {"max_abs": float(diff.max(initial=0.0)), "mean_abs": float(diff.mean()) if diff.size else 0.0}
-        ok = bool(np.isfinite(a).all())
-        if tol.atol is not None or tol.rtol is not None:
-            bound = (tol.atol or 0.0) + (tol.rtol or 0.0) * np.abs(b)
-            row["max_excess"] = float((diff - bound).max(initial=-np.inf))
-            ok &= row["max_excess"] <= 0
-        if tol.min_cosine is not None:
-            fa, fb = a.reshape(len(a), -1), b.reshape(len(b), -1)
-            cos = (fa * fb).sum(1) / np.maximum(np.linalg.norm(fa, axis=1) * np.linalg.norm(fb, axis=1), 1e-30)
-            row["min_cosine"] = float(cos.min())
-            ok &= row["min_cosine"] >= tol.min_cosine
-        row["ok"] = bool(ok)
-        report[name] = row
-    return report
-
-
-def parity_error(spec: ModelSpec, report: Mapping[str, dict], what: str = "ONNX Runtime") -> ParityError:
-    parts = []
-    for name, row in report.items():
-        figures = ", ".join(f"{k}={v:.3g}" for k, v in row.items() if isinstance(v, float))
-        parts.append(f"{name}: {row.get('error') or figures}{'' if row.get('ok') else ' FAIL'}")
-    return ParityError(f"{spec.name}: {what} differs from PyTorch beyond tolerance {spec.tolerance.as_dict()}: "
-                       + "; ".join(parts), dict(report))
-
-
-def torch_outputs(module, spec: ModelSpec, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import torch
-
-    with torch.no_grad():
-        out = module(*[torch.from_numpy(np.ascontiguousarray(feeds[n])) for n in spec.input_names])
-    out = out if isinstance(out, (tuple, list)) else (out,)
-    return {n: o.detach().float().numpy() for n, o in zip(spec.output_names, out)}
-
-
-def check_parity(onnx_path: str | Path, reference: Callable | object, spec: ModelSpec, *, batch: int = 3,
-                 seed: int | None = None, dims: Mapping[str, int] | None = None, raise_on_fail: bool = True,
-                 threads: int | None = None) -> dict:
-    """Run the ONNX graph and the PyTorch reference on fresh random inputs; returns the figures.
-
-    ``reference`` is the torch module (or any callable taking/returning spec-ordered tensors). ``batch``
-    differs from the export's example batch on purpose: this also checks the batch axis really is dynamic.
-    ``seed=None`` draws a new seed each time, so repeated checks see new inputs.
-    """
-    seed = int.from_bytes(os.urandom(4), "little") if seed is None else seed
-    feeds = spec.dummy_inputs(batch, rng=seed, **dict(dims or {}))
-    session = ort_session(onnx_path, threads)
-    got = dict(zip(spec.output_names, session.run(spec.output_names, feeds)))
-    want = torch_outputs(reference, spec, feeds)
-    report = compare_outputs(spec, got, want)
-    summary = {"batch": batch, "seed": seed, "tolerance": spec.tolerance.as_dict(), "outputs": report,
-               "ok": all(r["ok"] for r in report.values())}
-    if raise_on_fail and not summary["ok"]:
-        raise parity_error(spec, report)
-    return summary

@@ -32,6 +32,8 @@ from .specs import ModelSpec, get_spec
 SCHEMA = "imgdiff-rt/bundle/v1"
 MANIFEST = "manifest.json"
 _LIBRARIES = ("torch", "torchvision", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim",
+#: Manifest sections holding a family's non-graph parts (PyTorch generation files, tokenizers, eager weights).
+PART_SECTIONS = ("generation", "tokenizers", "torch")
               "onnxscript", "ultralytics", "tensorrt", "numpy")
 
 
@@ -47,6 +49,7 @@ def entry_key(spec_name: str, fmt: str, precision: str) -> str:
 
 def artifact_relpath(spec_name: str, fmt: str, precision: str) -> str:
     return f"onnx/{spec_name}.{precision}.onnx" if fmt == "onnx" else f"engines/{spec_name}.{precision}.engine"
+    """Where an artifact lives inside the bundle."""
 
 
 def sha256_file(path: str | Path) -> str:
@@ -132,29 +135,76 @@ class Bundle:
         spec = get_spec(spec_name)
         return entry.get("tensor_names") or {n: n for n in (*spec.input_names, *spec.output_names)}
 
+    # -- typed queries: what the bundle holds, so no caller scans entries or pokes at the manifest ---------
+    def graph_entries(self, spec_name: str, fmt: str | None = None) -> list[dict]:
+        """Every entry of ``spec_name`` (of format ``fmt`` when given), in manifest order."""
+        return [e for e in self.entries.values()
+                if e.get("spec") == spec_name and (fmt is None or e.get("format") == fmt)]
+
+    def has_graph(self, spec_name: str) -> bool:
+        return bool(self.graph_entries(spec_name))
+
+    def precisions(self, spec_name: str, fmt: str = "onnx") -> list[str]:
+        """The precisions the bundle holds ``spec_name`` in, for format ``fmt``."""
+        return [e["precision"] for e in self.graph_entries(spec_name, fmt)]
+
+    def formats(self, spec_name: str) -> list[str]:
+        return sorted({e["format"] for e in self.graph_entries(spec_name)})
+
+    def precision_for(self, spec_name: str, wanted: str, fmt: str = "onnx") -> str | None:
+        """``wanted`` when the bundle has it, else fp32, else the only precision there is (a registered int8
+        segmenter), else None. Callers record the precision that really ran."""
+        have = self.precisions(spec_name, fmt)
+        if wanted in have:
+            return wanted
+        return "fp32" if "fp32" in have else (have[0] if have else None)
+
+    def is_registered(self, spec_name: str) -> bool:
+        """True when the graph is a foreign ONNX registered as is (no PyTorch module behind it)."""
+        return any(e.get("registered") for e in self.graph_entries(spec_name))
+
+    def weights_label(self, spec_name: str) -> str:
+        """random-init / tiny / pretrained / registered-onnx as the manifest records it; "absent" if none."""
+        for entry in self.graph_entries(spec_name):
+            return (entry.get("source") or {}).get("weights", "unknown")
+        return "absent"
+
+    def generation(self, family: str) -> dict:
+        """The manifest's record of a captioner's PyTorch generation part ({} when absent)."""
+        return self.manifest.get("generation", {}).get(family) or {}
+
     def generation_dir(self, family: str) -> Path | None:
         """Folder (or path recorded) that PyTorch generation loads the captioner from; None when absent."""
-        gen = self.manifest.get("generation", {}).get(family)
+        gen = self.generation(family)
         if not gen:
             return None
         return self.root / gen["path"] if "path" in gen else Path(gen["load_from"])
 
+    def tokenizer(self, family: str) -> dict:
+        """The manifest's record of a family's tokenizer files ({} when absent); ``path`` is relative."""
+        return self.manifest.get("tokenizers", {}).get(family) or {}
+
+    def tokenizer_dir(self, family: str) -> Path | None:
+        found = self.tokenizer(family)
+        return self.root / found["path"] if "path" in found else None
 
     def torch_source(self, family: str) -> dict | None:
         """What the `torch` backend rebuilds a family's eager module from (None when the bundle has nothing):
         ``{"path"|"load_from"|"file", ...}`` for clip/segmenter; captioners use ``generation``."""
         found = self.manifest.get("torch", {}).get(family)
-        if found:
-            return found
-        gen = self.manifest.get("generation", {}).get(family)
-        return gen or None
+        return found or self.generation(family) or None
+
+    def family_parts(self, family: str) -> dict[str, dict]:
+        """{section: record} of the non-graph parts ("generation", "tokenizers", "torch") of ``family``."""
+        return {section: self.manifest[section][family] for section in PART_SECTIONS
+                if self.manifest.get(section, {}).get(family)}
 
 
 # ---- writing -------------------------------------------------------------------------------------------
 def new_manifest(options: dict) -> dict:
     return {"schema": SCHEMA, "imgdiff_rt_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": options,
-            "libraries": library_versions(), "entries": {}, "generation": {}, "tokenizers": {}, "torch": {}}
+            "libraries": library_versions(), "entries": {}, **{section: {} for section in PART_SECTIONS}}
 
 
 def write_manifest(root: Path, manifest: dict) -> None:

@@ -16,11 +16,9 @@ from pathlib import Path
 import torch
 
 from ..errors import UsageError, WeightsUnavailableError
-from ..models.specs import ModelSpec, get_spec
+from .specs import DEFAULT_SOURCES, ModelSpec, get_spec
 
-DEFAULT_CLIP = "openai/clip-vit-base-patch32"
-DEFAULT_BLIP = "Salesforce/blip-image-captioning-base"
-DEFAULT_LLAVA = "llava-hf/llava-1.5-7b-hf"
+DEFAULT_CLIP, DEFAULT_BLIP, DEFAULT_LLAVA = (DEFAULT_SOURCES[f] for f in ("clip", "blip", "llava"))
 
 # Published config values of openai/clip-vit-base-patch32 (config.json on the hub), written out because
 # the hub cannot be reached offline. eos_token_id=2 is the hub's legacy value: CLIP then pools the text at
@@ -37,7 +35,6 @@ CLIP_VIT_B32 = {
                           layer_norm_eps=1e-5, projection_dim=512),
 }
 CLIP_TOKENS = {"bos": 49406, "eos": 49407}  # <|startoftext|>, <|endoftext|> in the real tokenizer
-CLIP_NORM = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0.26130258, 0.27577711]}
 
 # Published config values of Salesforce/blip-image-captioning-base. Its vision initializer_range is 1e-10,
 # harmless for pretrained weights but with random init every image embeds alike; random init uses 0.02.
@@ -52,7 +49,6 @@ BLIP_BASE = {
                           image_size=384, patch_size=16, hidden_act="gelu", layer_norm_eps=1e-5,
                           initializer_range=1e-10),
 }
-BLIP_NORM = CLIP_NORM  # BLIP's image processor uses the OpenAI CLIP mean/std
 
 # --tiny: the same classes, small enough to export and check in seconds.
 _TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -193,12 +189,35 @@ def load_llava(source: str = DEFAULT_LLAVA, random_init: bool = False, tiny: boo
     return LoadedModel("llava", model, source, "pretrained", rev, local, tokenizer=_load_tokenizer(source))
 
 
-def load_captioner(kind: str, source: str | None, random_init: bool, tiny: bool) -> LoadedModel:
-    if kind == "blip":
-        return load_blip(source or DEFAULT_BLIP, random_init, tiny)
-    if kind == "llava":
-        return load_llava(source or DEFAULT_LLAVA, random_init, tiny)
-    raise UsageError(f"unknown captioner {kind!r}: use blip:SRC, llava:SRC or none")
+#: family -> loader, and the transformers class its saved folders are read back with
+LOADERS = {"clip": load_clip, "blip": load_blip, "llava": load_llava}
+MODEL_CLASSES = {"clip": "CLIPModel", "blip": "BlipForConditionalGeneration",
+                 "llava": "LlavaForConditionalGeneration"}
+
+
+def load_family(family: str, source: str | None = None, weights: str = "pretrained") -> LoadedModel:
+    """Load (``weights="pretrained"``) or build (``"random-init"``, ``"tiny"``: seeded, so identical every
+    time) the model of ``family``; ``source`` defaults to the family's published model."""
+    if family not in LOADERS:
+        raise UsageError(f"unknown model family {family!r}; known: {', '.join(LOADERS)}")
+    return LOADERS[family](source or DEFAULT_SOURCES[family], random_init=weights == "random-init",
+                           tiny=weights == "tiny")
+
+
+def load_saved(family: str, folder: str, weights: str) -> LoadedModel:
+    """A family's model read back from a folder written by ``save_pretrained`` (or a pretrained id/folder),
+    labelled with the ``weights`` it was made from; ModelError when it cannot be read."""
+    import transformers
+
+    from ..errors import ModelError
+
+    cls = getattr(transformers, MODEL_CLASSES[family])
+    transformers.utils.logging.disable_progress_bar()  # no per-load progress bars on the CLI's stderr
+    try:
+        model = cls.from_pretrained(folder).eval()
+    except (OSError, ValueError) as e:
+        raise ModelError(f"cannot load the {family} model from {folder}: {e}") from None
+    return LoadedModel(family, model, folder, weights)
 
 
 # ---- wrapper modules: forward == the spec's tensors ------------------------------------------------

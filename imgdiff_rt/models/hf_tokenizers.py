@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import json
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 # A marker kept in every synthetic tokenizer folder (and hence in the bundle) so nothing mistakes it for real.
 SYNTHETIC_MARKER = "SYNTHETIC_TOKENIZER.txt"
 _NOTE = "Synthetic tokenizer written by imgdiff-rt for random-weight models; its words are placeholders.\n"
 
 
-def _folder(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"imgdiff-rt-{prefix}-tok-"))
+def write_synthetic_marker(folder: Path) -> None:
+    (Path(folder) / SYNTHETIC_MARKER).write_text(_NOTE, encoding="utf-8")
+
+
+@contextmanager
+def _folder(prefix: str) -> Iterator[Path]:
+    """A scratch folder for the tokenizer's files, removed once it is loaded (it holds them in memory)."""
+    with tempfile.TemporaryDirectory(prefix=f"imgdiff-rt-{prefix}-tok-") as folder:
+        yield Path(folder)
 
 
 def synthetic_bert_tokenizer(vocab_size: int, pad: int, sep: int, bos: int, image: int | None = None):
@@ -34,13 +43,12 @@ def synthetic_bert_tokenizer(vocab_size: int, pad: int, sep: int, bos: int, imag
         specials[idx] = name
     for idx, name in specials.items():
         words[idx] = name
-    folder = _folder("bert")
-    (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
-    (folder / SYNTHETIC_MARKER).write_text(_NOTE, encoding="utf-8")
     extra = ["[DEC]"] + (["<image>"] if image is not None else [])
-    tok = BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True, bos_token="[DEC]",
-                                            extra_special_tokens=extra)
-    return tok
+    with _folder("bert") as folder:
+        (folder / "vocab.txt").write_text("\n".join(words) + "\n", encoding="utf-8")
+        write_synthetic_marker(folder)
+        return BertTokenizerFast.from_pretrained(str(folder), do_lower_case=True, bos_token="[DEC]",
+                                                 extra_special_tokens=extra)
 
 
 def synthetic_clip_tokenizer(vocab_size: int):
@@ -56,8 +64,8 @@ def synthetic_clip_tokenizer(vocab_size: int):
     words = symbols + [s + "</w>" for s in symbols]
     words = words[: vocab_size - 2] + [f"tok{i}" for i in range(len(words), vocab_size - 2)]
     words += ["<|startoftext|>", "<|endoftext|>"]
-    folder = _folder("clip")
-    (folder / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}), encoding="utf-8")
-    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    (folder / SYNTHETIC_MARKER).write_text(_NOTE, encoding="utf-8")
-    return CLIPTokenizer.from_pretrained(str(folder), pad_token="<|endoftext|>")
+    with _folder("clip") as folder:
+        (folder / "vocab.json").write_text(json.dumps({w: i for i, w in enumerate(words)}), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+        write_synthetic_marker(folder)
+        return CLIPTokenizer.from_pretrained(str(folder), pad_token="<|endoftext|>")

@@ -28,6 +28,17 @@ import numpy as np
 
 from ..errors import SpecLayoutError, UnknownSpecError, UsageError
 
+#: The segmenter's export / optimisation size (Ultralytics' and FastSAM's default input side).
+DEFAULT_IMGSZ = 640
+#: Artifact precisions a bundle may hold; fp32 is the reference every other one is compared with.
+PRECISIONS: tuple[str, ...] = ("fp32", "int8", "fp16")
+#: Artifact formats: ONNX files and TensorRT engines.
+FORMATS: tuple[str, ...] = ("onnx", "engine")
+#: CLIP's (and BLIP's) image normalisation, OpenAI CLIP's mean/std over 0..1 RGB; a bundle's saved image
+#: processor overrides it when present.
+CLIP_MEAN: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
+
 DYNAMIC_SYMBOLS: tuple[str, ...] = ("batch", "height", "width")
 DERIVED_SYMBOLS: tuple[str, ...] = ("num_anchors", "proto_h", "proto_w")
 
@@ -147,8 +158,8 @@ class ModelSpec:
         return axes
 
     def profiles(self, **extra: int) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
-        """TensorRT (min, opt, max) shapes per input, all ints (``imgsz`` defaults to 640)."""
-        env = {"imgsz": 640, **self.sizes, "max_batch": self.max_batch, **extra}
+        """TensorRT (min, opt, max) shapes per input, all ints (``imgsz`` defaults to DEFAULT_IMGSZ)."""
+        env = {"imgsz": DEFAULT_IMGSZ, **self.sizes, "max_batch": self.max_batch, **extra}
         env.setdefault("min_imgsz", min(320, env["imgsz"]))
         env.setdefault("max_imgsz", max(1024, env["imgsz"]))
         out = {}
@@ -217,7 +228,7 @@ def segmenter_num_outputs(num_classes: int) -> int:
 
 def _dummy_images(spec: ModelSpec, batch: int, rng: np.random.Generator, height: int | None = None,
                   width: int | None = None, **_: int) -> dict[str, np.ndarray]:
-    size = spec.sizes.get("imgsz", 640)
+    size = spec.sizes.get("imgsz", DEFAULT_IMGSZ)
     h, w = height or size, width or height or size
     return {"images": rng.uniform(0.02, 1.0, size=(batch, 3, h, w)).astype(np.float32)}
 
@@ -334,8 +345,15 @@ SPECS: Mapping[str, ModelSpec] = MappingProxyType(
 )
 
 
-#: Model families in export order; each family's module yields the specs listed under it.
+#: Model families in export order; each family's module yields the specs whose ``family`` names it.
 FAMILIES: tuple[str, ...] = ("segmenter", "clip", "blip", "llava")
+#: Where each family's model comes from unless the user names another source (a Hugging Face id, or an
+#: Ultralytics asset name for the segmenter).
+DEFAULT_SOURCES: Mapping[str, str] = MappingProxyType({
+    "segmenter": "FastSAM-s.pt", "clip": "openai/clip-vit-base-patch32",
+    "blip": "Salesforce/blip-image-captioning-base", "llava": "llava-hf/llava-1.5-7b-hf"})
+#: The families that caption (their image encoder is exported; generation stays in PyTorch).
+CAPTIONER_FAMILIES: tuple[str, ...] = ("blip", "llava")
 
 
 def family_specs(family: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ from ..describe import position_words, summary_line
 from ..errors import UsageError
 from ..models.bundle import Bundle
 from ..result import Result
-from . import captioning as C
+from . import caption_stage as C
 from .crops import ImagePreprocessor, region_crops
 
 SAME_CAPTION_THRESHOLD = 0.85  # Img-Diff: caption pairs at least this similar describe no difference
@@ -66,16 +66,16 @@ class ClipTextSimilarity:
                     force: bool = False, **session_opts: Any) -> "ClipTextSimilarity | ExactTextMatch":
         """``force``: use CLIP even with a synthetic tokenizer (tests); otherwise a synthetic tokenizer
         (tiny / random-init bundles) means exact matching: its placeholder words carry no meaning."""
-        tok_entry = bundle.manifest.get("tokenizers", {}).get("clip")
-        if bundle.find("clip_text", "onnx", "fp32") is None or not tok_entry or "path" not in tok_entry:
+        tok_entry, tok_dir = bundle.tokenizer("clip"), bundle.tokenizer_dir("clip")
+        if "fp32" not in bundle.precisions("clip_text") or tok_dir is None:
             return ExactTextMatch("bundle has no clip_text graph or CLIP tokenizer")
         if tok_entry.get("synthetic") and not force:
             return ExactTextMatch("the bundle's CLIP tokenizer is synthetic")
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(bundle.root / tok_entry["path"]))
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
         # int8 of a text tower buys little for a few short captions; fall back to fp32 where no int8 exists
-        if bundle.find("clip_text", "onnx", precision) is None:
+        if precision not in bundle.precisions("clip_text"):
             precision = "fp32"
         return cls(session_factory(bundle, "clip_text", backend=backend, precision=precision, **session_opts),
                    tokenizer)
@@ -143,14 +143,14 @@ class BlipCaptioner:
             text_similarity = ExactTextMatch()
         elif isinstance(text_similarity, str):
             raise UsageError(f"text_similarity {text_similarity!r}: use auto, clip, exact or an object")
-        gen = bundle.manifest.get("generation", {}).get("blip", {})
         return cls(encoder, decoder, AutoTokenizer.from_pretrained(str(folder)),
                    ImagePreprocessor.from_folder(folder, encoder.spec.sizes["image_size"]),
                    bos_token_id=tc.bos_token_id, eos_token_id=tc.sep_token_id, pad_token_id=tc.pad_token_id,
                    beams=beams, max_new_tokens=max_new_tokens, device=dev, dtype=dt,
                    text_similarity=text_similarity, threshold=threshold,
                    max_batch=C.batch_cap(backend, encoder.spec),
-                   info={"backend": backend, "precision": precision, "weights": gen.get("weights")})
+                   info={"backend": backend, "precision": precision,
+                         "weights": bundle.generation("blip").get("weights")})
 
     # -- model calls ---------------------------------------------------------------------------------
     def generate_ids(self, pixel_values: np.ndarray) -> list[list[int]]:

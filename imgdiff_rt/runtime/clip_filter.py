@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .segment_decode import box_iou
+
 DEFAULT_THRESHOLD = 0.85  # Img-Diff: crops less similar than this differ
 DEFAULT_MAX_REGIONS = 5  # Img-Diff keeps at most this many boxes per pair
 DEFAULT_PAIR_GATE = (0.90, 0.98)  # Img-Diff's whole-image similarity window for data-set pairs
@@ -38,6 +40,21 @@ def select_different(similarities: np.ndarray, threshold: float = DEFAULT_THRESH
     idx = np.nonzero(sims < threshold)[0]
     idx = idx[np.argsort(sims[idx], kind="stable")]
     return idx[:max(0, int(max_regions))]
+
+
+def choose_regions(similarities: np.ndarray, boxes: np.ndarray, threshold: float, dedup_iou: float,
+                   max_regions: int) -> list[int]:
+    """Img-Diff's region rule, the one place it is written: boxes whose crops differ (similarity < threshold),
+    least similar first, skipping a box that overlaps an already kept one by IoU >= dedup_iou (a pixel box
+    over a kept segment box is the same change), at most ``max_regions``."""
+    chosen: list[int] = []
+    for i in select_different(similarities, threshold, len(similarities)):
+        if chosen and box_iou(boxes[i:i + 1], boxes[chosen]).max() >= dedup_iou:
+            continue
+        chosen.append(int(i))
+        if len(chosen) >= max_regions:
+            break
+    return chosen
 
 
 def pair_gate(similarity: float, low: float, high: float) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -20,11 +20,12 @@ import numpy as np
 from ..errors import ModelError, UsageError
 from ..limits import MAX_REGIONS, check_count, check_fraction, check_number
 from ..models.bundle import Bundle
+from ..models.specs import DEFAULT_IMGSZ
 from ..result import Region
 from . import clip_filter as F
 from .preprocess import clip_norm_from, clip_pixels, letterbox_batch
 from .proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
-from .segment_decode import DEFAULT_CONF, DEFAULT_IOU, Segments, box_iou, decode_batch
+from .segment_decode import DEFAULT_CONF, DEFAULT_IOU, Segments, decode_batch
 from .session import Session, open_session
 
 MAX_CANDIDATES = 64  # candidate boxes per pair sent to CLIP (2 crops each), best segmenter score first
@@ -65,6 +66,15 @@ class SegmentConfig:
 
 
 @dataclass
+class DetectionReport:
+    """How one pair's regions were found: stage timings (ms, by stage name) apart from the facts the result's
+    settings record (candidate count, per-image segment counts, left-image cache hit, pair gate)."""
+
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class _LeftCache:
     segments: Segments | None = None
     image_embed: np.ndarray | None = None
@@ -82,9 +92,10 @@ class ModelDetector:
                  config: SegmentConfig | None = None, cache_size: int = 4, **session_opts: Any):
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.backend, self.precision, self.config = backend, precision, config or SegmentConfig()
-        seg_precision = precision if self.bundle.find("segmenter", "onnx", precision) or backend == "tensorrt" \
-            else _only_precision(self.bundle, "segmenter")
         # A registered segmenter may exist in one precision only; settings record what really ran.
+        seg_precision = precision if backend == "tensorrt" else self.bundle.precision_for("segmenter", precision)
+        if seg_precision is None:
+            raise ModelError(f"bundle {self.bundle.root} has no segmenter graph; export one with `imgdiff-rt export`")
         self.segmenter_precision = seg_precision
         self.segmenter: Session = open_session(self.bundle, "segmenter", backend, seg_precision, **session_opts)
         try:
@@ -98,19 +109,13 @@ class ModelDetector:
             self.segmenter.spec.output_names
         self._clip_in, self._clip_out = self.clip.spec.input_names[0], self.clip.spec.output_names[0]
         self.imgsz = self.config.imgsz or self.segmenter.fixed_dim(self._seg_in, 2) or \
-            int(self.segmenter.spec.sizes.get("imgsz", 640))
+            int(self.segmenter.spec.sizes.get("imgsz", DEFAULT_IMGSZ))
         self.fixed_batch = self.segmenter.fixed_dim(self._seg_in, 0)
         self.clip_size = int(self.clip.spec.sizes["image_size"])
         self.clip_batch = int(self.clip.spec.max_batch)
         self.mean, self.std = clip_norm_from(self.bundle.root / "clip")
         self._cache: OrderedDict[str, _LeftCache] = OrderedDict()
         self._cache_size = cache_size
-        self.cache_hits = 0
-
-    def settings(self) -> dict:
-        return {"backend": self.backend, "precision": self.precision, "models": str(self.bundle.root),
-                "segmenter_precision": self.segmenter_precision,
-                "segmenter_imgsz": self.imgsz, **self.config.to_settings()}
 
     def close(self) -> None:
         self.segmenter.close()
@@ -140,7 +145,6 @@ class ModelDetector:
         key = content_key(left)
         if key in self._cache:
             self._cache.move_to_end(key)
-            self.cache_hits += 1
             return self._cache[key], True
         entry = _LeftCache(crop_embeds={})
         self._cache[key] = entry
@@ -149,13 +153,14 @@ class ModelDetector:
         return entry, False
 
     # -- the detector -----------------------------------------------------------------------------------
-    def detect(self, left: np.ndarray, right: np.ndarray, extra: Sequence[Region] = ()) -> tuple[list[Region], dict]:
-        """Regions (ordered least similar first, ids 1..n) and facts for the settings/timings.
+    def detect(self, left: np.ndarray, right: np.ndarray,
+               pixel_regions: Sequence[Region] = ()) -> tuple[list[Region], DetectionReport]:
+        """Regions (ordered least similar first, ids 1..n) and the report of how they were found.
 
-        ``extra``: regions from another detector (hybrid: the pixel detector's) sent through the same filter;
-        those keep their ``source``."""
+        ``pixel_regions``: the pixel detector's regions (hybrid), sent through the same CLIP filter; they keep
+        their ``source``."""
         cfg, h, w = self.config, left.shape[0], left.shape[1]
-        facts: dict[str, Any] = {}
+        report = DetectionReport()
         cache, hit = self._left(left)
         t0 = time.perf_counter()
         if cache.segments is None:
@@ -163,41 +168,31 @@ class ModelDetector:
             cache.segments = seg_left
         else:
             seg_left, (seg_right,) = cache.segments, self.segment([right])
-        facts["segment_ms"] = (time.perf_counter() - t0) * 1e3
+        report.timings_ms["segment"] = (time.perf_counter() - t0) * 1e3
         boxes, scores = gather_proposals([seg_left.boxes, seg_right.boxes], [seg_left.scores, seg_right.scores],
                                          w, h, min_area_fraction=cfg.min_area_fraction, iou=cfg.dedup_iou,
                                          limit=cfg.max_candidates)
         sources = ["segment"] * len(boxes)
-        if extra:
-            pixel_boxes = np.array([r.bbox for r in extra], np.int64).reshape(-1, 4)
-            boxes = np.concatenate([boxes, pixel_boxes])
-            scores = np.concatenate([scores, np.array([r.score for r in extra], np.float32)])
-            sources += [r.source for r in extra]
-        facts.update(candidates=len(boxes), left_cached=hit,
-                     segments=[len(seg_left), len(seg_right)])
+        if pixel_regions:
+            boxes = np.concatenate([boxes, np.array([r.bbox for r in pixel_regions], np.int64).reshape(-1, 4)])
+            scores = np.concatenate([scores, np.array([r.score for r in pixel_regions], np.float32)])
+            sources += [r.source for r in pixel_regions]
+        report.facts.update(candidates=len(boxes), left_cached=hit, segments=[len(seg_left), len(seg_right)])
         t1 = time.perf_counter()
         sims, gate_sim = self._similarities(left, right, boxes, cache)
-        facts["clip_ms"] = (time.perf_counter() - t1) * 1e3
+        report.timings_ms["clip"] = (time.perf_counter() - t1) * 1e3
         if gate_sim is not None:
-            facts["pair_similarity"] = round(float(gate_sim), 6)
-            if not F.pair_gate(gate_sim, *cfg.pair_gate):
-                facts["pair_gate_passed"] = False
-                return [], facts
-            facts["pair_gate_passed"] = True
-        keep = F.select_different(sims, cfg.clip_threshold, len(sims))
-        chosen: list[int] = []
-        for i in keep:  # least similar first; a pixel box overlapping a kept segment box is the same change
-            if chosen and box_iou(boxes[i:i + 1], boxes[chosen]).max() >= cfg.dedup_iou:
-                continue
-            chosen.append(int(i))
-            if len(chosen) >= cfg.max_proposals:
-                break
+            report.facts["pair_similarity"] = round(float(gate_sim), 6)
+            report.facts["pair_gate_passed"] = F.pair_gate(gate_sim, *cfg.pair_gate)
+            if not report.facts["pair_gate_passed"]:
+                return [], report
+        chosen = F.choose_regions(sims, boxes, cfg.clip_threshold, cfg.dedup_iou, cfg.max_proposals)
         regions = []
         for k, i in enumerate(chosen):
             x0, y0, x1, y1 = (int(v) for v in boxes[i])
             regions.append(Region(id=k + 1, bbox=(x0, y0, x1, y1), score=float(np.clip(1.0 - sims[i], 0, 1)),
                                   area=(x1 - x0) * (y1 - y0), source=sources[i], similarity=float(sims[i])))
-        return regions, facts
+        return regions, report
 
     def _similarities(self, left, right, boxes, cache: _LeftCache) -> tuple[np.ndarray, float | None]:
         """Per-box crop cosine (left crops reused from the cache) and, with a pair gate, the whole-image one."""
@@ -222,11 +217,3 @@ class ModelDetector:
                 cache.image_embed = embeds[-2]
             gate_sim = float(F.pair_similarity(cache.image_embed[None], embeds[-1:])[0])
         return sims, gate_sim
-
-
-def _only_precision(bundle: Bundle, spec_name: str) -> str:
-    """The precision of the bundle's only ONNX graph for ``spec_name`` (a registered int8 segmenter)."""
-    found = [e["precision"] for e in bundle.entries.values() if e.get("spec") == spec_name and e["format"] == "onnx"]
-    if not found:
-        raise ModelError(f"bundle {bundle.root} has no {spec_name} graph; export one with `imgdiff-rt export`")
-    return "fp32" if "fp32" in found else found[0]

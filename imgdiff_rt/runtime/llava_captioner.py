@@ -19,7 +19,7 @@ from ..errors import ModelError
 from ..models.bundle import Bundle
 from ..imgdiff_format import QUESTION
 from ..result import Result
-from . import captioning as C
+from . import caption_stage as C
 from .crops import ImagePreprocessor, boxed_side_by_side, pad_to_square
 
 # LLaVA-1.5's conversation format (what llava-hf's chat template renders for one user turn with an image).
@@ -66,12 +66,12 @@ class LlavaCaptioner:
             first = str(e).splitlines()[0]
             raise ModelError(f"cannot load the LLaVA language model from {folder}: {first}") from None
         encoder = open_session(bundle, "llava_vision", backend=backend, precision=precision, **session_opts)
-        gen = bundle.manifest.get("generation", {}).get("llava", {})
         preprocess = ImagePreprocessor.from_folder(folder, encoder.spec.sizes["image_size"])
         return cls(encoder, model, tokenizer, preprocess,
                    beams=beams, max_new_tokens=max_new_tokens, device=dev, dtype=dt,
                    max_batch=C.batch_cap(backend, encoder.spec),
-                   info={"backend": backend, "precision": precision, "weights": gen.get("weights")})
+                   info={"backend": backend, "precision": precision,
+                         "weights": bundle.generation("llava").get("weights")})
 
     def _prompt_ids(self, num_image_tokens: int) -> list[int]:
         """The tokenised prompt with its one ``<image>`` token expanded to the encoder's feature count (what

@@ -15,10 +15,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from ..models.specs import CLIP_MEAN, CLIP_STD
+
 LETTERBOX_PAD = 114  # Ultralytics' letterbox grey (export/quantize.py calibrates through letterbox() here)
-#: OpenAI CLIP normalisation, used when a bundle has no preprocessor_config.json
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 @dataclass(frozen=True)
@@ -94,6 +93,6 @@ def clip_norm_from(folder: str | Path | None) -> tuple[tuple[float, ...], tuple[
         try:
             cfg = json.loads(file.read_text(encoding="utf-8"))
             return tuple(cfg["image_mean"]), tuple(cfg["image_std"])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass
     return CLIP_MEAN, CLIP_STD

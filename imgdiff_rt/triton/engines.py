@@ -19,7 +19,7 @@ def missing_engines(repo: str | Path) -> list[Path]:
 
 
 def build_missing(repo: str | Path, log=print) -> list[Path]:
-    from ..models.specs import get_spec
+    from ..models.specs import DEFAULT_IMGSZ, get_spec
     from ..export.tensorrt_engine import build_engine
 
     built = []
@@ -29,7 +29,7 @@ def build_missing(repo: str | Path, log=print) -> list[Path]:
         log(f"building TensorRT engine for {d.name} (first start on this GPU)")
         (d / "1").mkdir(exist_ok=True)
         build_engine(d / "model.onnx", spec, d / "1" / "model.plan", "fp16", d / "timing.cache",
-                     imgsz=int(info["sizes"].get("imgsz", 640)), max_batch=int(info["max_batch"]))
+                     imgsz=int(info["sizes"].get("imgsz", DEFAULT_IMGSZ)), max_batch=int(info["max_batch"]))
         built.append(d)
     return built
 

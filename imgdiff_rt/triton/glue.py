@@ -14,13 +14,13 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import InputError
-from ..models.specs import TensorSpec, get_spec
+from ..models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSpec, get_spec
 from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from ..runtime import clip_filter as F
 from ..runtime.detect import MAX_CANDIDATES
 from ..runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
 from ..runtime.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
-from ..runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, box_iou, decode_batch
+from ..runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, decode_batch
 
 T = TensorSpec
 # The glue tensors that feed or read a graph carry that graph's spec names (the ensemble wires them through).
@@ -65,7 +65,7 @@ DETECT_OUTPUTS = GLUE["filter"][1]
 class GlueParams:
     """Settings the glue models read from their config ``parameters`` (strings there)."""
 
-    imgsz: int = 640
+    imgsz: int = DEFAULT_IMGSZ
     num_classes: int = 1
     conf: float = DEFAULT_CONF
     iou: float = DEFAULT_IOU
@@ -73,8 +73,8 @@ class GlueParams:
     dedup_iou: float = DEDUP_IOU
     max_candidates: int = MAX_CANDIDATES
     clip_image_size: int = 224
-    clip_mean: tuple = (0.48145466, 0.4578275, 0.40821073)
-    clip_std: tuple = (0.26862954, 0.26130258, 0.27577711)
+    clip_mean: tuple = CLIP_MEAN
+    clip_std: tuple = CLIP_STD
     clip_threshold: float = F.DEFAULT_THRESHOLD
     max_proposals: int = F.DEFAULT_MAX_REGIONS
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -150,13 +150,7 @@ def filter_step(image_embeds, boxes, box_scores, p: GlueParams) -> dict[str, np.
     boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
     n = len(boxes)
     sims = F.split_pair_embeds(np.asarray(image_embeds)[:2 * n]) if n else np.zeros(0, np.float32)
-    chosen: list[int] = []
-    for i in F.select_different(sims, p.clip_threshold, len(sims)):
-        if chosen and box_iou(boxes[i:i + 1], boxes[chosen]).max() >= p.dedup_iou:
-            continue
-        chosen.append(int(i))
-        if len(chosen) >= p.max_proposals:
-            break
+    chosen = F.choose_regions(sims, boxes, p.clip_threshold, p.dedup_iou, p.max_proposals)
     kept = sims[chosen].astype(np.float32)
     return {"regions": boxes[chosen].reshape(-1, 4), "similarity": kept,
             "region_scores": np.clip(1.0 - kept, 0, 1).astype(np.float32)}

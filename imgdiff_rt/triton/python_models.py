@@ -21,6 +21,15 @@ def _pb():
     return pb_utils
 
 
+def _request_error(pb, message: str, error: Exception):
+    """A client's mistake (an undecodable or oversized image, a bad shape: InputError) is INVALID_ARG, which
+    Triton answers with HTTP 400 / gRPC INVALID_ARGUMENT; anything else stays an internal error (500)."""
+    from ..errors import InputError
+
+    code = getattr(pb.TritonError, "INVALID_ARG", None) if isinstance(error, InputError) else None
+    return pb.TritonError(message, code) if code is not None else pb.TritonError(message)
+
+
 class _Base:
     """Common plumbing: config, parameters, output dtypes, per-request error responses."""
 
@@ -56,8 +65,8 @@ class _Base:
                 inputs = {n: pb.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
                 responses.append(self._response(self.compute(inputs)))
             except Exception as e:  # every failure becomes this request's error; the model stays up
-                responses.append(pb.InferenceResponse(output_tensors=[], error=pb.TritonError(
-                    f"{self.config['name']}: {type(e).__name__}: {e}")))
+                responses.append(pb.InferenceResponse(output_tensors=[], error=_request_error(
+                    pb, f"{self.config['name']}: {type(e).__name__}: {e}", e)))
         return responses
 
     def finalize(self) -> None:
@@ -89,15 +98,10 @@ class OnnxGraphModel(_Base):
     with only that backend). Requests of one dynamic batch with equal shapes run as one call."""
 
     def setup(self) -> None:
-        import onnxruntime as ort
+        from ..runtime.backends.onnx_backend import ort_session
 
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        threads = int(self.parameters.get("threads", "0"))
-        if threads:
-            options.intra_op_num_threads = threads
         path = self.version_dir / self.parameters.get("model_file", "model.onnx")
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = ort_session(path, int(self.parameters.get("threads", "0")) or None)
 
     def execute(self, requests):
         pb = _pb()
@@ -154,10 +158,11 @@ class CaptionModel(_Base):
 
     def setup(self) -> None:
         from ..models.bundle import Bundle
+        from ..models.specs import family_specs
 
         family = self.parameters.get("family", "blip")
         bundle = Bundle.load(self.version_dir / "bundle")
-        encoder_spec = {"blip": "blip_vision", "llava": "llava_vision"}[family]
+        (encoder_spec,) = family_specs(family)
 
         def factory(b, spec_name, backend=None, precision="fp32", **_):
             return BlsSession(b.spec(spec_name, "onnx", precision), spec_name)

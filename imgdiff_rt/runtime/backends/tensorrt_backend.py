@@ -34,7 +34,7 @@ class TensorRTSession(Session):
                  **_: object):
         import torch
 
-        from ...export.tensorrt_engine import import_tensorrt, load_engine
+        from ..tensorrt_engines import import_tensorrt, load_engine
 
         precision, entry = find_engine(bundle, spec_name, precision)  # first: a bundle without engines
         trt = import_tensorrt()  # TensorRTUnavailableError when absent

@@ -1,6 +1,6 @@
 """PyTorch eager backend: the reference. It rebuilds the very wrapper modules the exporter exported
-(``hf_models.graphs_for`` for CLIP/BLIP/LLaVA, ``segmenter.build_segmenter`` + the saved state_dict for the
-segmenter), so ONNX / TensorRT results can be checked against it on the same inputs."""
+(``models.hf_models.graphs_for`` for CLIP/BLIP/LLaVA, ``models.segmenter_model.build_segmenter`` + the saved
+state_dict for the segmenter), so ONNX / TensorRT results can be checked against it on the same inputs."""
 
 from __future__ import annotations
 
@@ -11,26 +11,17 @@ import numpy as np
 
 from ...errors import ModelError
 from ...models.bundle import Bundle
+from ...models.specs import get_spec
 from ..session import Session, register_backend
-
-_SPEC_FAMILY = {"segmenter": "segmenter", "clip_image": "clip", "clip_text": "clip", "blip_vision": "blip",
-                "llava_vision": "llava"}
 
 
 def _load_hf(family: str, source: str, weights: str):
-    from ...export import hf_models
-    from ...export.hf_models import LoadedModel
+    from ...models.hf_models import graphs_for, load_saved
 
-    classes = {"clip": "CLIPModel", "blip": "BlipForConditionalGeneration", "llava": "LlavaForConditionalGeneration"}
-    import transformers
-
-    cls = getattr(transformers, classes[family])
-    transformers.utils.logging.disable_progress_bar()  # no per-load progress bars on the CLI's stderr
     try:
-        model = cls.from_pretrained(source).eval()
-    except (OSError, ValueError) as e:
-        raise ModelError(f"torch backend: cannot load the {family} model from {source}: {e}") from None
-    return hf_models.graphs_for(LoadedModel(family, model, source, weights))
+        return graphs_for(load_saved(family, source, weights))
+    except ModelError as e:
+        raise ModelError(f"torch backend: {e}") from None
 
 
 @functools.lru_cache(maxsize=8)
@@ -40,9 +31,8 @@ def _hf_graphs(root: str, family: str, source: str, weights: str) -> dict:
 
 def _segmenter_module(bundle: Bundle):
     found = bundle.torch_source("segmenter")
-    registered = any(e.get("registered") for e in bundle.entries.values() if e.get("spec") == "segmenter")
     if not found:
-        why = " (a registered foreign ONNX has no PyTorch module)" if registered else ""
+        why = " (a registered foreign ONNX has no PyTorch module)" if bundle.is_registered("segmenter") else ""
         raise ModelError(f"torch backend: bundle {bundle.root} has no segmenter weights for PyTorch{why}; "
                          "use --backend onnx, or re-export the segmenter with `imgdiff-rt export`")
     file = bundle.root / found["file"]
@@ -54,7 +44,7 @@ def _segmenter_module(bundle: Bundle):
 def _load_segmenter(file: str, _mtime_ns: int, source: str, tiny: bool):
     import torch
 
-    from ...export.segmenter import build_segmenter
+    from ...models.segmenter_model import build_segmenter
 
     # the same architecture with any weights, then the exported weights loaded over them; Ultralytics logs
     # to stdout, which carries the result JSON, so its chatter is muted while building
@@ -66,7 +56,12 @@ def _load_segmenter(file: str, _mtime_ns: int, source: str, tiny: bool):
         module = build_segmenter(source, random_init=True, tiny=tiny)
     finally:
         LOGGER.setLevel(level)
-    module.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)  # tensors only: never runs its code
+    except Exception as e:  # UnpicklingError (a blocked global), RuntimeError (not a torch file), ...
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(f"{file}: not a plain state dict, refused by the safe loader ({first})") from None
+    module.load_state_dict(state)
     return module.eval()
 
 
@@ -81,7 +76,7 @@ class TorchSession(Session):
             raise ModelError(f"torch backend runs the fp32 reference only, not {precision}")
         if threads:
             torch.set_num_threads(int(threads))
-        family = _SPEC_FAMILY.get(spec_name)
+        family = get_spec(spec_name).family
         if family == "segmenter":
             self.module = _segmenter_module(bundle)  # first: its error says why there is no module
             super().__init__(bundle.spec(spec_name, "onnx", "fp32"))

@@ -35,9 +35,10 @@ from typing import Any, Callable, Protocol
 
 from ..errors import CaptionerUnavailableError, UsageError
 from ..models.bundle import Bundle
+from ..models.specs import CAPTIONER_FAMILIES
 from ..result import Result
 
-CAPTIONERS = ("none", "blip", "llava")
+CAPTIONERS = ("none", *CAPTIONER_FAMILIES)  # "none": measured descriptions, no model
 
 
 class Captioner(Protocol):
@@ -91,7 +92,7 @@ def load_bundle(bundle: Bundle | str | Path) -> Bundle:
 def require_captioner(bundle: Bundle, family: str, spec_name: str) -> Path:
     """The generation folder of ``family``; CaptionerUnavailableError naming the export flag when absent."""
     folder = bundle.generation_dir(family)
-    has_graph = any(e.get("spec") == spec_name for e in bundle.entries.values())
+    has_graph = bundle.has_graph(spec_name)
     if folder is None or not has_graph:
         what = "generation files" if has_graph else f"{spec_name} graph"
         raise CaptionerUnavailableError(

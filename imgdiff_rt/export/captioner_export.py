@@ -4,7 +4,6 @@ the PyTorch-side files generation needs (decoder weights, tokenizer, processor c
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -12,9 +11,9 @@ import numpy as np
 import torch
 
 from ..errors import ParityError, UsageError
-from .hf_models import BLIP_NORM, CLIP_NORM, LoadedModel
-from .hf_tokenizers import SYNTHETIC_MARKER
-from ..models.specs import ModelSpec
+from ..models.hf_models import LoadedModel
+from ..models.hf_tokenizers import write_synthetic_marker
+from ..models.specs import CLIP_MEAN, CLIP_STD, ModelSpec
 
 _GREEDY = dict(do_sample=False, num_beams=1)
 
@@ -108,8 +107,7 @@ def _image_processor(loaded: LoadedModel):
     """The preprocessing the exported graph expects: BLIP resizes to a square, CLIP/LLaVA resize the short
     side and centre-crop (as their published processors do); both normalise with the OpenAI CLIP mean/std."""
     s = loaded.model.config.vision_config.image_size
-    norm = BLIP_NORM if loaded.family == "blip" else CLIP_NORM
-    common = dict(image_mean=norm["mean"], image_std=norm["std"], do_resize=True, do_rescale=True,
+    common = dict(image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD), do_resize=True, do_rescale=True,
                   do_normalize=True)
     if loaded.family == "blip":
         from transformers import BlipImageProcessor
@@ -129,9 +127,7 @@ def save_tokenizer_files(loaded: LoadedModel, folder: Path) -> None:
         loaded.tokenizer.save_pretrained(str(folder))
     _image_processor(loaded).save_pretrained(str(folder))
     if loaded.tokenizer_synthetic:
-        marker = Path(loaded.tokenizer.name_or_path) / SYNTHETIC_MARKER
-        if marker.exists():
-            shutil.copy(marker, folder / SYNTHETIC_MARKER)
+        write_synthetic_marker(folder)
 
 
 def save_generation_files(loaded: LoadedModel, folder: Path) -> dict:
