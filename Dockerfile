@@ -19,6 +19,8 @@ COPY --chmod=755 docker/entrypoint.sh /usr/local/bin/imgdiff-rt-entrypoint
 
 USER imgdiff
 EXPOSE 8000 8001 8002
-HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
-    CMD curl -fsS http://127.0.0.1:8000/v2/health/ready || exit 1
+# Triton's /v2/health/ready stays 200 after a Python-backend stub dies, so the check looks at every model's stubs
+# (imgdiff_rt/triton/health.py): unhealthy while one is broken, and it reloads that model (explicit model control).
+HEALTHCHECK --interval=15s --timeout=60s --start-period=300s --retries=2 \
+    CMD python3 -m imgdiff_rt.triton.health --url 127.0.0.1:8000 --reload || exit 1
 ENTRYPOINT ["/usr/local/bin/imgdiff-rt-entrypoint"]

@@ -4,4 +4,6 @@
 set -euo pipefail
 REPO="${IMGDIFF_RT_REPO:-/models}"
 python3 -m imgdiff_rt.triton.engines "$REPO"
-exec tritonserver --model-repository="$REPO" --exit-timeout-secs=30 "$@"
+# explicit model control, every model loaded at start: the HEALTHCHECK reloads a model whose stub died
+exec tritonserver --model-repository="$REPO" --exit-timeout-secs=30 \
+    --model-control-mode=explicit --load-model='*' "$@"

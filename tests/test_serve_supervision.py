@@ -53,19 +53,19 @@ def _png(seed: int) -> list[int]:
     return list(buf.getvalue())
 
 
-def _infer_preprocess(url: str) -> int:
-    """HTTP status of one good request to the preprocess model (0: no answer)."""
+def _infer_preprocess(url: str, left: list[int] | None = None) -> tuple[int, str]:
+    """(HTTP status, body) of one request to the preprocess model, a good pair by default (0: no answer)."""
     body = {"inputs": [{"name": n, "datatype": "UINT8", "shape": [len(d)], "data": d}
-                       for n, d in (("left_image", _png(10)), ("right_image", _png(200)))]}
+                       for n, d in (("left_image", left or _png(10)), ("right_image", _png(200)))]}
     req = urllib.request.Request(f"http://{url}/v2/models/preprocess/infer", data=json.dumps(body).encode(),
                                  method="POST")
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status
+            return r.status, ""
     except urllib.error.HTTPError as e:
-        return e.code
+        return e.code, e.read().decode(errors="replace")
     except OSError:
-        return 0
+        return 0, ""
 
 
 def _health(url: str, pid: int, *extra: str) -> int:
@@ -125,7 +125,10 @@ def serve(glue_repo, server_env):
 
 def test_killed_stub_fails_the_health_check_and_its_model_comes_back(serve):
     proc, url, server_pid = serve
-    assert _infer_preprocess(url) == 200 and _health(url, server_pid) == 0
+    assert _infer_preprocess(url)[0] == 200 and _health(url, server_pid) == 0
+    eps = list(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 64\nshowpage\n")
+    status, body = _infer_preprocess(url, eps)  # a client's mistake: 400 and what is wrong, not a 500
+    assert status == 400 and "left_image: not a recognised image format" in body, (status, body)
     (stub,) = [s for s in health.live_stubs(server_pid) if s.instance.startswith("preprocess_")]
     assert (health.SHM_DIR / stub.region).exists()
     os.kill(stub.pid, signal.SIGKILL)
@@ -133,7 +136,7 @@ def test_killed_stub_fails_the_health_check_and_its_model_comes_back(serve):
     _wait(lambda: not _alive(stub.pid), 5, 0.01)
     # Triton's own ready endpoints still say 200 here; ours (serve's check, every 2 s) does not
     assert "preprocess" in health.broken_models(url, server_pid)
-    recovered = _wait(lambda: _infer_preprocess(url) == 200, RECOVERY_LIMIT_S, 0.1)
+    recovered = _wait(lambda: _infer_preprocess(url)[0] == 200, RECOVERY_LIMIT_S, 0.1)
     assert recovered is not None, f"preprocess did not come back within {RECOVERY_LIMIT_S:.0f} s"
     print(f"\nrecovery after a killed stub: {time.monotonic() - t0:.1f} s")
     assert _health(url, server_pid) == 0
@@ -167,3 +170,12 @@ def test_sigkill_of_serve_takes_the_server_and_stubs_down(serve):
     assert _wait(lambda: not any(_alive(s.pid) for s in stubs), 30) is not None, "stubs outlived serve"
     left = [r for r in regions if (health.SHM_DIR / r).exists()]
     assert not left, f"shared-memory regions left: {left}"
+
+
+def test_docker_image_checks_and_reloads_models_not_just_the_server():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    check = dockerfile[dockerfile.index("HEALTHCHECK"):]
+    assert "python3 -m imgdiff_rt.triton.health" in check and "--reload" in check
+    assert "/v2/health/ready" not in check.split("ENTRYPOINT")[0].split("CMD", 1)[1]
+    entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert "--model-control-mode=explicit" in entrypoint and "--load-model='*'" in entrypoint

@@ -9,7 +9,6 @@ cannot be built (no package index) the tests skip, except under CI=true where th
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import signal
 import subprocess
@@ -21,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgdiff_rt.errors import (ServerEnvError, TritonModelNotReadyError, TritonRequestError,
+from imgdiff_rt.errors import (TritonModelNotReadyError, TritonRequestError,
                                TritonUnavailableError)
 from imgdiff_rt.runtime.detect import ModelDetector, SegmentConfig
 from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.glue import GLUE, GlueParams, decode_pair, filter_step, preprocess_step, proposals_step
 from imgdiff_rt.triton.python_models import caption_regions_arrays
 from imgdiff_rt.triton.repository import glue_params, write_repository
-from imgdiff_rt.triton.server import LocalServer, ensure_server_env, free_port
+from imgdiff_rt.triton.server import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LEFT = (ROOT / "examples" / "left.png").read_bytes()
@@ -50,12 +49,9 @@ def tiny_bundle(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server_env():
-    try:
-        return ensure_server_env()
-    except ServerEnvError as e:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Triton server environment: {e}")
+    from helpers import triton_server_env
+
+    return triton_server_env()
 
 
 @pytest.fixture(scope="session")

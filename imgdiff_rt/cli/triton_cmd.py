@@ -58,7 +58,8 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
 def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> None:
     """Start a local Triton server (the nvidia-pytriton wheel's tritonserver and Python backend; no Docker),
-    wait until every model is ready, print the URLs, and stop cleanly on Ctrl-C or SIGTERM.
+    wait until every model is ready, print the URLs, reload any model whose Python stub dies (and restart a
+    server that exits), and stop cleanly on Ctrl-C or SIGTERM.
 
     \b
     Example:
@@ -66,7 +67,7 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
       imgdiff-rt serve --repo /tmp/repo --http-port 8000
       imgdiff-rt run left.png right.png --models /tmp/bundle --detector segment --backend triton --url 127.0.0.1:8000
     """
-    from ..triton.server import LocalServer, ensure_server_env
+    from ..triton.server import SUPERVISE_EVERY_S, LocalServer, ensure_server_env
 
     env = ensure_server_env(env_dir, log=lambda m: click.echo(m, err=True))
     server = LocalServer(repo, env, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
@@ -77,11 +78,9 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
                    err=True)
         server.start(timeout)
         click.echo(f"ready: HTTP {server.http_url}  gRPC {server.grpc_url}  metrics {server.metrics_url}")
-        while not stop.wait(0.5):
-            if server.process is None or server.process.poll() is not None:
-                from ..errors import ServerStartError
-
-                raise ServerStartError(f"tritonserver stopped unexpectedly: {server.log_tail()}")
+        # Supervision: a dead server is restarted, a model whose Python stub died is reloaded (health.py).
+        while not stop.wait(SUPERVISE_EVERY_S):
+            server.supervise(log=lambda m: click.echo(m, err=True), timeout=timeout)
         click.echo("stopping", err=True)
     finally:
         server.stop()

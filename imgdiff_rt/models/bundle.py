@@ -27,13 +27,14 @@ from pathlib import Path
 from .. import __version__
 from ..errors import BundleNotFoundError, ModelError
 from ..files import link_or_copy, staged_folder
+from .manifest_safety import read_manifest, verified_file
 from .specs import ModelSpec, get_spec
 
 SCHEMA = "imgdiff-rt/bundle/v1"
 MANIFEST = "manifest.json"
-_LIBRARIES = ("torch", "torchvision", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim",
 #: Manifest sections holding a family's non-graph parts (PyTorch generation files, tokenizers, eager weights).
 PART_SECTIONS = ("generation", "tokenizers", "torch")
+_LIBRARIES = ("torch", "torchvision", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim",
               "onnxscript", "ultralytics", "tensorrt", "numpy")
 
 
@@ -48,8 +49,8 @@ def entry_key(spec_name: str, fmt: str, precision: str) -> str:
 
 
 def artifact_relpath(spec_name: str, fmt: str, precision: str) -> str:
-    return f"onnx/{spec_name}.{precision}.onnx" if fmt == "onnx" else f"engines/{spec_name}.{precision}.engine"
     """Where an artifact lives inside the bundle."""
+    return f"onnx/{spec_name}.{precision}.onnx" if fmt == "onnx" else f"engines/{spec_name}.{precision}.engine"
 
 
 def sha256_file(path: str | Path) -> str:
@@ -100,10 +101,7 @@ class Bundle:
         if not file.is_file():
             raise BundleNotFoundError(
                 f"no model bundle at {root} ({MANIFEST} missing): run `imgdiff-rt export --out {root}`")
-        try:
-            manifest = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelError(f"{file} cannot be read: {e}") from None
+        manifest = read_manifest(file)  # shape checked, every path kept inside the bundle
         if manifest.get("schema") != SCHEMA:
             raise ModelError(f"{file}: schema {manifest.get('schema')!r} is not {SCHEMA!r}; re-export the bundle")
         return cls(root, manifest)
@@ -123,7 +121,9 @@ class Bundle:
         return found
 
     def path(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> Path:
-        return self.root / self.entry(spec_name, fmt, precision)["file"]
+        """The graph's file, its sha256 verified against the manifest on first use (then cached)."""
+        key = entry_key(spec_name, fmt, precision)
+        return verified_file(self.root, self.entry(spec_name, fmt, precision), key)
 
     def spec(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> ModelSpec:
         """The spec bound to the sizes this bundle's graph was exported with."""
