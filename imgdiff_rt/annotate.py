@@ -54,3 +54,25 @@ def side_by_side(left: np.ndarray, right: np.ndarray, regions: Iterable[Region],
     canvas[:, :w] = lhs
     canvas[:, w + BAR_PX:] = rhs
     return canvas
+
+
+FOOTER_BG, FOOTER_TEXT = (40, 40, 40), (255, 210, 0)
+
+
+def with_footer(canvas: np.ndarray, text: str | None) -> np.ndarray:
+    """``canvas`` with a dark strip below it carrying ``text`` (e.g. that the weights were not trained), shrunk
+    to fit the width; the picture itself is untouched. No text: ``canvas`` as it is."""
+    if not text:
+        return canvas
+    h, w = canvas.shape[:2]
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, max(0.35, min(0.6, w / 1400))
+    (tw, th), base = cv2.getTextSize(text, font, scale, 1)
+    if tw > w - 8:
+        scale *= (w - 8) / tw
+        (tw, th), base = cv2.getTextSize(text, font, scale, 1)
+    strip = th + base + 8
+    out = np.empty((h + strip, w, 3), np.uint8)
+    out[:h] = canvas
+    out[h:] = FOOTER_BG
+    cv2.putText(out, text, (4, h + 4 + th), font, scale, FOOTER_TEXT, 1, cv2.LINE_AA)
+    return out

@@ -33,8 +33,49 @@ def default_url() -> str:
     return os.environ.get("IMGDIFF_RT_TRITON_URL") or DEFAULT_URL
 
 
-def default_protocol() -> str:
-    return os.environ.get("IMGDIFF_RT_TRITON_PROTOCOL") or "http"
+def default_protocol() -> str | None:
+    """``$IMGDIFF_RT_TRITON_PROTOCOL``; None: inferred from the URL or by probing the port."""
+    return os.environ.get("IMGDIFF_RT_TRITON_PROTOCOL") or None
+
+
+def resolve_endpoint(url: str | None, protocol: str | None, probe_timeout: float = 3.0) -> tuple[str, str]:
+    """(HOST:PORT, protocol) for ``url``: the scheme decides (``grpc://``, ``http://``), else ``protocol``,
+    else ``$IMGDIFF_RT_TRITON_PROTOCOL``, else what the port answers (``probe_protocol``)."""
+    url = url or default_url()
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        if scheme not in PROTOCOLS:
+            raise UsageError(f"url {url!r}: the scheme must be http:// or grpc://", parameter="url")
+        if protocol is not None and protocol != scheme:
+            raise UsageError(f"url {url!r} says {scheme} but protocol is {protocol!r}", parameter="protocol")
+        return rest.rstrip("/"), scheme
+    protocol = protocol or default_protocol()
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise UsageError(f"protocol {protocol!r}: use http or grpc", parameter="protocol")
+        return url, protocol
+    return url, probe_protocol(url, probe_timeout)
+
+
+def probe_protocol(hostport: str, timeout: float = 3.0) -> str:
+    """"http" when the port answers an HTTP/1.1 request as HTTP does, "grpc" when it answers with HTTP/2
+    frames (what a gRPC port sends); TritonUnavailableError when nothing listens there."""
+    import socket
+
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"url {hostport!r}: expected HOST:PORT, grpc://HOST:PORT or http://HOST:PORT",
+                         parameter="url")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as sock:
+            sock.sendall(f"GET /v2/health/live HTTP/1.1\r\nHost: {hostport}\r\n\r\n".encode())
+            first = sock.recv(8)
+    except socket.timeout:
+        return "http"  # silent port: the default protocol, whose client gives the one-line error
+    except OSError as e:
+        raise TritonUnavailableError(f"Triton at {hostport} cannot be reached: {e.strerror or e}; is the server "
+                                     "running (imgdiff-rt serve)?") from None
+    return "http" if not first or first.startswith(b"HTTP/") else "grpc"
 
 
 def wire_dtype(dtype: np.dtype | str) -> str:
@@ -45,9 +86,7 @@ def wire_dtype(dtype: np.dtype | str) -> str:
 class TritonClient:
     def __init__(self, url: str | None = None, protocol: str | None = None, timeout: float = 60.0,
                  retries: int = 3, backoff: float = 0.5):
-        url, protocol = url or default_url(), protocol or default_protocol()
-        if protocol not in PROTOCOLS:
-            raise UsageError(f"protocol {protocol!r}: use http or grpc")
+        url, protocol = resolve_endpoint(url, protocol)
         self.url, self.protocol, self.timeout = url, protocol, float(timeout)
         self.retries, self.backoff = int(retries), float(backoff)
         try:
@@ -81,11 +120,19 @@ class TritonClient:
                     if _is_connection_error(e):
                         raise TritonUnavailableError(f"Triton at {self.url} ({self.protocol}) cannot be reached "
                                                      f"for {what}: {_short(e)}") from None
-                    raise TritonRequestError(f"{what}: {_short(e)}") from None
+                    raise TritonRequestError(f"Triton at {self.url} ({self.protocol}) answered {what} with an "
+                                             f"error: {_short(e)}") from None
             except (OSError, ConnectionError, TimeoutError) as e:
                 if attempt == self.retries:
                     raise TritonUnavailableError(f"Triton at {self.url} ({self.protocol}) cannot be reached for "
                                                  f"{what}: {e}; is the server running (imgdiff-rt serve)?") from None
+            except Exception as e:  # a transport that does not speak this protocol (an HTTP client on the gRPC
+                # port gets HTTP/2 frames and a parser error): never a traceback, and retrying cannot help
+                other = "grpc" if self.protocol == "http" else "http"
+                raise TritonUnavailableError(
+                    f"Triton at {self.url} does not answer {self.protocol} for {what} ({type(e).__name__}: "
+                    f"{_short(e)}); is it the {other} port? Use {other}://{self.url} or leave the protocol "
+                    "unset to detect it") from None
             time.sleep(delay)
             delay *= 2
 

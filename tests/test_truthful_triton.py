@@ -1,0 +1,94 @@
+"""`--backend triton`: the protocol comes from the URL or a probe, and every transport error is one line."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imgdiff_rt.cli.main import cli
+from imgdiff_rt.errors import TritonUnavailableError, UsageError
+from imgdiff_rt.triton import client as C
+from imgdiff_rt.triton.server import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
+
+
+@pytest.fixture(autouse=True)
+def _no_protocol_from_env(monkeypatch):
+    monkeypatch.delenv("IMGDIFF_RT_TRITON_PROTOCOL", raising=False)
+    monkeypatch.delenv("IMGDIFF_RT_TRITON_URL", raising=False)
+
+
+@pytest.fixture(scope="module")
+def grpc_port():
+    """A gRPC server with no services: what a client meets on a gRPC port (HTTP/2 frames, no HTTP/1.1)."""
+    grpc = pytest.importorskip("grpc")
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(2))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield port
+    server.stop(0)
+
+
+@pytest.fixture(scope="module")
+def http_port():
+    class Live(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Live)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+@pytest.mark.parametrize("url,protocol,expected", [
+    ("grpc://10.0.0.1:8001", None, ("10.0.0.1:8001", "grpc")),
+    ("http://10.0.0.1:8000/", None, ("10.0.0.1:8000", "http")),
+    ("http://10.0.0.1:8000", "http", ("10.0.0.1:8000", "http")),
+    ("10.0.0.1:8001", "grpc", ("10.0.0.1:8001", "grpc")),
+])
+def test_protocol_from_the_url(url, protocol, expected):
+    assert C.resolve_endpoint(url, protocol) == expected
+
+
+@pytest.mark.parametrize("url,protocol", [("ftp://h:1", None), ("grpc://h:1", "http"), ("h:1", "smtp")])
+def test_contradicting_or_unknown_protocols_are_usage_errors(url, protocol):
+    with pytest.raises(UsageError):
+        C.resolve_endpoint(url, protocol)
+
+
+def test_probe_tells_grpc_from_http_and_nothing(grpc_port, http_port):
+    assert C.resolve_endpoint(f"127.0.0.1:{grpc_port}", None) == (f"127.0.0.1:{grpc_port}", "grpc")
+    assert C.resolve_endpoint(f"127.0.0.1:{http_port}", None) == (f"127.0.0.1:{http_port}", "http")
+    with pytest.raises(TritonUnavailableError, match="cannot be reached"):
+        C.resolve_endpoint(f"127.0.0.1:{free_port()}", None)
+
+
+def test_http_client_on_the_grpc_port_is_a_typed_error_naming_the_fix(grpc_port):
+    with C.TritonClient(f"127.0.0.1:{grpc_port}", "http", retries=0) as client:
+        with pytest.raises(TritonUnavailableError, match="grpc://"):
+            client.check_model("clip_image")
+
+
+@pytest.mark.parametrize("url,protocol", [("127.0.0.1:{grpc}", "http"), ("127.0.0.1:{grpc}", None),
+                                          ("127.0.0.1:{free}", None), ("http://127.0.0.1:{grpc}", None)])
+def test_run_against_a_wrong_or_dead_port_is_one_line(tiny_runtime_bundle, grpc_port, url, protocol):
+    url = url.format(grpc=grpc_port, free=free_port())
+    args = ["run", str(LEFT), str(RIGHT), "--backend", "triton", "--models", str(tiny_runtime_bundle),
+            "--detector", "segment", "--url", url, *(["--protocol", protocol] if protocol else [])]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Triton" in lines[0], lines
