@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .annotate import side_by_side
+from .annotate import side_by_side, with_footer
 from .errors import OutputError
 from .files import write_text_atomic
 from .imageio import write_png_atomic
 from .imgdiff_format import imgdiff_records, region_image_name
 from .pairs import MASK_SUFFIX
 from .pipeline import Processed
+from .weights_report import footer_label
 
 FORMATS = ("result", "img-diff")
 
@@ -61,7 +62,8 @@ def write_pair_images(processed: Processed, out_dir: Path, fmt: str, stem: str) 
             write_png_atomic(out_dir / region_image_name(stem, r.id), pic)
     else:
         pic = side_by_side(images.left, images.right_unwarped, result.regions, homography)
-        write_png_atomic(out_dir / f"{stem}.png", pic)
+        # random or tiny weights are said on the picture too: it is what gets shared without the JSON
+        write_png_atomic(out_dir / f"{stem}.png", with_footer(pic, footer_label(result.weights)))
         if images.change_mask is not None:  # the regions' pixels, 255 = changed: scored as CD papers score
             write_png_atomic(out_dir / change_mask_name(stem), images.change_mask.astype(np.uint8) * 255)
     return pair_payload(processed, fmt, stem)

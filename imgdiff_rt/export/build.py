@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import ModelError, UsageError
+from ..limits import check_count
 from ..models import bundle as B
 from ..models.specs import (CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS, family_specs,
                             get_spec)
@@ -73,6 +74,13 @@ class ExportOptions:
     tiny: bool = False
     force: bool = False
     caption_tokens: int = 12
+
+    def __post_init__(self) -> None:  # before any model is loaded: a bad size fails in milliseconds
+        check_count("imgsz", self.imgsz, 32, 4096)
+        if self.imgsz % 32:
+            raise UsageError(f"imgsz must be a multiple of 32 (the segmenter's largest stride), got {self.imgsz}",
+                             parameter="imgsz")
+        check_count("caption_tokens", self.caption_tokens, 1, 512)
 
     def weights(self) -> str:
         return "tiny" if self.tiny else "random-init" if self.random_init else "pretrained"
@@ -189,6 +197,9 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
     if opts.segmenter_onnx and opts.segmenter is not None and opts.segmenter != ExportOptions.segmenter:
         raise UsageError("segmenter and segmenter_onnx exclude each other", parameter="segmenter_onnx")
     captioner = parse_captioner(opts.captioner)
+    from .preflight import check_export_ready
+
+    check_export_ready(opts, captioner)  # TensorRT, and every pretrained source at once, before any work
     target = Path(out_dir).expanduser() if out_dir else B.default_bundle_dir()
     previous = None
     if (target / B.MANIFEST).is_file():

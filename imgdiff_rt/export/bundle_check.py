@@ -95,6 +95,10 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
     for family, gen in bundle.manifest.get("generation", {}).items():
         if "path" in gen and not (bundle.root / gen["path"] / "config.json").is_file():
             report[f"generation/{family}"] = {"ok": False, "error": f"{gen['path']}/config.json missing"}
+    if parity:  # every real tokenizer must still turn a sentence into ids and back
+        from .preflight import check_bundle_tokenizers
+
+        report.update(check_bundle_tokenizers(bundle))
     failed = {k: r.get("error", "failed") for k, r in report.items() if not r["ok"]}
     if failed:
         raise ModelError(f"bundle {bundle.root} failed its check: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))

@@ -12,6 +12,7 @@ from pathlib import Path
 from ..models import bundle as B
 from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_SOURCES, get_spec
 from .build import Artifact, _jsonable, _Run
+from .preflight import tokenizer_round_trip
 
 
 class _HfGraph:
@@ -60,6 +61,9 @@ def export_hf_family(run: _Run, family: str, source: str | None) -> None:
         return
     run.say(f"{family}: loading {source} ({run.opts.weights()})")
     loaded = hf_models.load_family(family, source, run.opts.weights())
+    if loaded.tokenizer is not None:  # an empty tokenizer would make every caption '' (preflight.py)
+        loaded.extra["tokenizer_round_trip"] = tokenizer_round_trip(loaded.tokenizer, loaded.tokenizer_synthetic,
+                                                                    f"{family} {source}")
     src = {"family": family, "id": source, "revision": loaded.revision, "weights": loaded.weights,
            "label": loaded.source_label}
     for spec, module in hf_models.graphs_for(loaded):
@@ -75,15 +79,20 @@ def _save_family_parts(run: _Run, loaded, src: dict) -> None:
     if family in CAPTIONER_FAMILIES:
         run.say(f"  {family}: saving decoder weights, tokenizer and processor for PyTorch generation")
         entry = save_generation_files(loaded, run.staging / family)
-        run.manifest["generation"][family] = {**entry, "source": src}
+        run.manifest["generation"][family] = {**entry, "source": src, **_round_trip(loaded)}
         return
     if loaded.tokenizer is not None:
         save_tokenizer_files(loaded, run.staging / family)
         run.manifest["tokenizers"][family] = {"path": family, "synthetic": loaded.tokenizer_synthetic,
-                                              "source": src}
+                                              "source": src, **_round_trip(loaded)}
     # the runtime's `torch` backend rebuilds the eager modules the graphs were exported from; captioners
     # already carry theirs in "generation". Pretrained weights are referenced, not copied.
     run.manifest["torch"][family] = _save_torch_weights(loaded, run.staging / family, src)
+
+
+def _round_trip(loaded) -> dict:
+    found = loaded.extra.get("tokenizer_round_trip")
+    return {"tokenizer_round_trip": found} if found else {}
 
 
 class _SegmenterGraph:
