@@ -17,6 +17,7 @@ from skimage.segmentation import felzenszwalb
 
 from .detection.jitter import jitter_image, move_box
 from .errors import UsageError
+from .limits import check_count
 
 KINDS = ("remove", "recolour", "paste")
 # Region area as a share of the image, per level: level 1 larger changes, level 2 smaller ones.
@@ -155,6 +156,7 @@ def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
         raise UsageError("level must be 1 (larger changes) or 2 (smaller changes)")
     if spots < 1:
         raise UsageError("spots must be at least 1")
+    check_count("seed", seed, 0)  # numpy seeds are non-negative
     rng = np.random.default_rng(seed)
     h, w = image.shape[:2]
     segments = candidate_segments(image, level)

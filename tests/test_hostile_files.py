@@ -19,7 +19,7 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.models.bundle import MANIFEST, SCHEMA
 
 from helpers import save, textured
-from test_hostile_inputs import IMAGE_CORPUS, NUMERIC_CORPUS, OUTPUT_CORPUS
+from test_hostile_inputs import CORPUS_KINDS as IMAGE_AND_OPTION_KINDS
 
 DEEP = "[" * 100_000 + "]" * 100_000
 
@@ -278,7 +278,7 @@ def test_synthetic_tokenizers_leave_no_temporary_folder(tmp_path, monkeypatch):
 
 
 #: every kind of hostile input the two corpus files hold (README "Bad input" quotes this number)
-CORPUS_KINDS = (len(IMAGE_CORPUS) + len(OUTPUT_CORPUS) + 1 + len(NUMERIC_CORPUS) + len(MANIFEST_CORPUS)
+CORPUS_KINDS = (IMAGE_AND_OPTION_KINDS + len(MANIFEST_CORPUS)
                 + 10)  # this file's single cases: tampered graph, 2 foreign folders, 2 pickles with code,
 #                        deep truth file, deep pairs line, FIFO pairs file (run, eval), empty --models folder
 

@@ -289,10 +289,10 @@ NUMERIC_CORPUS = [  # the parameter is named as the library's (blur_sigma) or, b
     (["--threshold", "inf"], "threshold"),
     (["--threshold", "-3"], "threshold"),
     (["--threshold", "percentile:100"], "percentile"),
-    (["--detector", "segment", "--clip-threshold", "nan"], "must be a finite number"),
-    (["--detector", "segment", "--clip-threshold", "2"], "must be in [-1, 1]"),
-    (["--detector", "segment", "--max-proposals", "0"], "must be in [1, 10000]"),
-    (["--detector", "segment", "--pair-gate", "nan:1"], "pair"),
+    (["--clip-threshold", "nan"], "must be a finite number"),
+    (["--clip-threshold", "2"], "must be in [-1, 1]"),
+    (["--max-proposals", "0"], "must be in [1, 10000]"),
+    (["--pair-gate", "nan:1"], "pair"),
     (["--threads", "0"], "threads"),
 ]
 
@@ -304,4 +304,30 @@ def test_hostile_numeric_option(tmp_path, option, problem):
     assert_one_line_error(res, problem)
 
 
-CORPUS_KINDS = len(IMAGE_CORPUS) + len(OUTPUT_CORPUS) + 1 + len(NUMERIC_CORPUS)
+# other commands' numbers: refused before any work (no environment build, no model load, no endless loop)
+OTHER_NUMERIC_CORPUS = [
+    (["synth", "{left}", "--out", "{tmp}/s", "--seed", "-1"], "must be in [0, inf)"),
+    (["synth", "{left}", "--out", "{tmp}/s", "--count", "0"], "count"),
+    (["export", "--tiny", "--random-init", "--imgsz", "0", "--out", "{tmp}/b"], "must be in [32, 4096]"),
+    (["export", "--tiny", "--random-init", "--imgsz", "33", "--out", "{tmp}/b"], "multiple of 32"),
+    (["triton-repo", "--no-weights", "--instances", "1000000000", "--out", "{tmp}/r"], "must be in [1, 64]"),
+    (["serve", "--repo", "{tmp}", "--http-port", "0", "--env-dir", "{tmp}/env"], "must be in [1, 65535]"),
+    (["serve", "--repo", "{tmp}", "--grpc-port", "70000", "--env-dir", "{tmp}/env"], "must be in [1, 65535]"),
+    (["serve", "--repo", "{tmp}", "--timeout", "nan", "--env-dir", "{tmp}/env"], "must be a finite number"),
+    (["serve", "--repo", "{tmp}/no-such-repo", "--env-dir", "{tmp}/env"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("args,problem", OTHER_NUMERIC_CORPUS, ids=[" ".join(a[:1] + a[-4:-2]) for a, _ in
+                                                                    OTHER_NUMERIC_CORPUS])
+def test_hostile_option_of_other_commands(tmp_path, args, problem):
+    left, _ = _pair(tmp_path)
+    before = sorted(tmp_path.iterdir())
+    res = CliRunner().invoke(cli, [a.format(left=left, tmp=tmp_path) for a in args])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    lines = res.stderr.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and problem in lines[-1], res.stderr
+    assert sorted(tmp_path.iterdir()) == before  # nothing made: no environment, bundle or repository
+
+
+CORPUS_KINDS = len(IMAGE_CORPUS) + len(OUTPUT_CORPUS) + 1 + len(NUMERIC_CORPUS) + len(OTHER_NUMERIC_CORPUS)

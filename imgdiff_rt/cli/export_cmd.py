@@ -82,7 +82,7 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, ou
         captioner=None if captioner.lower() in none else captioner,
         formats=FORMATS if fmt == "all" else (fmt,),
         precision=precision,
-        imgsz=imgsz or (TINY_IMGSZ if tiny else DEFAULT_IMGSZ),
+        imgsz=imgsz if imgsz is not None else (TINY_IMGSZ if tiny else DEFAULT_IMGSZ),
         random_init=random_init,
         tiny=tiny,
         force=force,

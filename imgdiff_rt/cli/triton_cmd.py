@@ -7,6 +7,10 @@ import threading
 
 import click
 
+from ..limits import check_count, check_number
+
+MAX_INSTANCES = 64  # model instances per graph: more only queue on the same cores or GPU
+
 
 @click.command("triton-repo", context_settings={"max_content_width": 100})
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False), default=None,
@@ -34,10 +38,7 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
     """
     from ..triton.repository import write_repository
 
-    if instances < 1:
-        from ..errors import UsageError
-
-        raise UsageError("--instances must be at least 1")
+    check_count("instances", instances, 1, MAX_INSTANCES)
     gpu = None if device is None else device == "gpu"
     written = write_repository(out_dir, bundle_dir, platform=platform, precision=precision,
                                weights=not no_weights, gpu=gpu, instances=instances)
@@ -69,6 +70,9 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
     """
     from ..triton.server import SUPERVISE_EVERY_S, LocalServer, ensure_server_env
 
+    for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
+        check_count(name, port, 1, 65535)  # before the (first-use) environment build
+    check_number("timeout", timeout, 0, 86400, lo_open=True)
     env = ensure_server_env(env_dir, log=lambda m: click.echo(m, err=True))
     server = LocalServer(repo, env, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
     stop = threading.Event()

@@ -133,11 +133,30 @@ class _Run:
             return False
         for _, key, fp in plan:
             self.reuse(key, fp)
+        self.carry_parts(family)
+        return True
+
+    def carry_parts(self, family: str) -> None:
+        """The previous bundle's non-graph parts of ``family`` (generation, tokenizers, torch), as they are."""
         for section, old in self.previous.family_parts(family).items():
             if "path" in old or "file" in old:
                 B.carry_over(self.previous, self.staging, old.get("path") or old["file"])
             self.manifest[section][family] = old
-        return True
+
+    def keep_other_captioners(self, exported: str | None) -> None:
+        """Re-exporting with another captioner merges: the previous bundle's other captioners stay, graphs and
+        generation files as they were (a bundle may hold both BLIP and LLaVA; run picks with --captioner)."""
+        if self.previous is None:
+            return
+        for family in CAPTIONER_FAMILIES:
+            graphs = [e for s in family_specs(family) for e in self.previous.graph_entries(s)]
+            if family == exported or not (graphs or self.previous.family_parts(family)):
+                continue
+            for entry in graphs:
+                B.carry_over(self.previous, self.staging, entry["file"])
+                self.manifest["entries"][B.entry_key(entry["spec"], entry["format"], entry["precision"])] = entry
+            self.carry_parts(family)
+            self.say(f"{family}: kept from the previous bundle beside the new captioner (merged)")
 
     # -- entries -------------------------------------------------------------------------------------
     def add_entry(self, spec, key: str, fmt: str, precision: str, fp: str, source: dict, seconds: float,
@@ -220,6 +239,7 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
             export_hf_family(run, "clip", opts.clip)
         if captioner:
             export_hf_family(run, captioner[0], captioner[1])
+            run.keep_other_captioners(captioner[0])
         if not run.manifest["entries"]:
             raise UsageError("nothing to export: every model family is set to none")
         run.manifest["export_seconds"] = round(time.perf_counter() - started, 1)

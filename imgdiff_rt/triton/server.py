@@ -124,7 +124,7 @@ def ensure_server_env(root: str | Path | None = None, log: Callable[[str], None]
                                  "choose another --env-dir (it is never deleted)")
         (log or (lambda m: None))(f"building the Triton server environment in {env.root} (first use)")
         shutil.rmtree(env.root, ignore_errors=True)
-        env.root.mkdir(parents=True)
+        env.root.mkdir(parents=True, exist_ok=True)
         mark_folder(env.root, "a Triton server environment")  # first, so a half-built one is ours to redo
         _build(env)
         stamp.write_text(json.dumps(_wanted_stamp(), indent=1))
