@@ -179,3 +179,12 @@ def test_docker_image_checks_and_reloads_models_not_just_the_server():
     assert "/v2/health/ready" not in check.split("ENTRYPOINT")[0].split("CMD", 1)[1]
     entrypoint = (ROOT / "docker" / "entrypoint.sh").read_text()
     assert "--model-control-mode=explicit" in entrypoint and "--load-model='*'" in entrypoint
+
+
+def test_supervision_restarts_a_server_that_died(glue_repo, server_env):
+    with LocalServer(glue_repo, server_env, exit_timeout=5) as server:
+        first = server.process.pid
+        os.kill(first, signal.SIGKILL)
+        server.process.wait(10)
+        assert server.supervise() == {"server": "exited with code -9"}
+        assert server.process.pid != first and server.ready() and server.broken_models() == {}

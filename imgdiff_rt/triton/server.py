@@ -241,6 +241,7 @@ class LocalServer:
                 raise ServerStartError(f"tritonserver exited with code {self.process.returncode} while "
                                        f"starting: {self.log_tail()}")
             if self.ready():
+                self._regions = health.mapped_regions(self.process.pid)  # removed if the server dies
                 return self
             time.sleep(0.25)
         self.stop()
