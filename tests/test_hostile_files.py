@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.models.bundle import MANIFEST, SCHEMA
 
+from conftest import ROOT
 from helpers import save, textured
 from test_hostile_inputs import CORPUS_KINDS as IMAGE_AND_OPTION_KINDS
 
@@ -181,7 +183,7 @@ def test_serve_env_dir_that_is_not_a_server_environment_is_never_deleted(tmp_pat
     with pytest.raises(ServerEnvError, match="is not a server environment imgdiff-rt made"):
         ensure_server_env(mine)
     assert (mine / "thesis.tex").read_text() == "years of work"
-    (tmp_path / "repo").mkdir()
+    shutil.copytree(ROOT / "triton_models" / "preprocess", tmp_path / "repo" / "preprocess")  # a servable repo
     line = _one_line_error(CliRunner().invoke(cli, ["serve", "--repo", str(tmp_path / "repo"),
                                                     "--env-dir", str(mine)]))
     assert "is not a server environment" in line and (mine / "thesis.tex").exists()

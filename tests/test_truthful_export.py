@@ -124,3 +124,17 @@ def test_real_tokenizer_round_trips_at_export_and_check(tiny_blip_folder, tmp_pa
 def test_synthetic_tokenizers_are_recorded_as_such(tiny_runtime_bundle):
     tokenizers = json.loads((tiny_runtime_bundle / "manifest.json").read_text())["tokenizers"]["clip"]
     assert tokenizers["synthetic"] is True and "skipped" in tokenizers["tokenizer_round_trip"]
+
+
+def test_reexport_with_another_captioner_merges_both_into_the_bundle(tmp_path):
+    bundle = tmp_path / "bundle"
+    common = ["--tiny", "--random-init", "--segmenter", "none", "--clip", "none", "--out", bundle]
+    assert export(*common, "--captioner", "blip").exit_code == 0
+    res = export(*common, "--captioner", "llava")
+    assert res.exit_code == 0, res.output
+    assert "blip: kept from the previous bundle" in res.stderr
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert {"blip_vision/onnx-fp32", "llava_vision/onnx-fp32"} <= set(manifest["entries"])
+    assert set(manifest["generation"]) == {"blip", "llava"}
+    assert (bundle / manifest["entries"]["blip_vision/onnx-fp32"]["file"]).is_file()
+    assert (bundle / manifest["generation"]["blip"]["path"] / "config.json").is_file()

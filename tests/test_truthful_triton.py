@@ -92,3 +92,33 @@ def test_run_against_a_wrong_or_dead_port_is_one_line(tiny_runtime_bundle, grpc_
     assert res.exit_code == 1 and "Traceback" not in res.output, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "Triton" in lines[0], lines
+
+
+def test_triton_repo_defaults_to_the_models_home_not_the_committed_folder(tiny_runtime_bundle, tmp_path,
+                                                                          monkeypatch):
+    from imgdiff_rt.triton.repo_check import served_weights
+
+    home, cwd = tmp_path / "home", tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.setenv("IMGDIFF_RT_HOME", str(home))
+    monkeypatch.chdir(cwd)
+    res = CliRunner().invoke(cli, ["triton-repo", "--bundle", str(tiny_runtime_bundle), "--platform", "python"])
+    assert res.exit_code == 0, res.output
+    assert not (cwd / "triton_models").exists()
+    assert (home / "triton-repo" / "segmenter" / "1" / "model.onnx").is_file()
+    kinds = served_weights(home / "triton-repo")
+    assert kinds["clip_image"] == "tiny" and kinds["segmenter"] in ("random-init", "tiny")
+
+
+@pytest.mark.parametrize("repo,message", [("{committed}", "holds no model weights"),
+                                          ("{tmp}/nothing", "does not exist")])
+def test_serve_refuses_a_weightless_or_missing_repository_in_one_line(tmp_path, repo, message):
+    import shutil
+
+    committed = tmp_path / "committed"
+    shutil.copytree(ROOT / "triton_models", committed)
+    repo = repo.format(committed=committed, tmp=tmp_path)
+    res = CliRunner().invoke(cli, ["serve", "--repo", repo, "--env-dir", str(tmp_path / "env")])
+    assert res.exit_code == 2 and not (tmp_path / "env").exists()
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "imgdiff-rt triton-repo --bundle" in lines[0], lines

@@ -15,8 +15,9 @@ MAX_INSTANCES = 64  # model instances per graph: more only queue on the same cor
 @click.command("triton-repo", context_settings={"max_content_width": 100})
 @click.option("--bundle", "bundle_dir", type=click.Path(file_okay=False), default=None,
               help="Model bundle to serve (from `imgdiff-rt export`). Without it: the default models' layout.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="triton_models", show_default=True,
-              help="Repository folder (replaced as a whole).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Repository folder, replaced as a whole [default: $IMGDIFF_RT_HOME/triton-repo, else "
+                   "~/.cache/imgdiff-rt/triton-repo; never the committed triton_models/ unless named].")
 @click.option("--platform", type=click.Choice(["onnxruntime", "tensorrt", "python"]), default="onnxruntime",
               show_default=True, help="How the graphs are served: Triton's ONNX Runtime or TensorRT backend, or "
                                       "ONNX Runtime inside Python-backend models (servers with only that backend).")
@@ -32,13 +33,16 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
 
     \b
     Examples:
-      imgdiff-rt triton-repo --bundle ~/.cache/imgdiff-rt/models --out triton_models/
+      imgdiff-rt triton-repo --bundle ~/.cache/imgdiff-rt/models      # to ~/.cache/imgdiff-rt/triton-repo
       imgdiff-rt triton-repo --bundle /tmp/bundle --platform python --out /tmp/repo   # CPU, no Docker
       imgdiff-rt triton-repo --no-weights --out triton_models/                      # the committed copy
     """
     from ..triton.repository import write_repository
 
+    from ..triton.repo_check import default_repo_dir
+
     check_count("instances", instances, 1, MAX_INSTANCES)
+    out_dir = out_dir or default_repo_dir()
     gpu = None if device is None else device == "gpu"
     written = write_repository(out_dir, bundle_dir, platform=platform, precision=precision,
                                weights=not no_weights, gpu=gpu, instances=instances)
@@ -48,8 +52,9 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
 
 
 @click.command("serve", context_settings={"max_content_width": 100})
-@click.option("--repo", type=click.Path(file_okay=False, exists=True), default="triton_models", show_default=True,
-              help="Model repository (from `imgdiff-rt triton-repo --platform python`).")
+@click.option("--repo", type=click.Path(file_okay=False), default=None,
+              help="Model repository with weights, from `imgdiff-rt triton-repo --platform python` [default: "
+                   "where triton-repo writes by default, $IMGDIFF_RT_HOME/triton-repo].")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind HTTP, gRPC and metrics to.")
 @click.option("--http-port", type=int, default=8000, show_default=True)
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
@@ -73,6 +78,7 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
     for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
         check_count(name, port, 1, 65535)  # before the (first-use) environment build
     check_number("timeout", timeout, 0, 86400, lo_open=True)
+    repo = _servable_repo(repo)
     env = ensure_server_env(env_dir, log=lambda m: click.echo(m, err=True))
     server = LocalServer(repo, env, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port)
     stop = threading.Event()
@@ -90,3 +96,17 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
         server.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _servable_repo(repo: str | None):
+    """The repository to serve (one line and exit 2 when it is missing or has no weights), and the one stderr
+    line when its graphs were exported with random or tiny weights."""
+    from ..triton.repo_check import check_servable, default_repo_dir, served_weights
+    from ..weights_report import weights_notice
+
+    repo = check_servable(repo or default_repo_dir())
+    served = {g: {"weights": kind} for g, kind in served_weights(repo).items() if kind in ("random-init", "tiny")}
+    notice = weights_notice({"graphs": served})
+    if notice:
+        click.echo(notice, err=True)
+    return repo
