@@ -309,6 +309,13 @@ def test_batch_options_are_refused_for_a_single_pair(tmp_path):
     assert res.exit_code == 2 and "are for batches" in res.output
 
 
+@pytest.mark.parametrize("args", [["--workers", "2"], ["--address", "auto"], ["--batch-size", "8"]])
+def test_ray_options_without_the_ray_engine_are_refused(tmp_path, args):
+    src = make_folder(tmp_path / "src", n=1)
+    res = CliRunner().invoke(cli, ["run", "--pairs", str(src), "--out", str(tmp_path / "o"), *args])
+    assert res.exit_code == 2 and "are for engine 'ray'" in res.output and not (tmp_path / "o").exists()
+
+
 def test_parquet_results(tmp_path):
     pq = pytest.importorskip("pyarrow.parquet")
     src = make_folder(tmp_path / "src", n=2)

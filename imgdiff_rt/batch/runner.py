@@ -31,8 +31,9 @@ class BatchOptions:
     def check(self) -> None:
         if self.engine not in ENGINES:
             raise UsageError(f"engine {self.engine!r} is not available; choose one of {', '.join(ENGINES)}")
-        if self.engine != "ray" and (self.address is not None or self.workers is not None):
-            raise UsageError("address and workers are for engine 'ray'")
+        if self.engine != "ray" and (self.address is not None or self.workers is not None
+                                     or self.batch_size != DEFAULT_RAY_BATCH_SIZE):
+            raise UsageError("address, workers and batch size are for engine 'ray'")
         if self.workers is not None and self.workers < 1:
             raise UsageError("workers must be at least 1")
         if self.batch_size < 1:
