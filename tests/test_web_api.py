@@ -16,7 +16,7 @@ pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[we
 from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.main import cli  # noqa: E402
-from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
+from imgdiff_rt.cli.web_cmd import make_app, web  # noqa: E402
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
@@ -226,6 +226,15 @@ def test_image_sent_as_text_field(client):
     assert "field 'left' must be a file part" in error_of(resp, 400)
 
 
+@pytest.mark.parametrize("fields,message", [
+    ({f"f{i}": "1" for i in range(40)}, "Too many fields"),
+    ({"threshold": "9" * 70_000}, "Part exceeded maximum size"),
+], ids=["too-many-fields", "huge-field"])
+def test_form_caps(client, fields, message):
+    good = png(textured(64, 64))
+    assert message in error_of(post(client, good, good, data=fields), 400)
+
+
 def test_not_multipart(client):
     assert "multipart/form-data" in error_of(client.post("/v1/diff", json={"left": "a"}), 415)
 
@@ -348,7 +357,7 @@ def test_spooled_uploads_stay_in_the_temp_folder_and_are_removed(tmp_path, monke
 # ---- info, health, docs, the command ---------------------------------------------------------------------
 def test_info_health_docs(client):
     info = client.get("/v1/info").json()
-    assert info["pipeline"]["detector"] == "pixel" and info["weights"]["kinds"] == []
+    assert info["pipeline"]["detector"] == "pixel" and info["weights"]["models_ran"] is False
     assert {o["field"] for o in info["options"]} >= {"max-regions", "threshold", "metric", "max-pixels"}
     assert info["libraries"]["fastapi"] and info["example"] is True
     assert client.get("/v1/health").json()["status"] == "ok"
@@ -374,7 +383,7 @@ def test_web_command_option_errors(args, message):
 
 
 def test_web_command_defaults_to_localhost():
-    params = {p.name: p for p in cli.commands["web"].params}
+    params = {p.name: p for p in web.params}
     assert params["host"].default == "127.0.0.1" and params["port"].default == 8080
 
 
@@ -383,9 +392,12 @@ def test_a_model_bundle_server_says_its_weights_are_random(tiny_runtime_bundle):
     left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
     with TestClient(make_app(["--models", str(tiny_runtime_bundle), "--detector", "hybrid"])) as c:
         info = c.get("/v1/info").json()
-        assert info["pipeline"]["detector"] == "hybrid" and "tiny" in info["weights"]["kinds"]
-        assert "random weights" in info["weights"]["note"]
+        assert info["pipeline"]["detector"] == "hybrid" and info["weights"]["all_pretrained"] is False
+        assert {g["weights"] for g in info["weights"]["graphs"].values()} == {"tiny"}
+        assert "not trained weights" in info["notice"]
         body = post(c, left, right, data={"max-regions": "2"}).json()
         assert body["settings"]["detector"] == "hybrid" and "model_detector" in body["settings"]
         assert body["settings"]["pixel"]["max_regions"] == 2
+        annotated = Image.open(io.BytesIO(c.get(body["job"]["links"]["annotated_png"]).content))
+        assert annotated.height > body["size"][1]  # the footer that says the weights are not trained
         assert "server setting" in error_of(post(c, left, right, data={"clip-threshold": "0.5"}), 400)

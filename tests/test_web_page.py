@@ -196,3 +196,14 @@ def test_page_shows_an_api_error(server, browser):
     page.wait_for_selector("#error:not([hidden])")
     assert "400: left (notes.png): not a recognised image format" in page.inner_text("#error")
     page.close()
+
+
+def test_api_docs_render_offline(server, browser):
+    page = browser.new_page()
+    off_server: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith((server.base, "data:")) else off_server.append(r.url))
+    page.goto(server.base + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    assert "/v1/diff" in page.inner_text(".swagger-ui")
+    assert off_server == []
+    page.close()

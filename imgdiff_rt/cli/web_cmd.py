@@ -11,7 +11,8 @@ import click
 
 from ..errors import UsageError
 from ..web.limits import WebLimits
-from .options import build_pipeline, detector_options
+from ..weights_report import weights_notice
+from .options import build_pipeline, detector_options, fallback_notice
 
 DEFAULT_PORT = 8080
 MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
@@ -28,6 +29,7 @@ def app_from_params(params: dict[str, Any], pipeline=None):
     """The ASGI app for parsed `web` options (``pipeline``: the one the options built, else built here)."""
     try:
         from ..web.app import create_app
+        from ..web.info import pipeline_weights
         from ..web.request_options import RequestOptions
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
@@ -35,8 +37,11 @@ def app_from_params(params: dict[str, Any], pipeline=None):
     server_values = {k: v for k, v in params.items() if k in pipeline_keys}
     if pipeline is None:
         pipeline = build_pipeline(**server_values)
+    notices = (fallback_notice(server_values["detector"], server_values["models"]),
+               weights_notice(pipeline_weights(pipeline)))
     options = RequestOptions(web.params, server_values)
-    return create_app(pipeline, options, build_pipeline, _web_limits(params))
+    return create_app(pipeline, options, build_pipeline, _web_limits(params),
+                      notice="\n".join(n for n in notices if n) or None)
 
 
 def make_app(args: Sequence[str] = ()):

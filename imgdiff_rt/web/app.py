@@ -80,12 +80,13 @@ async def _refuse_body(scope, receive, send, e: BodyTooLarge) -> None:
 
 
 def create_app(pipeline: Pipeline, options: RequestOptions, build: Callable[..., Pipeline],
-               limits: WebLimits | None = None) -> FastAPI:
+               limits: WebLimits | None = None, notice: str | None = None) -> FastAPI:
     """``options``: the per-request options (and the server's values of all options); ``build``: the CLI's
-    pipeline builder, so a request's options mean what they mean on the command line."""
+    pipeline builder, so a request's options mean what they mean on the command line; ``notice``: the line
+    `run` would print about this pipeline (shown by /v1/info and the page)."""
     limits = limits or WebLimits()
     pipeline.open()  # model sessions open now, once: a broken bundle fails at start, not on the first request
-    service = DiffService(pipeline, options, build, limits)
+    service = DiffService(pipeline, options, build, limits, notice)
     app = FastAPI(title="imgdiff-rt", version=__version__, docs_url=None, redoc_url=None,
                   description="Find and describe the differences between two images. The page is at `/`.")
     app.state.service = service

@@ -40,8 +40,9 @@ class DiffRequest:
 
 class DiffService:
     def __init__(self, pipeline: Pipeline, options: RequestOptions, build: Callable[..., Pipeline],
-                 limits: WebLimits):
+                 limits: WebLimits, notice: str | None = None):
         self.pipeline, self.options, self.build, self.limits = pipeline, options, build, limits
+        self.notice = notice  # what `run` would print on stderr for this pipeline (fallback, random weights)
         self.slots = JobSlots(limits.max_jobs)
         self.store = JobStore(limits.keep_s, limits.keep_bytes)
 

@@ -17,7 +17,8 @@ import click
 from ..errors import UsageError
 
 # Per pair, without reopening model sessions: the pixel detector's settings, registration and the pixel cap.
-PER_REQUEST = ("align", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap", "max_pixels")
+PER_REQUEST = ("align", "photometric", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap",
+               "max_pixels")
 # What those options change on a Pipeline (the rest of a request's pipeline is the server's).
 _PIPELINE_FIELDS = ("pixel", "align", "max_pixels")
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..annotate import right_frame_box, side_by_side
+from ..annotate import right_frame_box, side_by_side, with_footer
 from ..imageio import encode_png
 from ..imgdiff_format import imgdiff_records
 from ..pipeline import Processed
+from ..weights_report import footer_label
 
 JOB_ID_PATTERN = r"[0-9a-f]{16}"
 
@@ -55,9 +56,10 @@ class Job:
             return self.pictures[key]
 
     def annotated_png(self) -> bytes:
-        im, regions = self.processed.images, self.processed.result.regions
-        return self._picture("annotated", lambda: side_by_side(im.left, im.right_unwarped, regions,
-                                                               self.homography))
+        """As `run --out` draws it: random or tiny weights are said in a footer (the picture gets shared alone)."""
+        im, result = self.processed.images, self.processed.result
+        return self._picture("annotated", lambda: with_footer(
+            side_by_side(im.left, im.right_unwarped, result.regions, self.homography), footer_label(result.weights)))
 
     def mask_png(self) -> bytes | None:
         mask = self.processed.images.change_mask

@@ -25,10 +25,11 @@ async function loadInfo() {
     const resp = await fetch("/v1/info");
     const info = await resp.json();
     state.info = info;
-    const kinds = info.weights.kinds.length ? info.weights.kinds.join(", ") : "no model";
+    const w = info.weights;
+    const kinds = w.models_ran ? [...new Set(Object.values(w.graphs).map((g) => g.weights))].join(", ") : "no model";
     $("#server-info").textContent =
       `v${info.version} · detector ${info.pipeline.detector} · captioner ${info.pipeline.captioner} · weights: ${kinds}`;
-    const notes = [info.notice, info.weights.note].filter(Boolean);
+    const notes = [info.notice, w.note].filter(Boolean);
     if (notes.length) { $("#notice").textContent = notes.join(" — "); $("#notice").hidden = false; }
     $("#use-example").hidden = !info.example;
     buildOptionFields(info.options);
