@@ -133,8 +133,30 @@ def test_reexport_with_another_captioner_merges_both_into_the_bundle(tmp_path):
     res = export(*common, "--captioner", "llava")
     assert res.exit_code == 0, res.output
     assert "blip: kept from the previous bundle" in res.stderr
+    header, rule, *rows = res.stdout.split("\nnext: ")[0].splitlines()  # the closing table, then the next command
+    assert header.split() == ["graph", "format", "precision", "size", "parity", "weights"]
+    assert {r.split()[0] for r in rows} == {"blip_vision", "llava_vision"} and all(r.split()[-1] == "tiny" for r in rows)
+    assert f"next: imgdiff-rt run LEFT RIGHT --models {bundle} --captioner blip" in res.stdout
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert {"blip_vision/onnx-fp32", "llava_vision/onnx-fp32"} <= set(manifest["entries"])
     assert set(manifest["generation"]) == {"blip", "llava"}
     assert (bundle / manifest["entries"]["blip_vision/onnx-fp32"]["file"]).is_file()
     assert (bundle / manifest["generation"]["blip"]["path"] / "config.json").is_file()
+
+
+def test_json_stdout_is_only_json_even_with_library_banners(tmp_path):
+    """Ultralytics prints a settings banner on first use and `Overriding model.yaml` on every build: in a fresh
+    process (its handlers bound to the real stdout) none of it may reach stdout."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "YOLO_CONFIG_DIR": str(tmp_path / "fresh-yolo-config")}
+    code = "from imgdiff_rt.cli.main import cli; cli()"
+    done = subprocess.run([sys.executable, "-c", code, "export", "--tiny", "--random-init", "--clip", "none",
+                           "--captioner", "none", "--out", str(tmp_path / "bundle"), "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    manifest = json.loads(done.stdout)
+    assert "segmenter/onnx-fp32" in manifest["entries"]
+    assert "next: imgdiff-rt run" in done.stderr

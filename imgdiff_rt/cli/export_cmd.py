@@ -65,7 +65,10 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, ou
         from ..export.bundle_check import check_bundle
 
         say(f"checking {check_dir}")
-        report = check_bundle(check_dir, progress=say)
+        from .quiet_stdout import stdout_to_stderr
+
+        with stdout_to_stderr():
+            report = check_bundle(check_dir, progress=say)
         say(f"bundle ok ({len(report)} entries)")
         if as_json:
             click.echo(json.dumps(report, indent=2, default=str))
@@ -89,6 +92,16 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, ou
     )
     if tiny or random_init:
         say("note: random weights (--tiny/--random-init): figures measure the architecture, not a trained model")
-    manifest = run_export(opts, out_dir, progress=say)
+    from ..export.summary import format_table, next_command
+    from ..models.bundle import default_bundle_dir
+    from .quiet_stdout import stdout_to_stderr
+
+    with stdout_to_stderr():  # library banners must not break --json (or the table) on stdout
+        manifest = run_export(opts, out_dir, progress=say)
+    target = out_dir or default_bundle_dir()
+    summary = f"{format_table(manifest)}\nnext: {next_command(manifest, target)}"
     if as_json:
+        click.echo(summary, err=True)
         click.echo(json.dumps(manifest, indent=2, default=str))
+    else:
+        click.echo(summary)

@@ -1,0 +1,57 @@
+"""What an export ends with: one row per artifact (graph, format, precision, size, parity, weights) and the
+command to run next on the bundle, both from the manifest that was written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..models.specs import CAPTIONER_FAMILIES
+
+COLUMNS = ("graph", "format", "precision", "size", "parity", "weights")
+
+
+def parity_cell(entry: dict) -> str:
+    """The parity (fp32) or accuracy-vs-fp32 (int8) figure of an entry, shortest form."""
+    if "accuracy" in entry:
+        rows = (entry["accuracy"].get("vs_fp32") or {}).values()
+        cosines = [r["min_cosine"] for r in rows if "min_cosine" in r]
+        return f"int8 cos>={min(cosines):.4f}" if cosines else "measured"
+    parity = entry.get("parity") or {}
+    if "skipped" in parity:
+        return "skipped: " + str(parity["skipped"]).split(":")[0]
+    rows = [r for r in (parity.get("outputs") or {}).values() if isinstance(r, dict)]
+    worst = max((r.get("max_abs", 0.0) for r in rows), default=None)
+    text = "ok" if worst is None else f"ok max|d|={worst:.1e}"
+    if "generation" in parity:
+        text += ", captions equal" if parity["generation"].get("exact") else ", captions differ"
+    return text
+
+
+def table_rows(manifest: dict) -> list[tuple[str, ...]]:
+    rows = []
+    for entry in manifest.get("entries", {}).values():
+        size = f"{entry.get('bytes', 0) / 1e6:.1f} MB"
+        rows.append((entry["spec"], entry["format"], entry["precision"], size, parity_cell(entry),
+                     (entry.get("source") or {}).get("weights", "unknown")))
+    return rows
+
+
+def format_table(manifest: dict) -> str:
+    rows = [COLUMNS, *table_rows(manifest)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def next_command(manifest: dict, bundle_dir: str | Path) -> str:
+    """The `imgdiff-rt run` that uses what the bundle holds (the detector graphs, a captioner)."""
+    specs = {e["spec"] for e in manifest.get("entries", {}).values()}
+    args = ["imgdiff-rt run LEFT RIGHT", f"--models {bundle_dir}"]
+    if {"segmenter", "clip_image"} <= specs:
+        args.append("--detector hybrid")
+    captioners = [f for f in CAPTIONER_FAMILIES if manifest.get("generation", {}).get(f)]
+    if captioners:
+        args.append(f"--captioner {captioners[0]}")
+    if len(args) == 2:
+        args.append("--detector pixel  # this bundle has neither the detector graphs nor a captioner")
+    return " ".join(args)
