@@ -22,11 +22,10 @@ from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
 from .runtime.caption_stage import CAPTIONERS
 from .runtime.detect import ModelDetector, SegmentConfig
+# which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
+from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, weights_block
 
 DETECTORS = ("pixel", "segment", "hybrid")
-MODEL_DETECTORS = ("segment", "hybrid")  # need a model bundle
-#: what `run` uses when a bundle is present and no --detector is given (measured: docs/runtime.md)
-DEFAULT_MODEL_DETECTOR = "hybrid"
 
 
 @dataclass
@@ -141,6 +140,12 @@ class Pipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def weights(self) -> dict:
+        """Which weights the graphs this pipeline runs carry (the result's ``weights`` block), read once."""
+        if getattr(self, "_weights", None) is None:
+            self._weights = weights_block(self.models, self.detector, self.captioner)
+        return self._weights
+
     def settings(self) -> dict:
         out = {"detector": self.detector, "captioner": self.captioner, "align": self.align,
                "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
@@ -158,7 +163,8 @@ class Pipeline:
         left_rgb = read_image(left, self.max_pixels)
         right_rgb = read_image(right, self.max_pixels)
         result = Result(id=id or _default_id(left, right), left=_name(left), right=_name(right),
-                        size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings())
+                        size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings(),
+                        weights=self.weights())
         images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
         result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)
         result, images = self.match_size(result, images)

@@ -12,6 +12,7 @@ from ..errors import UsageError
 from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
+from ..weights_report import choose_detector, weights_notice
 from ..models.specs import PRECISIONS
 from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
@@ -29,7 +30,8 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--detector",), dict(
         type=click.Choice(DETECTORS), default=None,
         help=f"How changed regions are found: pixel differences, Img-Diff's segment + CLIP filter, "
-             f"or both [default: {DEFAULT_MODEL_DETECTOR} when a model bundle is present, else pixel].")),
+             f"or both [default: {DEFAULT_MODEL_DETECTOR} when the bundle has a segmenter and a pretrained CLIP, "
+             f"else pixel, with one line saying why].")),
     (("--captioner",), dict(type=click.Choice(CAPTIONERS), default="none", show_default=True,
                             help="How regions are described ('none': measured facts only, no model).")),
     (("--models",), dict(type=click.Path(path_type=Path), default=None,
@@ -41,10 +43,11 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--precision",), dict(type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
                             help="Which of the bundle's artifacts to run (TensorRT engines are fp16).")),
     (("--threads",), dict(type=int, default=None, help="CPU threads per model session [default: all].")),
-    (("--url",), dict(default=None, metavar="HOST:PORT",
+    (("--url",), dict(default=None, metavar="[grpc://|http://]HOST:PORT",
                       help="--backend triton: the server [default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")),
     (("--protocol",), dict(type=click.Choice(("http", "grpc")), default=None,
-                           help="--backend triton: the protocol [default: $IMGDIFF_RT_TRITON_PROTOCOL, else http].")),
+                           help="--backend triton: the protocol [default: the URL's scheme, else "
+                                "$IMGDIFF_RT_TRITON_PROTOCOL, else what the port answers].")),
     (("--beams",), dict(type=int, default=1, show_default=True, help="--captioner blip|llava: beam width (1 = greedy).")),
     (("--max-new-tokens",), dict(type=int, default=None,
                                  help="--captioner blip|llava: caption length cap [default: 20 for blip, 64 for llava].")),
@@ -92,8 +95,9 @@ def detector_options(f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(**kwargs: Any) -> Any:
         values = {k: kwargs.pop(k) for k in names}
-        kwargs["pipeline"] = build_pipeline(**values)
-        click.get_current_context().meta[NOTICE_KEY] = fallback_notice(values["detector"], values["models"])
+        kwargs["pipeline"] = pipeline = build_pipeline(**values)
+        notices = (fallback_notice(values["detector"], values["models"]), weights_notice(pipeline.weights()))
+        click.get_current_context().meta[NOTICE_KEY] = "\n".join(n for n in notices if n) or None
         return f(**kwargs)
 
     return wrapper
@@ -104,13 +108,9 @@ NOTICE_KEY = "imgdiff_rt.fallback_notice"
 
 
 def fallback_notice(detector: str | None, models: Path | None) -> str | None:
-    """The stderr line for a run that fell back to the pixel detector because no --detector was given and no
-    bundle exists (None otherwise)."""
-    bundle_dir = models if models is not None else default_bundle_dir()
-    if detector is not None or (Path(bundle_dir).expanduser() / MANIFEST).is_file():
-        return None
-    return (f"note: no model bundle at {bundle_dir}, so the pixel detector ran; for Img-Diff's "
-            f"segment + CLIP detector run `imgdiff-rt export --out {bundle_dir}` (or pass --models DIR)")
+    """The stderr line for a run that fell back to the pixel detector because no --detector was given and the
+    bundle is absent, lacks a graph or has an untrained CLIP (None otherwise)."""
+    return choose_detector(detector, models if models is not None else default_bundle_dir()).notice
 
 
 def build_pipeline(detector: str | None, captioner: str, align: bool, max_regions: int, min_area: int | None,
@@ -124,8 +124,8 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap)
     bundle_dir = models if models is not None else default_bundle_dir()
-    if detector is None:
-        detector = DEFAULT_MODEL_DETECTOR if (Path(bundle_dir).expanduser() / MANIFEST).is_file() else "pixel"
+    explicit = detector is not None
+    detector = choose_detector(detector, bundle_dir).detector
     gate = None
     if pair_gate is not None:
         try:
@@ -135,6 +135,8 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
     segment = SegmentConfig(clip_threshold=clip_threshold, max_proposals=max_proposals, pair_gate=gate)
     if (url is not None or protocol is not None) and backend != "triton":
         raise UsageError("--url and --protocol are for --backend triton")
+    if backend == "triton":
+        _check_triton_run(bundle_dir, detector, captioner, explicit)
     server = {k: v for k, v in (("url", url), ("protocol", protocol)) if v is not None}
     caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {})}
     needs_models = detector != "pixel" or captioner != "none"
@@ -143,3 +145,16 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
                         segment=segment, threads=threads, caption_options=caption_options,
                         session_options=server)
     return pipeline
+
+
+def _check_triton_run(bundle_dir: Path, detector: str, captioner: str, explicit: bool) -> None:
+    """--backend triton sends the graphs to the server but reads their layouts, tokenizers and glue settings
+    from the bundle the repository was written from: without it, or with nothing for the server to run, the
+    server would never be called, so refuse instead of answering from the pixel detector."""
+    if not (Path(bundle_dir).expanduser() / MANIFEST).is_file():
+        raise UsageError(f"--backend triton needs the bundle the server's repository was written from (no bundle "
+                         f"at {bundle_dir}): pass --models DIR, the folder given to `imgdiff-rt triton-repo --bundle`")
+    if detector == "pixel" and captioner == "none":
+        why = "--detector pixel" if explicit else "the default detector on this bundle (pixel)"
+        raise UsageError(f"--backend triton: {why} and --captioner none run no model on the server; pass "
+                         "--detector segment|hybrid or --captioner blip|llava")
