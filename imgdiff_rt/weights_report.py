@@ -57,6 +57,19 @@ def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str) 
             "all_pretrained": all(g["weights"] in PRETRAINED for g in graphs.values())}
 
 
+def bundle_weights(bundle_dir: str | Path) -> dict:
+    """{"graphs": {graph: {"weights", "source"}}} of every graph in the bundle (empty when there is none)."""
+    bundle = _load(Path(bundle_dir).expanduser())
+    if bundle is None:
+        return {"graphs": {}}
+    graphs = {}
+    for entry in bundle.entries.values():
+        source = entry.get("source") or {}
+        graphs.setdefault(entry["spec"], {"weights": source.get("weights", "unknown"),
+                                          "source": source.get("label") or source.get("id")})
+    return {"graphs": graphs}
+
+
 def untrained(block: dict) -> dict[str, str]:
     """{graph: weights} of the graphs in ``block`` whose weights are not trained ones."""
     return {name: g["weights"] for name, g in block.get("graphs", {}).items() if g["weights"] not in PRETRAINED}

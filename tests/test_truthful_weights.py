@@ -76,3 +76,11 @@ def test_backend_triton_without_models_or_model_work_is_refused(tiny_runtime_bun
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr
+
+
+def test_bench_says_once_that_the_weights_are_not_trained(tiny_runtime_bundle, tmp_path):
+    res = CliRunner().invoke(cli, ["bench", "--models", str(tiny_runtime_bundle), "--backends", "onnx",
+                                   "--stages", "clip", "--out", str(tmp_path / "bench"), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.stderr.splitlines() if "not trained weights" in line]
+    assert len(lines) == 1 and "clip_image: tiny" in lines[0]
