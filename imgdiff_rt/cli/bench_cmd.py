@@ -81,6 +81,11 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
                       plots=not no_plots, triton_url=triton_url).check()
+    from ..weights_report import bundle_weights, weights_notice
+
+    notice = weights_notice(bundle_weights(cfg.models))  # timings of random weights are real, answers are not
+    if notice:
+        click.echo(notice, err=True)
     if dry_run:
         cells = [c["key"] for c in plan_cells(cfg)]
         click.echo(json.dumps({"cells": cells, "backends": list(cfg.backends),
