@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
 from typing import Any, Sequence
@@ -11,13 +10,13 @@ import click
 
 from ..errors import UsageError
 from ..web.limits import WebLimits
-from ..weights_report import weights_notice
-from .options import build_pipeline, detector_options, fallback_notice
+from .options import NOTICE_KEY, build_pipeline, detector_options, pipeline_option_names
 
 DEFAULT_PORT = 8080
 MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
 MIB = 2**20
 _DEFAULTS = WebLimits()
+_BUILD_ONLY = "imgdiff_rt.web.build_only"  # ctx.meta flag: make_app wants the app, not a server
 
 
 def _web_limits(params: dict[str, Any]) -> WebLimits:
@@ -25,29 +24,24 @@ def _web_limits(params: dict[str, Any]) -> WebLimits:
                      keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * MIB))
 
 
-def app_from_params(params: dict[str, Any], pipeline=None):
-    """The ASGI app for parsed `web` options (``pipeline``: the one the options built, else built here)."""
+def _build_app(ctx: click.Context, pipeline):
+    """The ASGI app for the parsed options in ``ctx``, over ``pipeline`` (built by ``detector_options``)."""
     try:
         from ..web.app import create_app
-        from ..web.info import pipeline_weights
         from ..web.request_options import RequestOptions
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
-    pipeline_keys = inspect.signature(build_pipeline).parameters
-    server_values = {k: v for k, v in params.items() if k in pipeline_keys}
-    if pipeline is None:
-        pipeline = build_pipeline(**server_values)
-    notices = (fallback_notice(server_values["detector"], server_values["models"]),
-               weights_notice(pipeline_weights(pipeline)))
-    options = RequestOptions(web.params, server_values)
-    return create_app(pipeline, options, build_pipeline, _web_limits(params),
-                      notice="\n".join(n for n in notices if n) or None)
+    server_values = {k: ctx.params[k] for k in pipeline_option_names()}
+    return create_app(pipeline, RequestOptions(web.params, server_values), build_pipeline,
+                      _web_limits(ctx.params), notice=ctx.meta.get(NOTICE_KEY))
 
 
 def make_app(args: Sequence[str] = ()):
-    """The app `imgdiff-rt web ARGS` would serve, without serving it (tests, or another ASGI server)."""
+    """The app `imgdiff-rt web ARGS` would serve, built by the same path, without serving it (tests, or
+    another ASGI server)."""
     with web.make_context("web", list(args)) as ctx:
-        return app_from_params(ctx.params)
+        ctx.meta[_BUILD_ONLY] = True
+        return ctx.invoke(web.callback, **ctx.params)
 
 
 @click.command("web", context_settings={"max_content_width": 100})
@@ -64,7 +58,7 @@ def make_app(args: Sequence[str] = ()):
               show_default=True, help="Memory for kept results' pixels; the oldest are dropped beyond it.")
 @detector_options
 def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float, keep_mb: float,
-        pipeline) -> None:
+        pipeline):
     """Serve the HTTP API and a page to compare two images in a browser.
 
     \b
@@ -77,6 +71,9 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
       imgdiff-rt web --port 9000 --max-jobs 4 --metric absdiff
       curl -F left=@examples/left.png -F right=@examples/right.png localhost:8080/v1/diff
     """
+    app = _build_app(click.get_current_context(), pipeline)
+    if click.get_current_context().meta.get(_BUILD_ONLY):
+        return app
     try:
         import uvicorn
     except ImportError as e:
@@ -85,7 +82,6 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
     spool = tempfile.mkdtemp(prefix="imgdiff-rt-web-")
     saved_tempdir, tempfile.tempdir = tempfile.tempdir, spool
     try:
-        app = app_from_params(click.get_current_context().params, pipeline)
         click.echo(f"imgdiff-rt web: http://{host}:{port}/  (API docs: /docs)", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

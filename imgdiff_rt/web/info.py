@@ -9,15 +9,9 @@ from typing import Any
 
 from .. import __version__
 from ..models.bundle import library_versions
-from ..weights_report import weights_block
 
 _LIBRARIES = ("fastapi", "starlette", "uvicorn", "numpy", "opencv-python-headless", "pillow", "onnxruntime",
               "onnxruntime-gpu", "tritonclient")
-
-
-def pipeline_weights(pipeline) -> dict:
-    """The library's weights block for the graphs ``pipeline`` runs (what its results carry)."""
-    return weights_block(pipeline.models, pipeline.detector, pipeline.captioner)
 
 
 def info_payload(service, example: bool) -> dict[str, Any]:
@@ -26,7 +20,7 @@ def info_payload(service, example: bool) -> dict[str, Any]:
         "name": "imgdiff-rt", "version": __version__, "python": platform.python_version(),
         "libraries": library_versions(_LIBRARIES),
         "pipeline": service.pipeline.settings(),
-        "weights": pipeline_weights(service.pipeline),
+        "weights": service.pipeline.weights(),
         "notice": service.notice,
         "limits": {"max_upload_bytes": limits.max_upload_bytes, "max_jobs": limits.max_jobs,
                    "keep_s": limits.keep_s, "keep_bytes": limits.keep_bytes,
