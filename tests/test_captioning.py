@@ -172,8 +172,9 @@ def test_beams_option(blip, blip_bundle, monkeypatch):
     out = caption_regions(*_pair(1), cap)
     assert seen["num_beams"] == 3 and seen["use_cache"] is True
     assert out.settings["captioning"]["beams"] == 3
-    with pytest.raises(UsageError, match="--beams"):
+    with pytest.raises(UsageError, match="beams") as caught:
         build_captioner("blip", blip_bundle.root, beams=0)
+    assert caught.value.parameter == "beams"  # the CLI spells it --beams
 
 
 def test_no_regions_means_no_model_call(blip):

@@ -22,6 +22,17 @@ from ..runtime.segment_decode import box_iou, nms
 
 
 # ---- rebuilding fp32 from an ORT dynamic-int8 conv graph -----------------------------------------
+def _dequantized(w_q: np.ndarray, w_zp, w_scale) -> np.ndarray:
+    """(w_q - zero point) * scale, the zero point and scale per output channel or scalar."""
+    w_q = w_q.astype(np.float32)
+    shape = (-1,) + (1,) * (w_q.ndim - 1)
+
+    def per_channel(v):
+        return np.reshape(np.asarray(v, np.float32), shape if np.ndim(v) else ())
+
+    return (w_q - per_channel(w_zp)) * per_channel(w_scale)
+
+
 def dequantize_conv_integer(src_onnx: str | Path, dst_onnx: str | Path) -> dict:
     """Replace each ORT ``DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul(scale) [-> Add(bias)]`` chain
     by an fp32 Conv with weight ``(w_q - w_zp) * w_scale``; the int8 rounding of the weights is kept."""
@@ -55,12 +66,8 @@ def dequantize_conv_integer(src_onnx: str | Path, dst_onnx: str | Path) -> dict:
         if (quant is None or quant.op_type != "DynamicQuantizeLinear" or scales is None
                 or scales.op_type != "Mul"):
             raise QuantizationError(f"{conv.name}: not the ORT dynamic-int8 pattern")
-        w_q = array(conv.input[1]).astype(np.float32)
-        w_zp = array(conv.input[3]).astype(np.float32) if len(conv.input) > 3 and conv.input[3] else 0.0
-        w_scale = array(scales.input[1]).astype(np.float32)
-        shape = (-1,) + (1,) * (w_q.ndim - 1)
-        per_channel = lambda v: np.reshape(v, shape if np.ndim(v) else ())  # noqa: E731
-        weight = (w_q - per_channel(w_zp)) * per_channel(w_scale)
+        w_zp = array(conv.input[3]) if len(conv.input) > 3 and conv.input[3] else 0.0
+        weight = _dequantized(array(conv.input[1]), w_zp, array(scales.input[1]))
         inputs = [quant.input[0], conv.name + "_fp32_weight"]
         output, chain = scaled.output[0], [conv, cast, scaled, scales]
         add = only_consumer(scaled.output[0], "Add")

@@ -54,16 +54,16 @@ class BenchConfig:
 
     def check(self) -> "BenchConfig":
         if not self.backends or not self.stages:
-            raise UsageError("--backends and --stages must each name at least one")
+            raise UsageError("backends and stages must each name at least one", parameter="backends")
         bad = [b for b in (*self.backends, *self.concurrency_backends) if b not in stages.BACKENDS]
         bad += [s for s in self.stages if s not in stages.STAGES]
         if bad:
             raise UsageError(f"unknown backend/stage {', '.join(bad)}; backends: {', '.join(stages.BACKENDS)}; "
                              f"stages: {', '.join(stages.STAGES)}")
         if self.runs < 1 or self.warmup < 0 or any(b < 1 for b in self.batches):
-            raise UsageError("--runs and --batch must be at least 1, --warmup at least 0")
+            raise UsageError("runs and batches must be at least 1, warmup at least 0", parameter="runs")
         if any(s < 32 or s % 32 for s in (*self.imgsz, *self.pair_imgsz)):
-            raise UsageError("--imgsz values must be positive multiples of 32")
+            raise UsageError("imgsz values must be positive multiples of 32", parameter="imgsz")
         return self
 
 

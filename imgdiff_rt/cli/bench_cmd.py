@@ -11,7 +11,14 @@ import json
 
 import click
 
+from ..bench.suite import BenchConfig
 from ..errors import UsageError
+
+_CFG = BenchConfig  # every default below is the library's
+
+
+def _csv(values) -> str:
+    return ",".join(str(v) for v in values)
 
 
 def _ints(value: str, what: str) -> tuple[int, ...]:
@@ -32,21 +39,22 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--models", type=click.Path(file_okay=False), default=None,
               help="Model bundle from `imgdiff-rt export` [default: $IMGDIFF_RT_HOME/models, else "
                    "~/.cache/imgdiff-rt/models].")
-@click.option("--backends", default="torch,onnx,onnx-int8,tensorrt,triton", show_default=True,
+@click.option("--backends", default=_csv(_CFG.backends), show_default=True,
               help="Comma-separated; torch (PyTorch eager) is the reference every speed-up is against.")
-@click.option("--stages", default="segment,clip,caption,detect,pipeline", show_default=True,
+@click.option("--stages", default=_csv(_CFG.stages), show_default=True,
               help="segment, clip, caption (graphs alone), detect, pipeline (one pair end to end).")
-@click.option("--batch", default="1", show_default=True, help="Batch sizes for segment/clip/caption, e.g. 1,2,8.")
-@click.option("--imgsz", default="640,1024", show_default=True, help="Segmenter input sizes for the segment stage.")
-@click.option("--pair-imgsz", default="640", show_default=True, help="Segmenter size inside detect/pipeline.")
-@click.option("--runs", type=int, default=7, show_default=True, help="Measured rounds per cell (all backends each).")
-@click.option("--warmup", type=int, default=1, show_default=True, help="Untimed calls per backend per cell.")
-@click.option("--max-cell-seconds", type=float, default=90.0, show_default=True,
-              help="Cut a cell's rounds (never below 3) so its measured part fits: bounds the wall time.")
+@click.option("--batch", default=_csv(_CFG.batches), show_default=True, help="Batch sizes for segment/clip/caption, e.g. 1,2,8.")
+@click.option("--imgsz", default=_csv(_CFG.imgsz), show_default=True, help="Segmenter input sizes for the segment stage.")
+@click.option("--pair-imgsz", default=_csv(_CFG.pair_imgsz), show_default=True, help="Segmenter size inside detect/pipeline.")
+@click.option("--runs", type=int, default=_CFG.runs, show_default=True, help="Measured rounds per cell (all backends each).")
+@click.option("--warmup", type=int, default=_CFG.warmup, show_default=True, help="Untimed calls per backend per cell.")
+@click.option("--max-cell-seconds", type=float, default=_CFG.max_cell_seconds, show_default=True,
+              help=f"Cut a cell's rounds (never below {_CFG.min_runs}) so its measured part fits: bounds the "
+                   "wall time.")
 @click.option("--threads", type=int, default=None, help="Threads for every backend [default: all usable cores].")
 @click.option("--max-new-tokens", type=int, default=None, help="BLIP caption length [default: the captioner's].")
-@click.option("--concurrency", default="1,2,4,8,16", show_default=True, help="Client counts for the sweep.")
-@click.option("--concurrency-backends", default="triton", show_default=True,
+@click.option("--concurrency", default=_csv(_CFG.concurrency), show_default=True, help="Client counts for the sweep.")
+@click.option("--concurrency-backends", default=_csv(_CFG.concurrency_backends), show_default=True,
               help="Backends the concurrency sweep runs against (swept only when triton is benchmarked or "
                    "this is changed).")
 @click.option("--triton-url", default=None, metavar="HOST:PORT",
@@ -54,7 +62,7 @@ def _names(value: str) -> tuple[str, ...]:
                    "[default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")
 @click.option("--left", type=click.Path(dir_okay=False), default=None, help="Left image [examples/left.png].")
 @click.option("--right", type=click.Path(dir_okay=False), default=None, help="Right image [examples/right.png].")
-@click.option("--out", default="benchmarks/results/latest", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default=_CFG.out, show_default=True, type=click.Path(file_okay=False),
               help="results.json, report.md and PNG plots go here.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--no-peak", is_flag=True, help="Skip measuring the CPU's peak FLOP/s.")

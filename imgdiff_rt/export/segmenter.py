@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import SpecLayoutError, UsageError
 from ..models.bundle import sha256_file
 from ..models.segmenter_model import SegmenterInfo, build_segmenter, segmenter_spec
-from ..models.specs import DEFAULT_IMGSZ, SEGMENTER_NUM_MASKS, SEGMENTER_STRIDES, ModelSpec, get_spec
+from ..models.specs import DEFAULT_IMGSZ, SEGMENTER_NUM_MASKS, ModelSpec, get_spec, segmenter_output_sizes
 
 _QUANT_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
@@ -161,12 +161,7 @@ def register_segmenter_onnx(path: str | Path) -> dict:
     env = bound.match_shapes({s: shapes[f] for s, f in spec_names.items()},
                              {s: dtype_of[f] for s, f in spec_names.items()})
     height, width = env.get("height"), env.get("width")
-    if height and width:  # a fixed-size file: its head sizes must follow from its input size
-        expected = {"num_anchors": sum((height // s) * (width // s) for s in SEGMENTER_STRIDES),
-                    "proto_h": height // 4, "proto_w": width // 4}
-        wrong = {k: (env[k], v) for k, v in expected.items() if k in env and env[k] != v}
-        if wrong or height % 32 or width % 32:
-            raise SpecLayoutError(f"{where}: head sizes {wrong} do not follow from a {height}x{width} input")
+    _check_head_sizes(where, env)
     meta = {p.key: p.value for p in model.metadata_props}
     op_types = {n.op_type for n in model.graph.node}
     imgsz = [height, width] if height and width else _meta_imgsz(meta)
@@ -182,6 +177,19 @@ def register_segmenter_onnx(path: str | Path) -> dict:
         "metadata": {k: meta[k] for k in ("task", "stride", "imgsz", "description", "version") if k in meta},
         "class_names": meta.get("names"),
     }
+
+
+def _check_head_sizes(where: str, env: dict) -> None:
+    """A fixed-size file: its head sizes must follow from its input size (sides multiples of 32)."""
+    height, width = env.get("height"), env.get("width")
+    if not (height and width):
+        return
+    wrong = {}
+    if not (height % 32 or width % 32):
+        expected = segmenter_output_sizes(height, width)
+        wrong = {k: (env[k], v) for k, v in expected.items() if k in env and env[k] != v}
+    if wrong or height % 32 or width % 32:
+        raise SpecLayoutError(f"{where}: head sizes {wrong} do not follow from a {height}x{width} input")
 
 
 def _meta_imgsz(meta: dict) -> list[int] | None:

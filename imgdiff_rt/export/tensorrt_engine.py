@@ -65,19 +65,10 @@ def _parse(trt, builder, logger, onnx_path: Path):
     return network, parser
 
 
-def build_engine(onnx_path: str | Path, spec: ModelSpec, out_path: str | Path, precision: str = "fp16",
-                 timing_cache: str | Path | None = None, *, imgsz: int = DEFAULT_IMGSZ, max_batch: int | None = None,
-                 workspace_gib: float = 4.0, version_compatible: bool = False,
-                 hardware_compatible: bool = False) -> dict:
-    """Build and serialize a TensorRT engine for ``spec`` from ``onnx_path``; returns the build info.
-
-    ``precision``: "fp16" (default), "fp32" or "int8" (only for a calibrated QDQ ONNX from
-    ``quantize_static_qdq``: explicit quantisation, remaining layers fp16). ``timing_cache``: a file loaded
-    when present and saved after the build (speeds up rebuilds on the same GPU/TensorRT).
-    """
+def _check_buildable(onnx_path: Path, precision: str) -> None:
+    """UsageError, before TensorRT loads, for a precision or a graph an engine cannot be built from."""
     if precision not in PRECISIONS:
-        raise UsageError(f"TensorRT precision {precision!r}: one of {', '.join(PRECISIONS)}")
-    onnx_path, out_path = Path(onnx_path), Path(out_path)
+        raise UsageError(f"TensorRT precision {precision!r}: one of {', '.join(PRECISIONS)}", parameter="precision")
     if not onnx_path.is_file():
         raise UsageError(f"ONNX file {onnx_path} does not exist")
     op_types = set(op_counts(onnx_path))
@@ -87,18 +78,11 @@ def build_engine(onnx_path: str | Path, spec: ModelSpec, out_path: str | Path, p
     if precision == "int8" and not op_types & _QDQ_OPS:
         raise UsageError(f"int8 engines need a calibrated QDQ ONNX (quantize_static_qdq); {onnx_path.name} "
                          "has no Q/DQ nodes. Use precision='fp16' or calibrate first")
-    profiles = engine_profiles(spec, imgsz=imgsz, max_batch=max_batch)  # fails early, before TensorRT
-    trt = import_tensorrt()
-    identity = {"tensorrt_version": trt.__version__, "gpu": gpu_identity()}
 
-    started = time.perf_counter()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network, _parser = _parse(trt, builder, logger, onnx_path)
-    names = {network.get_input(i).name for i in range(network.num_inputs)}
-    if names != set(spec.input_names):
-        raise EngineBuildError(f"{onnx_path.name} inputs {sorted(names)} != spec {spec.name} "
-                               f"{spec.input_names}")
+
+def _builder_config(trt, builder, precision: str, profiles: dict, workspace_gib: float, version_compatible: bool,
+                    hardware_compatible: bool):
+    """The builder config: workspace, precision flags, portability flags and the one optimisation profile."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     if precision in ("fp16", "int8"):
@@ -113,6 +97,35 @@ def build_engine(onnx_path: str | Path, spec: ModelSpec, out_path: str | Path, p
     for name, (low, opt, high) in profiles.items():
         profile.set_shape(name, low, opt, high)
     config.add_optimization_profile(profile)
+    return config
+
+
+def build_engine(onnx_path: str | Path, spec: ModelSpec, out_path: str | Path, precision: str = "fp16",
+                 timing_cache: str | Path | None = None, *, imgsz: int = DEFAULT_IMGSZ, max_batch: int | None = None,
+                 workspace_gib: float = 4.0, version_compatible: bool = False,
+                 hardware_compatible: bool = False) -> dict:
+    """Build and serialize a TensorRT engine for ``spec`` from ``onnx_path``; returns the build info.
+
+    ``precision``: "fp16" (default), "fp32" or "int8" (only for a calibrated QDQ ONNX from
+    ``quantize_static_qdq``: explicit quantisation, remaining layers fp16). ``timing_cache``: a file loaded
+    when present and saved after the build (speeds up rebuilds on the same GPU/TensorRT).
+    """
+    onnx_path, out_path = Path(onnx_path), Path(out_path)
+    _check_buildable(onnx_path, precision)
+    profiles = engine_profiles(spec, imgsz=imgsz, max_batch=max_batch)  # fails early, before TensorRT
+    trt = import_tensorrt()
+    identity = {"tensorrt_version": trt.__version__, "gpu": gpu_identity()}
+
+    started = time.perf_counter()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network, _parser = _parse(trt, builder, logger, onnx_path)
+    names = {network.get_input(i).name for i in range(network.num_inputs)}
+    if names != set(spec.input_names):
+        raise EngineBuildError(f"{onnx_path.name} inputs {sorted(names)} != spec {spec.name} "
+                               f"{spec.input_names}")
+    config = _builder_config(trt, builder, precision, profiles, workspace_gib, version_compatible,
+                             hardware_compatible)
 
     cache_path = Path(timing_cache) if timing_cache else None
     cache_bytes = cache_path.read_bytes() if cache_path and cache_path.is_file() else b""

@@ -176,7 +176,8 @@ def load_llava(source: str = DEFAULT_LLAVA, random_init: bool = False, tiny: boo
     if random_init and not tiny:
         # A 7B language model with random weights is ~28 GB of fp32 for no benefit to any test or benchmark
         # of the exported vision graph; use a real folder, or --tiny.
-        raise UsageError("--random-init is not offered for LLaVA (7B); use --tiny or a local LLaVA folder")
+        raise UsageError("random_init is not offered for LLaVA (7B); use tiny or a local LLaVA folder",
+                         parameter="random_init")
     if tiny:
         torch.manual_seed(0)
         cfg = LlavaConfig(**TINY_LLAVA)

@@ -67,12 +67,13 @@ def build_captioner(kind: str, bundle: Bundle | str | Path | None, backend: str 
     """The captioner the CLI options ask for (None for "none"); ``opts`` go to ``from_bundle``."""
     kind = (kind or "none").lower()
     if kind not in CAPTIONERS:
-        raise UsageError(f"captioner {kind!r} is not available; choose one of {', '.join(CAPTIONERS)}")
+        raise UsageError(f"captioner {kind!r} is not available; choose one of {', '.join(CAPTIONERS)}",
+                         parameter="captioner")
     if kind == "none":
         return None
     if bundle is None:
-        raise UsageError(f"--captioner {kind} needs a model bundle (--models DIR); create one with "
-                         f"`imgdiff-rt export --captioner {kind} --out DIR`")
+        raise UsageError(f"captioner {kind!r} needs a model bundle (models); create one with "
+                         f"`imgdiff-rt export --captioner {kind} --out DIR`", parameter="captioner")
     if max_new_tokens is not None:
         opts["max_new_tokens"] = max_new_tokens
     if kind == "blip":
@@ -104,9 +105,9 @@ def require_captioner(bundle: Bundle, family: str, spec_name: str) -> Path:
 
 def check_options(beams: int, max_new_tokens: int) -> None:
     if int(beams) < 1:
-        raise UsageError(f"--beams {beams}: must be at least 1")
+        raise UsageError(f"beams {beams}: must be at least 1", parameter="beams")
     if int(max_new_tokens) < 1:
-        raise UsageError(f"--max-new-tokens {max_new_tokens}: must be at least 1")
+        raise UsageError(f"max_new_tokens {max_new_tokens}: must be at least 1", parameter="max_new_tokens")
 
 
 def pick_device(device: str | None, dtype: str | None):

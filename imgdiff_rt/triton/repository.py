@@ -76,6 +76,25 @@ def glue_params(specs: dict[str, ModelSpec], opts: Options, clip_folder: Path | 
                       dedup_iou=cfg.dedup_iou, clip_threshold=cfg.clip_threshold, max_proposals=cfg.max_proposals)
 
 
+def _bundle_graphs(bundle: Bundle | None, precision: str) -> tuple[dict, dict, dict, Path | None]:
+    """(bound specs, file tensor names, ONNX files, CLIP processor folder) of the graphs the repository serves;
+    without a bundle, the default models' specs and no files."""
+    if bundle is None:
+        return default_specs(), {}, {}, None
+    specs, names, files = {}, {}, {}
+    for name in GRAPHS:
+        prec = bundle.precision_for(name, precision)
+        if prec is None:
+            continue
+        specs[name] = bundle.spec(name, "onnx", prec)
+        names[name] = bundle.tensor_names(name, "onnx", prec)
+        files[name] = bundle.path(name, "onnx", prec)
+    for need in ("segmenter", "clip_image"):
+        if need not in specs:
+            raise UsageError(f"bundle {bundle.root} has no {need} graph; the detection ensemble needs it")
+    return specs, names, files, bundle.root / "clip"
+
+
 def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None, platform: str = "onnxruntime",
                      precision: str = "fp32", weights: bool = True, gpu: bool | None = None,
                      instances: int = 1, segment: SegmentConfig | None = None) -> dict:
@@ -84,22 +103,8 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
     if bundle is not None and not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
     if bundle is None and weights:
-        raise UsageError("a repository with weights needs --bundle DIR (or pass --no-weights)")
-    if bundle is None:
-        specs, names, files, clip_folder = default_specs(), {}, {}, None
-    else:
-        specs, names, files = {}, {}, {}
-        for name in GRAPHS:
-            prec = bundle.precision_for(name, precision)
-            if prec is None:
-                continue
-            specs[name] = bundle.spec(name, "onnx", prec)
-            names[name] = bundle.tensor_names(name, "onnx", prec)
-            files[name] = bundle.path(name, "onnx", prec)
-        clip_folder = bundle.root / "clip"
-        for need in ("segmenter", "clip_image"):
-            if need not in specs:
-                raise UsageError(f"bundle {bundle.root} has no {need} graph; the detection ensemble needs it")
+        raise UsageError("bundle: a repository with weights needs a bundle (or weights=False)", parameter="bundle")
+    specs, names, files, clip_folder = _bundle_graphs(bundle, precision)
     params = glue_params(specs, opts, clip_folder, segment)
     written: dict[str, list[str]] = {}
     with staged_folder(out, "a Triton model repository") as staging:

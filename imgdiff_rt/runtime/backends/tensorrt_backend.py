@@ -60,7 +60,7 @@ class TensorRTSession(Session):
                                 f"min {low} .. max {high}")
         if problems:
             raise SpecLayoutError(f"tensorrt session for {self.spec.name!r}: " + "; ".join(problems) +
-                                  " (rebuild the engine with a wider profile, or use --backend onnx)")
+                                  " (rebuild the engine with a wider profile, or use the onnx backend)")
 
     def _buffers(self, feeds: dict[str, np.ndarray]) -> dict:
         torch = self.torch

@@ -34,7 +34,7 @@ def _segmenter_module(bundle: Bundle):
     if not found:
         why = " (a registered foreign ONNX has no PyTorch module)" if bundle.is_registered("segmenter") else ""
         raise ModelError(f"torch backend: bundle {bundle.root} has no segmenter weights for PyTorch{why}; "
-                         "use --backend onnx, or re-export the segmenter with `imgdiff-rt export`")
+                         "use the onnx backend, or re-export the segmenter with `imgdiff-rt export`")
     file = bundle.root / found["file"]
     info = found["info"]
     return _load_segmenter(str(file), file.stat().st_mtime_ns, info["source"], bool(info.get("tiny")))
