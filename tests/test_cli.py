@@ -153,12 +153,13 @@ def test_synth_is_deterministic_through_the_cli(tmp_path):
     assert not np.array_equal(read_image(tmp_path / "a" / "left.png"), read_image(tmp_path / "a" / "right.png"))
 
 
-def test_model_options_reach_the_pipeline(tmp_path):
+def test_model_options_reach_the_pipeline(tiny_runtime_bundle):
     from imgdiff_rt.cli.options import build_pipeline
 
-    p = build_pipeline(detector="pixel", captioner="none", align=False, max_regions=10, min_area=None,
+    # --backend triton needs the bundle and a model to run (tests/test_truthful_weights.py)
+    p = build_pipeline(detector="segment", captioner="none", align=False, max_regions=10, min_area=None,
                        threshold=None, metric="lab", blur_sigma=1.5, merge_gap=0.02, max_pixels=10**6,
-                       models=tmp_path, backend="triton", url="h:1", protocol="grpc", beams=3, max_new_tokens=9,
-                       threads=2)
+                       models=tiny_runtime_bundle, backend="triton", url="h:1", protocol="grpc", beams=3,
+                       max_new_tokens=9, threads=2)
     assert p._session_opts() == {"threads": 2, "url": "h:1", "protocol": "grpc"}
     assert p.caption_options == {"beams": 3, "max_new_tokens": 9}

@@ -16,6 +16,7 @@ from ..weights_report import choose_detector, weights_notice
 from ..models.specs import PRECISIONS
 from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
+from ..runtime.device import session_settings
 from ..runtime.session import BACKEND_NAMES
 from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PixelConfig
 
@@ -43,6 +44,11 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--precision",), dict(type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
                             help="Which of the bundle's artifacts to run (TensorRT engines are fp16).")),
     (("--threads",), dict(type=int, default=None, help="CPU threads per model session [default: all].")),
+    (("--device",), dict(default=None, metavar="cpu|cuda[:N]",
+                         help="Where the models run: ONNX Runtime's CPU or CUDA provider (on GPU N) and the PyTorch "
+                              "device of caption generation [default: the best provider present; CUDA for "
+                              "generation when present].")),
+    (("--half",), dict(is_flag=True, help="Alias of --precision fp16 (TensorRT engines).")),
     (("--url",), dict(default=None, metavar="[grpc://|http://]HOST:PORT",
                       help="--backend triton: the server [default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")),
     (("--protocol",), dict(type=click.Choice(("http", "grpc")), default=None,
@@ -119,7 +125,8 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
                    threads: int | None = None, clip_threshold: float = SegmentConfig.clip_threshold,
                    max_proposals: int = SegmentConfig.max_proposals, pair_gate: str | None = None,
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
-                   max_new_tokens: int | None = None) -> Pipeline:
+                   max_new_tokens: int | None = None, device: str | None = None,
+                   half: bool = False) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap)
@@ -138,13 +145,25 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
     if backend == "triton":
         _check_triton_run(bundle_dir, detector, captioner, explicit)
     server = {k: v for k, v in (("url", url), ("protocol", protocol)) if v is not None}
-    caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {})}
+    precision, placed, generation = _placement(device, half, backend, precision)
+    caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}),
+                       **generation}
     needs_models = detector != "pixel" or captioner != "none"
     pipeline = Pipeline(detector=detector, captioner=captioner, align=align, pixel=pixel, max_pixels=max_pixels,
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,
-                        session_options=server)
+                        session_options={**server, **placed})
     return pipeline
+
+
+def _placement(device: str | None, half: bool, backend: str, precision: str) -> tuple[str, dict, dict]:
+    """(precision, session options, caption options) of --device and --half (fp16, the name users know)."""
+    if half:
+        if precision not in ("fp32", "fp16"):
+            raise UsageError(f"--half is --precision fp16; it contradicts --precision {precision}")
+        precision = "fp16"
+    sessions, generation = session_settings(device, backend)
+    return precision, sessions, generation
 
 
 def _check_triton_run(bundle_dir: Path, detector: str, captioner: str, explicit: bool) -> None:

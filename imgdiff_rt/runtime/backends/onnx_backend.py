@@ -22,11 +22,14 @@ PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExec
 OPTIMIZATION_LEVELS = ("basic", "extended", "all")
 
 
-def available_providers(prefer: Sequence[str] | None = None) -> list[str]:
+def available_providers(prefer: Sequence | None = None) -> list:
+    """The providers of ``prefer`` this onnxruntime offers; an entry may be ``(name, options)`` (a GPU index:
+    runtime/device.py)."""
     import onnxruntime as ort
 
     have = set(ort.get_available_providers())
-    return [p for p in (prefer or PROVIDER_ORDER) if p in have] or ["CPUExecutionProvider"]
+    return [p for p in (prefer or PROVIDER_ORDER) if (p[0] if isinstance(p, tuple) else p) in have] or \
+        ["CPUExecutionProvider"]
 
 
 def ort_session(path: str | Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",),
