@@ -382,6 +382,16 @@ def test_web_command_option_errors(args, message):
     assert res.exit_code == 2 and message in res.output
 
 
+def test_web_command_refuses_a_taken_port_in_one_line():
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        res = CliRunner().invoke(cli, ["web", "--port", port, "--detector", "pixel"])
+    assert res.exit_code == 2 and f"Error: cannot listen on 127.0.0.1:{port}" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
 def test_web_command_defaults_to_localhost():
     params = {p.name: p for p in web.params}
     assert params["host"].default == "127.0.0.1" and params["port"].default == 8080

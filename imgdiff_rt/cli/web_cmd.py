@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
 from typing import Any, Sequence
 
@@ -34,6 +35,15 @@ def _build_app(ctx: click.Context, pipeline):
     server_values = {k: ctx.params[k] for k in pipeline_option_names()}
     return create_app(pipeline, RequestOptions(web.params, server_values), build_pipeline,
                       _web_limits(ctx.params), notice=ctx.meta.get(NOTICE_KEY))
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """A taken port or an address this machine does not have: one line now, not a server log later."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as e:
+        raise UsageError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
 
 
 def make_app(args: Sequence[str] = ()):
@@ -71,8 +81,11 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
       imgdiff-rt web --port 9000 --max-jobs 4 --metric absdiff
       curl -F left=@examples/left.png -F right=@examples/right.png localhost:8080/v1/diff
     """
-    app = _build_app(click.get_current_context(), pipeline)
-    if click.get_current_context().meta.get(_BUILD_ONLY):
+    ctx = click.get_current_context()
+    if not ctx.meta.get(_BUILD_ONLY):
+        _check_can_listen(host, port)
+    app = _build_app(ctx, pipeline)
+    if ctx.meta.get(_BUILD_ONLY):
         return app
     try:
         import uvicorn
