@@ -59,3 +59,13 @@ def test_cuda_without_a_gpu_is_one_line_not_a_traceback():
     assert res.exit_code == 2 and "Traceback" not in res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "--device cuda:0: no CUDA GPU is visible here" in lines[0], res.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--half"], "precision 'fp16' is built as TensorRT engines only"),  # --half is fp16: needs --format engine
+    (["--half", "--precision", "int8"], "contradicts --precision int8"),
+])
+def test_export_half_is_the_fp16_alias(tmp_path, args, message):
+    res = CliRunner().invoke(cli, ["export", "--tiny", "--random-init", "--out", str(tmp_path / "b"), *args])
+    assert res.exit_code == 2
+    assert message in res.stderr.strip().splitlines()[-1], res.stderr

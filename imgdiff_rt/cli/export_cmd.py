@@ -37,6 +37,7 @@ def _progress(started: float):
               help="fp32 ONNX is always written (the reference); int8 adds CPU int8 ONNX beside it (dynamic for "
                    "encoders, static QDQ for the segmenter). TensorRT engines are always fp16; fp16 without "
                    "--format engine/all is refused (no fp16 ONNX is built).")
+@click.option("--half", is_flag=True, help="Alias of --precision fp16 (TensorRT engines; with --format engine/all).")
 @click.option("--imgsz", type=int, default=None,
               help=f"Segmenter export/optimisation size [default: {DEFAULT_IMGSZ}; {TINY_IMGSZ} with --tiny].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -47,8 +48,8 @@ def _progress(started: float):
 @click.option("--check", "check_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Re-verify an existing bundle (hashes + parity on fresh inputs) instead of exporting.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or check report) as JSON on stdout.")
-def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, out_dir, random_init, tiny, force,
-           check_dir, as_json) -> None:
+def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, imgsz, out_dir, random_init, tiny,
+           force, check_dir, as_json) -> None:
     """Export the segmenter, CLIP and the captioner's image encoder to ONNX (and TensorRT engines), check
     parity against PyTorch, and write a versioned bundle with manifest.json.
 
@@ -74,6 +75,10 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, imgsz, ou
             click.echo(json.dumps(report, indent=2, default=str))
         return
     from ..export.build import ExportOptions, run_export
+
+    if half and precision not in ("fp32", "fp16"):
+        raise UsageError(f"--half is --precision fp16; it contradicts --precision {precision}")
+    precision = "fp16" if half else precision
 
     none = ("", "none")
     if segmenter_onnx and segmenter not in (DEFAULT_SOURCES["segmenter"], "none"):
