@@ -43,7 +43,7 @@ def _cuda_here() -> bool:
 
 @pytest.mark.parametrize("args,message", [
     (["--device", "tpu"], "use cpu, cuda or cuda:N"),
-    (["--half", "--precision", "int8"], "contradicts --precision int8"),
+    (["--half", "--precision", "int8"], "half is precision fp16; it contradicts precision int8"),
     (["--device", "cpu", "--backend", "tensorrt"], "TensorRT engines run on a CUDA GPU"),
 ])
 def test_device_usage_errors_are_one_line(args, message):
@@ -63,7 +63,7 @@ def test_cuda_without_a_gpu_is_one_line_not_a_traceback():
 
 @pytest.mark.parametrize("args,message", [
     (["--half"], "precision 'fp16' is built as TensorRT engines only"),  # --half is fp16: needs --format engine
-    (["--half", "--precision", "int8"], "contradicts --precision int8"),
+    (["--half", "--precision", "int8"], "half is precision fp16; it contradicts precision int8"),
 ])
 def test_export_half_is_the_fp16_alias(tmp_path, args, message):
     res = CliRunner().invoke(cli, ["export", "--tiny", "--random-init", "--out", str(tmp_path / "b"), *args])

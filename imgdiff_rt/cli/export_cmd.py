@@ -76,9 +76,9 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
         return
     from ..export.build import ExportOptions, run_export
 
-    if half and precision not in ("fp32", "fp16"):
-        raise UsageError(f"--half is --precision fp16; it contradicts --precision {precision}")
-    precision = "fp16" if half else precision
+    from ..runtime.device import half_precision
+
+    precision = half_precision(half, precision)
 
     none = ("", "none")
     if segmenter_onnx and segmenter not in (DEFAULT_SOURCES["segmenter"], "none"):

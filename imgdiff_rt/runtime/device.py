@@ -82,3 +82,12 @@ def session_settings(device_text: str | None, backend: str) -> tuple[dict, dict]
                          parameter="device")
     sessions = {"providers": device.ort_providers} if backend == "onnx" else {}
     return sessions, {"device": device.torch_device}
+
+
+def half_precision(half: bool, precision: str) -> str:
+    """``precision``, or fp16 for ``half`` (the alias users know from Ultralytics); UsageError on a contradiction."""
+    if not half:
+        return precision
+    if precision not in ("fp32", "fp16"):
+        raise UsageError(f"half is precision fp16; it contradicts precision {precision}", parameter="half")
+    return "fp16"
