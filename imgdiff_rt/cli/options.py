@@ -16,7 +16,7 @@ from ..weights_report import choose_detector, weights_notice
 from ..models.specs import PRECISIONS
 from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
-from ..runtime.device import session_settings
+from ..runtime.device import half_precision, session_settings
 from ..runtime.session import BACKEND_NAMES
 from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PixelConfig
 
@@ -158,12 +158,8 @@ def build_pipeline(detector: str | None, captioner: str, align: bool, max_region
 
 def _placement(device: str | None, half: bool, backend: str, precision: str) -> tuple[str, dict, dict]:
     """(precision, session options, caption options) of --device and --half (fp16, the name users know)."""
-    if half:
-        if precision not in ("fp32", "fp16"):
-            raise UsageError(f"--half is --precision fp16; it contradicts --precision {precision}")
-        precision = "fp16"
     sessions, generation = session_settings(device, backend)
-    return precision, sessions, generation
+    return half_precision(half, precision), sessions, generation
 
 
 def _check_triton_run(bundle_dir: Path, detector: str, captioner: str, explicit: bool) -> None:
