@@ -22,6 +22,7 @@ from ..errors import UsageError
 from ..models.bundle import Bundle
 from ..result import Result
 from . import caption_stage as C
+from . import generation as Gen
 from .crops import ImagePreprocessor, region_crops
 
 SAME_CAPTION_THRESHOLD = 0.85  # Img-Diff: caption pairs at least this similar describe no difference
@@ -105,12 +106,19 @@ class BlipCaptioner:
                  bos_token_id: int, eos_token_id: int, pad_token_id: int, beams: int = 1,
                  max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: Any = None, dtype: Any = None,
                  text_similarity: TextSimilarity | None = None, threshold: float = SAME_CAPTION_THRESHOLD,
-                 max_batch: int | None = None, info: dict | None = None):
+                 max_batch: int | None = None, info: dict | None = None, decoder_precision: str | None = None):
         C.check_options(beams, max_new_tokens)
+        self.device, self.dtype = C.pick_device(device, dtype)
+        if decoder_precision not in (None, Gen.DECODER_INT8):
+            raise UsageError(f"decoder_precision {decoder_precision!r}: use int8 or leave it unset",
+                             parameter="decoder_precision")
+        if decoder_precision == Gen.DECODER_INT8:  # off by default: see docs/benchmarks.md for its agreement
+            Gen.check_int8_device(self.device, self.dtype)
+            decoder = Gen.quantize_linear_int8(decoder)
+        self.decoder_precision = decoder_precision or str(self.dtype).replace("torch.", "")
         self.encoder, self.decoder, self.tokenizer, self.preprocess = encoder, decoder, tokenizer, preprocess
         self.bos, self.eos, self.pad = bos_token_id, eos_token_id, pad_token_id
         self.beams, self.max_new_tokens = int(beams), int(max_new_tokens)
-        self.device, self.dtype = C.pick_device(device, dtype)
         self.text_similarity = text_similarity or ExactTextMatch("no text similarity given")
         self.threshold, self.max_batch, self.info = float(threshold), max_batch, dict(info or {})
 
@@ -119,7 +127,7 @@ class BlipCaptioner:
                     beams: int = 1, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, device: str | None = None,
                     dtype: str | None = None, threshold: float = SAME_CAPTION_THRESHOLD,
                     text_similarity: TextSimilarity | str = "auto", session_factory: Callable | None = None,
-                    **session_opts: Any) -> "BlipCaptioner":
+                    decoder_precision: str | None = None, **session_opts: Any) -> "BlipCaptioner":
         """``text_similarity``: "auto" (clip_text when the bundle has it with a real tokenizer), "clip"
         (clip_text even with a synthetic tokenizer), "exact", or an object with ``.scores(a, b)``.
         ``session_factory`` defaults to ``runtime.session.open_session``."""
@@ -148,7 +156,7 @@ class BlipCaptioner:
                    bos_token_id=tc.bos_token_id, eos_token_id=tc.sep_token_id, pad_token_id=tc.pad_token_id,
                    beams=beams, max_new_tokens=max_new_tokens, device=dev, dtype=dt,
                    text_similarity=text_similarity, threshold=threshold,
-                   max_batch=C.batch_cap(backend, encoder.spec),
+                   max_batch=C.batch_cap(backend, encoder.spec), decoder_precision=decoder_precision,
                    info={"backend": backend, "precision": precision,
                          "weights": bundle.generation("blip").get("weights")})
 
@@ -170,11 +178,14 @@ class BlipCaptioner:
         return out[:, 1:].tolist()
 
     def caption_images(self, images: list[np.ndarray]) -> list[str]:
-        """One caption per HxWx3 uint8 image: one encoder call and one generate call for all of them."""
+        """One caption per HxWx3 uint8 image: one encoder call and one generate call for all the distinct ones
+        (identical crops are captioned once)."""
         if not images:
             return []
-        ids = self.generate_ids(self.preprocess(images))
-        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        distinct, inverse = Gen.distinct_images(images)
+        ids = self.generate_ids(self.preprocess(distinct))
+        texts = [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return [texts[i] for i in inverse]
 
     # -- the stage -----------------------------------------------------------------------------------
     def caption(self, result: Result, images: Any) -> Result:
@@ -200,6 +211,7 @@ class BlipCaptioner:
     def settings(self) -> dict:
         return {"captioner": "blip", **self.info, "beams": self.beams, "max_new_tokens": self.max_new_tokens,
                 "device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "decoder_precision": self.decoder_precision,
                 "same_caption_filter": f"{self.text_similarity.method} >= {self.threshold}"
                 if isinstance(self.text_similarity, ClipTextSimilarity) else self.text_similarity.method}
 

@@ -25,6 +25,7 @@ from ..result import Region
 from . import clip_filter as F
 from .preprocess import clip_norm_from, clip_pixels, letterbox_batch
 from .proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
+from . import gate as G
 from .segment_decode import DEFAULT_CONF, DEFAULT_IOU, Segments, decode_batch
 from .session import Session, open_session
 
@@ -44,6 +45,7 @@ class SegmentConfig:
     pair_gate: tuple[float, float] | None = None
     imgsz: int | None = None  # None: the bundle's segmenter size
     max_candidates: int = MAX_CANDIDATES
+    pixel_gate: float | None = G.DEFAULT_PIXEL_GATE  # None: every candidate through CLIP (Img-Diff as published)
 
     def __post_init__(self) -> None:
         check_fraction("conf", self.conf, hi_open=True)
@@ -52,14 +54,16 @@ class SegmentConfig:
         check_fraction("dedup_iou", self.dedup_iou, lo_open=True)
         check_count("max_proposals", self.max_proposals, 1, MAX_REGIONS)
         check_count("max_candidates", self.max_candidates, 1)
-        check_number("clip_threshold (a cosine)", self.clip_threshold, -1.0, 1.0)
+        if self.pixel_gate is not None:
+            check_number("pixel_gate", self.pixel_gate, 0.0, 255.0)  # a mean pixel difference
+        check_number("clip_threshold", self.clip_threshold, -1.0, 1.0)  # a cosine
         if self.pair_gate is not None:
             for bound in self.pair_gate:
-                check_number("pair_gate (cosines)", bound, -1.0, 1.0)
+                check_number("pair_gate", bound, -1.0, 1.0)
         if self.imgsz is not None:
             check_count("imgsz", self.imgsz, 32, 4096)
             if self.imgsz % 32:
-                raise UsageError(f"imgsz (segmenter input size) must be a multiple of 32, got {self.imgsz}")
+                raise UsageError(f"imgsz must be a multiple of 32, got {self.imgsz}", parameter="imgsz")
 
     def to_settings(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
@@ -179,7 +183,7 @@ class ModelDetector:
             sources += [r.source for r in pixel_regions]
         report.facts.update(candidates=len(boxes), left_cached=hit, segments=[len(seg_left), len(seg_right)])
         t1 = time.perf_counter()
-        sims, gate_sim = self._similarities(left, right, boxes, cache)
+        sims, gate_sim = self._gated_similarities(left, right, boxes, cache, report)
         report.timings_ms["clip"] = (time.perf_counter() - t1) * 1e3
         if gate_sim is not None:
             report.facts["pair_similarity"] = round(float(gate_sim), 6)
@@ -193,6 +197,26 @@ class ModelDetector:
             regions.append(Region(id=k + 1, bbox=(x0, y0, x1, y1), score=float(np.clip(1.0 - sims[i], 0, 1)),
                                   area=(x1 - x0) * (y1 - y0), source=sources[i], similarity=float(sims[i])))
         return regions, report
+
+    def _gated_similarities(self, left, right, boxes, cache: _LeftCache,
+                            report: DetectionReport) -> tuple[np.ndarray, float | None]:
+        """Every box's similarity: CLIP's for the boxes whose crops differ beyond the pixel gate (each distinct
+        box once), 1.0 for the others, which the report lists with the reason."""
+        gate = self.config.pixel_gate if left.shape == right.shape else None  # unaligned sizes: no gate
+        send = np.ones(len(boxes), bool)
+        if gate is not None and len(boxes):
+            differences = G.box_differences(G.difference_table(left, right), boxes)
+            send = G.boxes_to_send(differences, gate)
+            report.facts["pixel_gate"] = {
+                "gate": gate, "reason": G.SKIP_REASON, "similarity_recorded": 1.0,
+                "skipped": [{"bbox": [int(v) for v in boxes[i]], "difference": round(float(differences[i]), 3)}
+                            for i in np.nonzero(~send)[0]]}
+        distinct, inverse = G.unique_boxes(boxes[send])
+        report.facts["clip_boxes"] = len(distinct)
+        sims = np.ones(len(boxes), np.float32)
+        sent, gate_sim = self._similarities(left, right, distinct, cache)
+        sims[send] = sent[inverse] if len(distinct) else sims[send]
+        return sims, gate_sim
 
     def _similarities(self, left, right, boxes, cache: _LeftCache) -> tuple[np.ndarray, float | None]:
         """Per-box crop cosine (left crops reused from the cache) and, with a pair gate, the whole-image one."""

@@ -21,6 +21,7 @@ from ..imgdiff_format import QUESTION
 from ..result import Result
 from . import caption_stage as C
 from .crops import ImagePreprocessor, boxed_side_by_side, pad_to_square
+from .generation import distinct_images
 
 # LLaVA-1.5's conversation format (what llava-hf's chat template renders for one user turn with an image).
 PROMPT_TEMPLATE = "USER: <image>\n{question} ASSISTANT:"
@@ -106,9 +107,11 @@ class LlavaCaptioner:
         """One answer per side-by-side picture (padded to a square first, see crops.py)."""
         if not images:
             return []
-        squares = [pad_to_square(i, self.preprocess.mean_colour) for i in images]
+        distinct, inverse = distinct_images(images)  # identical pictures are answered once
+        squares = [pad_to_square(i, self.preprocess.mean_colour) for i in distinct]
         ids = self.generate_ids(self.preprocess(squares))
-        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        answers = [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        return [answers[i] for i in inverse]
 
     # -- the stage -----------------------------------------------------------------------------------
     def caption(self, result: Result, images: Any) -> Result:
