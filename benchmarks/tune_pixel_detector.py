@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_sets import all_sets  # noqa: E402
 
+from imgdiff_rt.align import DEFAULT_ALIGN  # noqa: E402
 from imgdiff_rt.evaluate import PixelTally, Tally  # noqa: E402
 from imgdiff_rt.pipeline import Pipeline  # noqa: E402
 from imgdiff_rt.pixel_detector import PixelConfig  # noqa: E402
@@ -78,20 +79,41 @@ def format_row(label: str, row: dict) -> str:
     return f"{label} | " + " | ".join(cells) + (f" | {ms:.0f} ms" if ms else "")
 
 
-GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel"
-    ("defaults", {}),
+#: the pre-issue-13 detector, rebuilt from today's parts (no registration, no light compensation, plain
+#: difference, connected components merged by box distance)
+BEFORE = {"align": "none", "pixel": {"tolerance_px": 0, "photometric": "none", "objects": "blobs",
+                                     "merge": "box", "merge_gap": 0.02, "noise_k": 0.0,
+                                     "registered_min_area": 0.0, "registered_min_mean": 0.0}}
+
+GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel". First row: the defaults.
+    ("defaults (align auto)", {"align": DEFAULT_ALIGN}),
+    ("before issue 13", BEFORE),
+    ("align flow, no region gates", {"align": "flow", "pixel": {"noise_k": 0.0, "registered_min_area": 0.0,
+                                                                "registered_min_mean": 0.0}}),
+    ("align homography", {"align": "homography"}),
+    ("align none", {"align": "none"}),
+    ("photometric global", {"align": DEFAULT_ALIGN, "pixel": {"photometric": "global"}}),
+    ("objects blobs + box merge", {"align": DEFAULT_ALIGN, "pixel": {"objects": "blobs", "merge": "box",
+                                                                     "merge_gap": 0.02}}),
+    ("tolerance 0", {"align": DEFAULT_ALIGN, "pixel": {"tolerance_px": 0}}),
+    ("noise_k 6", {"align": DEFAULT_ALIGN, "pixel": {"noise_k": 6.0}}),
+    ("registered_min_area 0.0065", {"align": DEFAULT_ALIGN, "pixel": {"registered_min_area": 0.0065}}),
 ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--grid", action="store_true", help="every setting in GRID, not only the defaults")
+    ap.add_argument("--rows", default=None, help="comma-separated GRID row numbers to run (0 = defaults)")
     ap.add_argument("--per-photo", type=int, default=10, help="synthetic pairs per photo and set")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
     args = ap.parse_args()
     sets = all_sets(args.per_photo)
     rows = {}
-    for label, kwargs in (GRID if args.grid else GRID[:1]):
+    chosen = GRID if args.grid else GRID[:1]
+    if args.rows:
+        chosen = [GRID[int(i)] for i in args.rows.split(",")]
+    for label, kwargs in chosen:
         pixel = PixelConfig(**kwargs.get("pixel", {}))
         pipe = Pipeline(pixel=pixel, **{k: v for k, v in kwargs.items() if k != "pixel"})
         rows[label] = measure(pipe, sets)

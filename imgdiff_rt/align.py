@@ -22,6 +22,7 @@ from .errors import UsageError
 ALIGN_METHODS = ("none", "homography", "flow", "auto")
 DEFAULT_ALIGN = "auto"  # measured across all sets (docs/detection.md)
 AUTO_PARALLAX_PX = 0.75  # auto: flow that departs from its homography by less than this is a homography
+IDENTICAL_SHARE = 0.5  # this share of pixels within 1 grey level: the pair is already registered
 MIN_INLIERS = 12
 ORB_FEATURES = 3000
 ECC_MAX_SIDE = 512
@@ -168,7 +169,31 @@ def normalise_method(method: str | bool | None) -> str:
     return str(method)
 
 
+def already_registered(left: np.ndarray, right: np.ndarray) -> bool:
+    """Most pixels identical (an edited copy, a fixed camera's lossless frames): nothing for flow to find, and
+    resampling would only blur. Re-shot images never qualify: noise alone changes nearly every pixel."""
+    step = max(1, int(np.sqrt(left.shape[0] * left.shape[1] / 65536)))
+    a = left[::step, ::step].astype(np.int16)
+    b = right[::step, ::step].astype(np.int16)
+    return float((np.abs(a - b).max(axis=2) <= 1).mean()) >= IDENTICAL_SHARE
+
+
+def _inner_band(flow: np.ndarray) -> np.ndarray:
+    """Everything but a frame as wide as the motion at the image's edges: there the right image shows what the
+    left one never saw (the scene beyond the old frame), which is not a change of the overlap."""
+    h, w = flow.shape[:2]
+    edges = np.concatenate([flow[0], flow[-1], flow[:, 0], flow[:, -1]])
+    band = int(np.ceil(float(np.abs(edges).max()))) + 1
+    inner = np.zeros((h, w), bool)
+    if 2 * band < min(h, w):
+        inner[band:h - band, band:w - band] = True
+    return inner
+
+
 def _flow_alignment(left: np.ndarray, right: np.ndarray, requested: str) -> AlignedPair:
+    if already_registered(left, right):
+        alignment = Alignment("none", np.eye(3), 0, 1.0, "most pixels identical; not warped", requested)
+        return AlignedPair(right, None, alignment)
     fitted = fit_flow(left, right)
     facts = {"consistent_share": round(fitted.consistent_share, 4), "fb_residual_px": round(fitted.residual_px, 3),
              "median_motion_px": round(fitted.median_motion_px, 3), "parallax_px": round(fitted.parallax_px, 3)}
@@ -182,6 +207,7 @@ def _flow_alignment(left: np.ndarray, right: np.ndarray, requested: str) -> Alig
         overlap = 1.0 if valid is None else float(valid.mean())
         return AlignedPair(warped, valid, replace(alignment, overlap=overlap))
     warped, valid = warp_with_flow(right, fitted.flow)
+    valid = valid & _inner_band(fitted.flow)
     alignment = Alignment("flow", matrix, 0, float(valid.mean()), "", requested, facts,
                           reverse_view(left, right, fitted))
     return AlignedPair(warped, valid, alignment)

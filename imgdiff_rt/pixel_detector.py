@@ -82,12 +82,15 @@ class PixelConfig:
     open_px: int = 3
     close_px: int = 15
     min_area: int | None = None  # None: 0.02% of the image, at least 16 px
-    merge: str = "box"  # "box" (merge boxes closer than merge_gap) or "none"
-    merge_gap: float = 0.02  # fraction of the image diagonal
+    merge: str = "none"  # "box" (merge boxes closer than merge_gap) or "none" (objects stay apart)
+    merge_gap: float = 0.0  # fraction of the image diagonal (0: objects are never merged)
     max_regions: int = 10
     tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image
     photometric: str = "local"  # light compensation of the right image: none, global or local
     objects: str = "split"  # "split": watershed-split blobs into objects; "blobs": connected components
+    noise_k: float = 10.0  # default threshold only: at least median + noise_k robust sigmas of the difference
+    registered_min_area: float = 0.003  # share of the image a region needs when the right image was resampled
+    registered_min_mean: float = 0.0  # mean difference a region needs then (metric units)
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -189,6 +192,16 @@ def threshold_value(diff: np.ndarray, threshold: Threshold, noise_floor: float,
     return max(t, noise_floor)
 
 
+def noise_threshold(diff: np.ndarray, valid: np.ndarray | None, k: float) -> float:
+    """median + k robust sigmas (1.4826 MAD) of the difference: how far above its own noise a pair must differ.
+    Pixel-exact pairs have no noise (0); re-shot ones (sensor noise, JPEG, residual misregistration) do."""
+    values = (diff[valid] if valid is not None else diff.ravel())[::3]
+    if values.size == 0:
+        return 0.0
+    med = float(np.median(values))
+    return med + k * 1.4826 * float(np.median(np.abs(values - med)))
+
+
 def _disk(px: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (px, px))
 
@@ -235,12 +248,13 @@ def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> f
     return strength * size
 
 
-def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig) -> list[tuple]:
+def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig,
+                min_area: int, min_mean: float = 0.0) -> list[tuple]:
     """(score, bbox, object ids) per region: objects of at least min_area, grouped when merging is on."""
     h, w = labels.shape
     ids = np.arange(1, count + 1)
     areas = np.bincount(labels.ravel(), minlength=count + 1)[1:]
-    keep = ids[areas >= config.resolved_min_area(w, h)]
+    keep = ids[areas >= min_area]
     if len(keep) == 0:
         return []
     boxes = label_boxes(labels, count)[keep - 1]
@@ -254,6 +268,8 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
         bbox = (int(sel[:, 0].min()), int(sel[:, 1].min()), int(sel[:, 2].max()), int(sel[:, 3].max()))
         area = int(areas[members - 1].sum())
         mean = float(sums[members - 1].sum()) / area
+        if mean < min_mean:
+            continue
         out.append((region_score(mean, area, w * h, config.metric), bbox, members, area, mean))
     out.sort(key=lambda c: (-c[0], c[1]))
     return out[: config.max_regions]
@@ -285,13 +301,21 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
     t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
+    if config.threshold is None and config.noise_k > 0:
+        t = max(t, noise_threshold(diff, valid, config.noise_k))
+    min_area, min_mean = config.resolved_min_area(w, h), 0.0
+    if getattr(alignment, "method", "none") != "none":
+        # resampling leaves residue at edges and occlusions: what the camera moved must be a sizeable, clear
+        # object to count
+        min_area = max(min_area, int(config.registered_min_area * w * h))
+        min_mean = config.registered_min_mean
     cleaned = clean_mask(diff > t, config.open_px, config.close_px)
     if config.objects == "split":
         count, labels = split_objects(cleaned)
     else:
         count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
         count -= 1
-    candidates = _candidates(labels, count, diff, config) if count else []
+    candidates = _candidates(labels, count, diff, config, min_area, min_mean) if count else []
     mask = np.zeros((h, w), bool)
     regions = []
     for k, (score, bbox, members, area, mean) in enumerate(candidates):
@@ -301,4 +325,4 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         mask |= own
         regions.append(Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean,
                               peak_diff=float(diff[own].max()), mask=encode_mask(own)))
-    return PixelDetection(tuple(regions), diff, mask, t, config.resolved_min_area(w, h), light)
+    return PixelDetection(tuple(regions), diff, mask, t, min_area, light)

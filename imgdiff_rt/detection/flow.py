@@ -51,6 +51,18 @@ def _sample(field: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return cv2.remap(field, gx + flow[..., 0], gy + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
+def smooth(field: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur with a large sigma, done on a copy shrunk so the kernel stays ~8 px: the result is smooth
+    anyway, and a full-size kernel of hundreds of pixels would cost more than the rest of the detector."""
+    h, w = field.shape[:2]
+    factor = max(1, int(sigma / 4))
+    if factor == 1:
+        return cv2.GaussianBlur(field, (0, 0), sigma)
+    small = cv2.resize(field, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / factor)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def camera_field(flow: np.ndarray, consistent: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Homography fitted to the consistent flow, plus its residual smoothed at 1/8 of the image size.
 
@@ -72,8 +84,8 @@ def camera_field(flow: np.ndarray, consistent: np.ndarray) -> tuple[np.ndarray, 
     weight = consistent.astype(np.float32)
     sigma = max(h, w) / 8.0
     residual = (flow - base) * weight[..., None]
-    num = cv2.GaussianBlur(residual, (0, 0), sigma)
-    den = cv2.GaussianBlur(weight, (0, 0), sigma)[..., None]
+    num = smooth(residual, sigma)
+    den = smooth(weight, sigma)[..., None]
     return base + num / np.maximum(den, 1e-3), base, hom
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .flow import smooth
+
 GRID_CELLS = 6  # cells along the longer side for the slowly varying gain
 TRIM_QUANTILE = 0.5  # each refit keeps the pixels whose residual is under this quantile
 FIT_ROUNDS = 3
@@ -75,7 +77,7 @@ def compensate(left: np.ndarray, right: np.ndarray, valid: np.ndarray | None = N
     grid = _cell_medians(lum_l / lum_r, mask, cells)
     grid = np.clip(cv2.medianBlur(grid, 3) if min(cells) >= 3 else grid, *GAIN_LIMITS)
     field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
-    field = cv2.GaussianBlur(field, (0, 0), longer / (2.0 * GRID_CELLS))
+    field = smooth(field, longer / (2.0 * GRID_CELLS))
     out = np.clip(out * field[..., None] + 0.5, 0, 255).astype(np.uint8)
     facts = {"gain": gains, "offset": offsets,
              "local_gain_range": [round(float(field.min()), 3), round(float(field.max()), 3)]}
