@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import Alignment, register, warp_to_left
+from .align import Alignment, align_pair, normalise_method
 from .describe import describe_regions
 from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
@@ -68,7 +68,7 @@ class Pipeline:
     >>> [r.bbox for r in result.regions]                          # doctest: +SKIP
     """
 
-    def __init__(self, detector: str = "pixel", captioner: str = "none", align: bool = False,
+    def __init__(self, detector: str = "pixel", captioner: str = "none", align: str | bool = "none",
                  pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, *,
                  models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
                  segment: SegmentConfig | None = None, threads: int | None = None,
@@ -89,7 +89,7 @@ class Pipeline:
                              "create one with `imgdiff-rt export --out DIR`", parameter="models")
         self.detector = detector
         self.captioner = captioner
-        self.align = align
+        self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
         self.models = Path(models).expanduser() if models is not None else None
@@ -169,7 +169,7 @@ class Pipeline:
         result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)
         result, images = self.match_size(result, images)
         t1 = time.perf_counter()
-        if self.align:
+        if self.align != "none":
             result, images = self.register(result, images)
         result, images = self.detect(result, images)
         result = result.with_timing("detect", (time.perf_counter() - t1) * 1e3)
@@ -197,21 +197,18 @@ class Pipeline:
         return (result.with_settings(right_resized_from=[rw, rh]),
                 replace(images, right=resized, right_unwarped=resized))
 
-    @staticmethod
-    def register(result: Result, images: PairImages) -> tuple[Result, PairImages]:
-        alignment = register(images.left, images.right)
-        if alignment.method == "none":
-            return result.with_settings(alignment=alignment.to_settings()), replace(images, alignment=alignment)
-        warped, valid = warp_to_left(images.right, alignment)
-        return (result.with_settings(alignment=alignment.to_settings()),
-                replace(images, right=warped, valid=valid, alignment=alignment))
+    def register(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        aligned = align_pair(images.left, images.right, self.align)
+        return (result.with_settings(alignment=aligned.alignment.to_settings()),
+                replace(images, right=aligned.right, valid=aligned.valid, alignment=aligned.alignment))
 
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         if self.detector == "segment":
             return self.detect_models(result, images, ())
-        found = detect_pixels(images.left, images.right, self.pixel, images.valid)
+        found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment)
         result = result.replace(regions=found.regions).with_settings(
-            threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used)
+            threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used,
+            **({"photometric": found.photometric} if found.photometric else {}))
         images = replace(images, change_mask=found.mask)
         if self.detector == "hybrid":
             return self.detect_models(result, images, found.regions)

@@ -44,7 +44,7 @@ RUN_CASES = [
     (["--max-regions", "1"], 1),
     (["--min-area", "100000"], 0),
     (["--threshold", "otsu"], 2),
-    (["--threshold", "percentile:99.5"], 2),
+    (["--threshold", "percentile:95"], 2),
     (["--metric", "absdiff"], 2),
     (["--align"], 2),
 ]

@@ -54,7 +54,10 @@ def _merge_pairs_file(path: Path, new: list[dict]) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same pair).")
 @click.option("--count", type=int, default=1, show_default=True,
               help="Pairs to make; with more than one, each goes to DIR/<name>-s<seed>/.")
-def synth(image: str, out_dir: Path, spots: int, level: str, seed: int, count: int) -> None:
+@click.option("--jitter", is_flag=True,
+              help="Re-shoot the right image: a small viewpoint warp with parallax, a light change (gain, offset, "
+                   "gamma, gradient) and noise; truth boxes stay in left-image pixels (bbox_right: moved).")
+def synth(image: str, out_dir: Path, spots: int, level: str, seed: int, count: int, jitter: bool) -> None:
     """Make spot-the-difference pairs from a photo: left.png, right.png and truth.json (each change's kind and
     box), plus DIR/pairs.jsonl for `run --pairs` and `eval --pairs`.
 
@@ -65,16 +68,17 @@ def synth(image: str, out_dir: Path, spots: int, level: str, seed: int, count: i
     Examples:
       imgdiff-rt synth photo.jpg --out pair/ --spots 3 --seed 7
       imgdiff-rt synth skimage:astronaut --out set/ --level 2 --count 10
+      imgdiff-rt synth skimage:coffee --out shaky/ --jitter --count 10
     """
     if count < 1:
         raise UsageError("count must be at least 1")
     photo, name = load_photo(image)
     check_writable_dir(out_dir)
-    made = [synthesize(photo, spots=spots, level=int(level), seed=seed + k) for k in range(count)]
+    made = [synthesize(photo, spots=spots, level=int(level), seed=seed + k, jitter=jitter) for k in range(count)]
     make_dir(out_dir)
     entries = []
     for k, pair in enumerate(made):
-        pair_id = f"{name}-l{level}-s{seed + k}"
+        pair_id = f"{name}-l{level}{'-j' if jitter else ''}-s{seed + k}"
         folder = out_dir if count == 1 else make_dir(out_dir / pair_id)
         write_png_atomic(folder / "left.png", pair.left)
         write_png_atomic(folder / "right.png", pair.right)
