@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import Alignment, align_pair, normalise_method
+from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
 from .describe import describe_regions
 from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
@@ -64,11 +64,11 @@ def _default_id(left: ImageSource, right: ImageSource) -> str:
 class Pipeline:
     """Find and describe the differences between two images.
 
-    >>> result = Pipeline(align=True)("left.jpg", "right.jpg")   # doctest: +SKIP
+    >>> result = Pipeline(align="auto")("left.jpg", "right.jpg")  # doctest: +SKIP
     >>> [r.bbox for r in result.regions]                          # doctest: +SKIP
     """
 
-    def __init__(self, detector: str = "pixel", captioner: str = "none", align: str | bool = "none",
+    def __init__(self, detector: str = "pixel", captioner: str = "none", align: str | bool = DEFAULT_ALIGN,
                  pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, *,
                  models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
                  segment: SegmentConfig | None = None, threads: int | None = None,
