@@ -56,8 +56,9 @@ def test_a_broken_object_fails_validation(rendered):
 
 def _dockerfile_facts() -> dict:
     expose = sorted(int(p) for p in re.search(r"^EXPOSE (.+)$", DOCKERFILE, re.M).group(1).split())
-    health = re.search(r"http://127\.0\.0\.1:(\d+)(/v2/health/\w+)", DOCKERFILE)
-    return {"expose": expose, "http_port": int(health.group(1)), "health_path": health.group(2),
+    check = re.search(r"^\s+CMD (.+?)(?: \|\| exit 1)?$", DOCKERFILE, re.M).group(1)  # the HEALTHCHECK's
+    return {"expose": expose, "health_check": check,
+            "health_port": int(re.search(r"--url [\w.]+:(\d+)", check).group(1)),
             "uid": int(re.search(r"useradd .*--uid (\d+)", DOCKERFILE).group(1)),
             "repo": re.search(r"IMGDIFF_RT_REPO=(\S+)", DOCKERFILE).group(1)}
 
@@ -71,9 +72,10 @@ def test_ports_probes_user_and_repository_match_the_dockerfile(rendered, name):
     assert sorted(ports.values()) == facts["expose"]
     # Triton's defaults, in the order the Dockerfile exposes them: HTTP, gRPC, metrics
     assert [ports["http"], ports["grpc"], ports["metrics"]] == facts["expose"]
-    assert ports["http"] == facts["http_port"]
-    assert triton["readinessProbe"]["httpGet"] == {"path": facts["health_path"], "port": "http"}
-    assert triton["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert ports["http"] == facts["health_port"]
+    ready = " ".join(triton["readinessProbe"]["exec"]["command"])
+    assert f"http://127.0.0.1:{ports['http']}/v2/health/ready" in ready  # Triton's own readiness ...
+    assert facts["health_check"] in ready  # ... and the image's health check (stubs alive, broken ones reloaded)
     assert triton["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": "http"}
     template = deployment["spec"]["template"]["metadata"]["annotations"]
     assert int(template["prometheus.io/port"]) == ports["metrics"]
