@@ -20,6 +20,7 @@ from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
+from .models.bundle import require_bundle
 from .runtime.caption_stage import CAPTIONERS
 from .runtime.detect import ModelDetector, SegmentConfig
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
@@ -84,9 +85,10 @@ class Pipeline:
         if threads is not None and threads < 1:
             raise UsageError("threads must be at least 1", parameter="threads")
         needs_models = detector in MODEL_DETECTORS or captioner != "none"
-        if needs_models and models is None:
-            raise UsageError(f"models: detector {detector!r} / captioner {captioner!r} need a model bundle; "
-                             "create one with `imgdiff-rt export --out DIR`", parameter="models")
+        if needs_models:
+            users = [f"detector {detector!r}"] * (detector in MODEL_DETECTORS) + \
+                [f"captioner {captioner!r}"] * (captioner != "none")
+            require_bundle(models, " and ".join(users))
         self.detector = detector
         self.captioner = captioner
         self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)

@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
-from ..errors import BundleNotFoundError, ModelError
+from ..errors import BundleNotFoundError, ModelError, UsageError
 from ..files import link_or_copy, staged_folder
 from .manifest_safety import read_manifest, verified_file
 from .specs import ModelSpec, get_spec
@@ -42,6 +42,15 @@ def default_bundle_dir() -> Path:
     """``$IMGDIFF_RT_HOME/models``, else ``~/.cache/imgdiff-rt/models``."""
     home = os.environ.get("IMGDIFF_RT_HOME")
     return (Path(home) if home else Path.home() / ".cache" / "imgdiff-rt").expanduser() / "models"
+
+
+def require_bundle(models: str | Path | None, needed_by: str) -> Path:
+    """The bundle folder ``needed_by`` (e.g. "detector 'segment'") asked for; the one UsageError, naming the
+    ``models`` parameter, when none was given."""
+    if models is None:
+        raise UsageError(f"{needed_by} needs a model bundle (models); create one with `imgdiff-rt export --out DIR`",
+                         parameter="models")
+    return Path(models).expanduser()
 
 
 def entry_key(spec_name: str, fmt: str, precision: str) -> str:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import CaptionerUnavailableError, UsageError
-from ..models.bundle import Bundle
+from ..models.bundle import Bundle, require_bundle
 from ..models.specs import CAPTIONER_FAMILIES
 from ..result import Result
 
@@ -71,9 +71,7 @@ def build_captioner(kind: str, bundle: Bundle | str | Path | None, backend: str 
                          parameter="captioner")
     if kind == "none":
         return None
-    if bundle is None:
-        raise UsageError(f"captioner {kind!r} needs a model bundle (models); create one with "
-                         f"`imgdiff-rt export --captioner {kind} --out DIR`", parameter="captioner")
+    bundle = require_bundle(bundle, f"captioner {kind!r}") if not isinstance(bundle, Bundle) else bundle
     if max_new_tokens is not None:
         opts["max_new_tokens"] = max_new_tokens
     if kind == "blip":
