@@ -69,7 +69,10 @@ def cached_snapshot(repo_id: str) -> Path | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(repo_id, "config.json")
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id (e.g. a path that does not exist): nothing cached under it
+        return None
     return Path(found).parent if isinstance(found, str) else None
 
 
@@ -105,7 +108,7 @@ def check_sources(hf_sources: dict[str, str], segmenter: str | None) -> None:
         raise WeightsUnavailableError(
             f"pretrained weights unavailable{why if offline else ''}: {'; '.join(problems)}. Give complete "
             "local sources (clip, captioner family:FOLDER, segmenter checkpoint file), or random_init / tiny "
-            "for random weights")
+            "for random weights", parameter="random_init")
 
 
 # ---- tokenizer round trip ---------------------------------------------------------------------------------
