@@ -93,6 +93,14 @@ def _loop(tmp: Path) -> Path:
     return tmp / "loop-a.png"
 
 
+def _unreadable(tmp: Path) -> Path:
+    if os.geteuid() == 0:
+        pytest.skip("root reads through permission bits (the symlink loop stands in for an unreadable file)")
+    p = save(tmp / "locked.png", textured(20, 20))
+    p.chmod(0)
+    return p
+
+
 def _sparse(tmp: Path) -> Path:
     p = tmp / "huge.png"
     with open(p, "wb") as f:
@@ -149,6 +157,7 @@ IMAGE_CORPUS = [
     ("symlink_to_fifo", lambda tmp: _symlink("fifo.png", "to-fifo.png")(_special("fifo")(tmp).parent),
      NOT_REGULAR),
     ("symlink_loop", _loop, "cannot read"),
+    ("unreadable_mode_000", _unreadable, "cannot read (Permission denied)"),
     ("dangling_symlink", _symlink("gone.png", "dangling.png"), "file not found"),
     ("sparse_300mb", _sparse, "over the 268.435 MB limit"),
     ("name_too_long", lambda tmp: tmp / ("n" * 300 + ".png"), "File name too long"),

@@ -8,6 +8,9 @@ only ``nvidia-pytriton`` (no dependencies), ``numpy<2`` and OpenCV 4.x, and a ``
 calling environment's site-packages: everything else the models need (imgdiff_rt itself, ONNX Runtime,
 torch, transformers, SciPy) comes from there, with numpy 1.x and OpenCV 4.x shadowing numpy 2 / OpenCV 5.
 
+``LocalServer.supervise`` (run every few seconds by ``imgdiff-rt serve``) restarts a server that exited and
+reloads a model whose Python-backend stub died (``health.py``); the server gets SIGTERM when its parent dies.
+
 The stub takes its Python from ``PATH`` (the side env's ``bin`` goes first; ``PYTHONPATH`` is ignored) and
 links ``libpython3.X.so`` (the interpreter's LIBDIR goes first on ``LD_LIBRARY_PATH``).
 """
