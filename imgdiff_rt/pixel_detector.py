@@ -82,8 +82,8 @@ class PixelConfig:
     open_px: int = 3
     close_px: int = 15
     min_area: int | None = None  # None: 0.02% of the image, at least 16 px
-    merge: str = "none"  # "box" (merge boxes closer than merge_gap) or "none" (objects stay apart)
-    merge_gap: float = 0.0  # fraction of the image diagonal (0: objects are never merged)
+    merge: str = "box"  # "box": merge boxes closer than merge_gap (never two objects split from one blob)
+    merge_gap: float = 0.02  # fraction of the image diagonal
     max_regions: int = 10
     tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image
     photometric: str = "local"  # light compensation of the right image: none, global or local
@@ -216,8 +216,10 @@ def clean_mask(binary: np.ndarray, open_px: int, close_px: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def merge_boxes(boxes: np.ndarray, gap: float) -> np.ndarray:
-    """Group boxes (N x 4, x0,y0,x1,y1) whose edge-to-edge distance is <= gap; returns a group id per box."""
+def merge_boxes(boxes: np.ndarray, gap: float, parents: np.ndarray | None = None) -> np.ndarray:
+    """Group boxes (N x 4, x0,y0,x1,y1) whose edge-to-edge distance is <= gap; returns a group id per box.
+    Boxes with the same ``parents`` id (objects split from one blob) are never joined directly: merging is for
+    the fragments of one change, not for the neighbours the split separated."""
     n = len(boxes)
     parent = np.arange(n)
 
@@ -232,6 +234,8 @@ def merge_boxes(boxes: np.ndarray, gap: float) -> np.ndarray:
         dx = np.maximum(0, np.maximum(x0[:, None] - x1[None, :], x0[None, :] - x1[:, None]))
         dy = np.maximum(0, np.maximum(y0[:, None] - y1[None, :], y0[None, :] - y1[:, None]))
         close = np.hypot(dx, dy) <= gap
+        if parents is not None:
+            close &= parents[:, None] != parents[None, :]
         for i, j in zip(*np.nonzero(np.triu(close, 1))):
             ri, rj = find(int(i)), find(int(j))
             if ri != rj:
@@ -249,7 +253,7 @@ def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> f
 
 
 def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig,
-                min_area: int, min_mean: float = 0.0) -> list[tuple]:
+                min_area: int, min_mean: float = 0.0, blobs: np.ndarray | None = None) -> list[tuple]:
     """(score, bbox, object ids) per region: objects of at least min_area, grouped when merging is on."""
     h, w = labels.shape
     ids = np.arange(1, count + 1)
@@ -258,7 +262,12 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
     if len(keep) == 0:
         return []
     boxes = label_boxes(labels, count)[keep - 1]
-    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h)) if config.merge == "box" \
+    parents = None
+    if blobs is not None:  # which connected blob each object was split from
+        parent_of = np.zeros(count + 1, np.int64)
+        parent_of[labels.ravel()] = blobs.ravel()
+        parents = parent_of[keep]
+    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h), parents) if config.merge == "box" \
         else np.arange(len(keep))
     sums = label_sums(diff, labels, count)
     out = []
@@ -310,12 +319,14 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         min_area = max(min_area, int(config.registered_min_area * w * h))
         min_mean = config.registered_min_mean
     cleaned = clean_mask(diff > t, config.open_px, config.close_px)
+    blobs = None
     if config.objects == "split":
         count, labels = split_objects(cleaned)
+        _, blobs = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
     else:
         count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
         count -= 1
-    candidates = _candidates(labels, count, diff, config, min_area, min_mean) if count else []
+    candidates = _candidates(labels, count, diff, config, min_area, min_mean, blobs) if count else []
     mask = np.zeros((h, w), bool)
     regions = []
     for k, (score, bbox, members, area, mean) in enumerate(candidates):
