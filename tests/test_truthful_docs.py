@@ -28,6 +28,7 @@ README_DEFAULTS = [
     (r"opening \((\d+) px\)", _PIXEL.open_px, 1),
     (r"closing \((\d+) px\)", _PIXEL.close_px, 1),
     (r"`--merge-gap FRACTION` \(([\d.]+)\)", _PIXEL.merge_gap, 1),
+    (r"closer than\s+(\d+)% of the image diagonal", _PIXEL.merge_gap, 0.01),
 ]
 
 
