@@ -18,7 +18,8 @@ from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
 from ..runtime.device import half_precision, session_settings
 from ..runtime.session import BACKEND_NAMES
-from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PixelConfig
+from ..align import ALIGN_METHODS, DEFAULT_ALIGN
+from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PHOTOMETRIC, PixelConfig
 
 _PIXEL = PixelConfig()
 _SEGMENT = SegmentConfig()
@@ -64,9 +65,14 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--pair-gate",), dict(default=None, metavar="LO:HI",
                             help="segment/hybrid: keep only pairs whose whole-image CLIP similarity is in LO..HI "
                                  f"(Img-Diff's data-set filter: {_GATE_EXAMPLE}).")),
-    (("--align/--no-align",), dict(default=False, show_default=True,
-                                   help="Register the right image onto the left (ORB + RANSAC homography, ECC "
-                                        "fallback) and compare only the overlap.")),
+    (("--align",), dict(type=click.Choice(ALIGN_METHODS), default=DEFAULT_ALIGN, show_default=True,
+                        is_flag=False, flag_value="auto",
+                        help="Register the right image onto the left before differencing: dense optical flow "
+                             "held to a smooth camera field (flow), ORB + RANSAC homography (homography), flow "
+                             "or its homography as the motion needs (auto), or none. Compares only the overlap.")),
+    (("--photometric",), dict(type=click.Choice(PHOTOMETRIC), default=_PIXEL.photometric, show_default=True,
+                              help="Match the right image's light to the left before differencing: per-channel "
+                                   "gain/offset (global), plus a slowly varying gain field (local), or none.")),
     (("--max-regions",), dict(type=int, default=_PIXEL.max_regions, show_default=True,
                               help="Keep at most this many regions, best score first.")),
     (("--min-area",), dict(type=int, default=None,
@@ -119,17 +125,18 @@ def fallback_notice(detector: str | None, models: Path | None) -> str | None:
     return choose_detector(detector, models if models is not None else default_bundle_dir()).notice
 
 
-def build_pipeline(detector: str | None, captioner: str, align: bool, max_regions: int, min_area: int | None,
+def build_pipeline(detector: str | None, captioner: str, align: str, max_regions: int, min_area: int | None,
                    threshold: str | None, metric: str, blur_sigma: float, merge_gap: float, max_pixels: int,
                    models: Path | None = None, backend: str = "onnx", precision: str = "fp32",
                    threads: int | None = None, clip_threshold: float = SegmentConfig.clip_threshold,
                    max_proposals: int = SegmentConfig.max_proposals, pair_gate: str | None = None,
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
                    max_new_tokens: int | None = None, device: str | None = None,
-                   half: bool = False) -> Pipeline:
+                   half: bool = False, photometric: str = _PIXEL.photometric) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
-                        max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap)
+                        max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
+                        photometric=photometric)
     bundle_dir = models if models is not None else default_bundle_dir()
     explicit = detector is not None
     detector = choose_detector(detector, bundle_dir).detector
