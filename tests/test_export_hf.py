@@ -10,7 +10,8 @@ from imgdiff_rt.errors import ParityError, UsageError, WeightsUnavailableError
 from imgdiff_rt.models import hf_models
 from imgdiff_rt.export.captioner_export import caption_parity, greedy_ids, token_agreement
 from imgdiff_rt.export.checks import caption_parity_of, check_parity
-from imgdiff_rt.export.onnx_export import export_onnx, onnx_layout, read_metadata
+from imgdiff_rt.export.onnx_export import export_onnx
+from imgdiff_rt.models.onnx_file import onnx_layout, read_metadata
 from imgdiff_rt.runtime.compare import compare
 from imgdiff_rt.models.specs import SPECS, get_spec
 

@@ -16,12 +16,9 @@ from typing import Mapping
 
 from .. import __version__
 from ..errors import ModelError
+from ..models.onnx_file import META_PREFIX
 from ..models.specs import ModelSpec
 
-# ONNX TensorProto element type -> numpy dtype name (the ones specs use, plus a few for layout checks).
-_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 9: "bool", 10: "float16",
-                11: "float64", 16: "bfloat16"}
-META_PREFIX = "imgdiff_rt."
 
 
 def export_onnx(module, spec: ModelSpec, path: str | Path, *, source: str, exporter: str = "torchscript",
@@ -90,24 +87,3 @@ def set_metadata(path: str | Path, spec: ModelSpec, source: str, extra: Mapping[
         model.metadata_props.add(key=META_PREFIX + key, value=str(value))
     model.producer_name = "imgdiff-rt"
     onnx.save(model, str(path))
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return {p.key[len(META_PREFIX):]: p.value for p in model.metadata_props if p.key.startswith(META_PREFIX)}
-
-
-def onnx_layout(path: str | Path) -> tuple[dict[str, tuple], dict[str, str]]:
-    """({tensor: dims}, {tensor: dtype}) of a graph's inputs and outputs; dynamic dims are their names."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
-    shapes, dtypes = {}, {}
-    for value in (*graph.input, *graph.output):
-        t = value.type.tensor_type
-        shapes[value.name] = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                                   for d in t.shape.dim)
-        dtypes[value.name] = _ONNX_DTYPES.get(t.elem_type, str(t.elem_type))
-    return shapes, dtypes

@@ -19,9 +19,8 @@ import numpy as np
 
 from ..errors import ModelError, SpecLayoutError, UsageError
 from ..models.bundle import Bundle
-from ..models.specs import ModelSpec
+from ..models.specs import PRECISIONS, ModelSpec
 
-PRECISIONS = ("fp32", "int8", "fp16")
 
 
 class Session:

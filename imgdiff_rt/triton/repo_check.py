@@ -50,7 +50,7 @@ def check_servable(repo: str | Path) -> Path:
 def served_weights(repo: str | Path) -> dict[str, str]:
     """{graph: weights kind} read from the metadata of each graph's ONNX file in ``repo`` ("unknown" when the
     file carries none, e.g. a registered foreign ONNX)."""
-    from ..export.onnx_export import read_metadata
+    from ..models.onnx_file import read_metadata
 
     found = {}
     for graph in graph_models(Path(repo).expanduser()):

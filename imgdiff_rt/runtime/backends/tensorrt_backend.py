@@ -12,9 +12,11 @@ import numpy as np
 
 from ...errors import ModelError, SpecLayoutError
 from ...models.bundle import Bundle
+from ...models.specs import PRECISIONS
 from ..session import Session, entry_input_shapes, register_backend
 
-ENGINE_PRECISIONS = ("fp16", "fp32", "int8")
+#: engine search order: fp16 first (what the exporter builds), then the other precisions
+ENGINE_PRECISIONS = ("fp16", *(p for p in PRECISIONS if p != "fp16"))
 
 
 def find_engine(bundle: Bundle, spec_name: str, precision: str) -> tuple[str, dict]:
