@@ -32,6 +32,7 @@ DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 15.0}
 PHOTOMETRIC = ("none", "global", "local")
 OBJECTS = ("split", "blobs")
 MAX_TOLERANCE_PX = 8
+SIBLING_SHARE = 0.8  # objects split from one blob re-join when the smaller is under this share of the larger
 
 
 @dataclass(frozen=True)
@@ -216,10 +217,12 @@ def clean_mask(binary: np.ndarray, open_px: int, close_px: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def merge_boxes(boxes: np.ndarray, gap: float, parents: np.ndarray | None = None) -> np.ndarray:
+def merge_boxes(boxes: np.ndarray, gap: float, parents: np.ndarray | None = None,
+                areas: np.ndarray | None = None) -> np.ndarray:
     """Group boxes (N x 4, x0,y0,x1,y1) whose edge-to-edge distance is <= gap; returns a group id per box.
-    Boxes with the same ``parents`` id (objects split from one blob) are never joined directly: merging is for
-    the fragments of one change, not for the neighbours the split separated."""
+    Two objects split from one blob (same ``parents`` id) are joined only when one is much smaller than the
+    other (a lobe of one changed object): merging is for the fragments of one change, not for the neighbours of
+    similar size the split separated."""
     n = len(boxes)
     parent = np.arange(n)
 
@@ -235,7 +238,10 @@ def merge_boxes(boxes: np.ndarray, gap: float, parents: np.ndarray | None = None
         dy = np.maximum(0, np.maximum(y0[:, None] - y1[None, :], y0[None, :] - y1[:, None]))
         close = np.hypot(dx, dy) <= gap
         if parents is not None:
-            close &= parents[:, None] != parents[None, :]
+            sizes = areas.astype(np.float64) if areas is not None else np.ones(n)
+            lobe = np.minimum(sizes[:, None], sizes[None, :]) < SIBLING_SHARE * np.maximum(sizes[:, None],
+                                                                                          sizes[None, :])
+            close &= (parents[:, None] != parents[None, :]) | lobe
         for i, j in zip(*np.nonzero(np.triu(close, 1))):
             ri, rj = find(int(i)), find(int(j))
             if ri != rj:
@@ -267,7 +273,8 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
         parent_of = np.zeros(count + 1, np.int64)
         parent_of[labels.ravel()] = blobs.ravel()
         parents = parent_of[keep]
-    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h), parents) if config.merge == "box" \
+    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h), parents, areas[keep - 1]) \
+        if config.merge == "box" \
         else np.arange(len(keep))
     sums = label_sums(diff, labels, count)
     out = []
