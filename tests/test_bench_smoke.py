@@ -58,7 +58,8 @@ def test_bench_command_writes_results_report_and_plot(clip_bundle, tmp_path):
     result = CliRunner().invoke(cli, [
         "bench", "--models", str(clip_bundle), "--stages", "clip,segment",
         "--backends", "torch,onnx,onnx-int8,tensorrt", "--batch", "1,2", "--runs", "2", "--warmup", "1",
-        "--no-peak", "--concurrency", "1,2", "--concurrency-backends", "onnx", "--out", str(out)])
+        "--no-peak", "--concurrency", "1,2", "--concurrency-backends", "onnx", "--cli-runs", "1",
+        "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     assert {"cpu", "logical_cores", "libraries"} <= set(data["machine"])
@@ -75,6 +76,9 @@ def test_bench_command_writes_results_report_and_plot(clip_bundle, tmp_path):
     assert [r["clients"] for r in data["concurrency"]["backends"]["onnx"]] == [1, 2]
     report = (out / "report.md").read_text()
     assert "| clip/b1 | onnx |" in report and "Skipped" in report and "tensorrt (all cells)" in report
+    cli_cell = data["cli_latency"]["commands"]
+    assert set(cli_cell) == {"help", "run-pixel", "python-start"} and cli_cell["run-pixel"]["median_ms"] > 0
+    assert "CLI latency" in report and "`imgdiff-rt run` (pixel detector, no bundle)" in report
     assert (out / "latency.png").stat().st_size > 1000 and (out / "concurrency.png").is_file()
 
 

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import OutputError
+from .cli_latency import render_cli_latency
 
 MB = 2**20
 
@@ -81,7 +82,8 @@ def render_markdown(r: dict) -> str:
             lines.append(f"| {cell['key']} | {name} | {_fmt(e['median_ms'])} | {_fmt(e['p95_ms'])} | "
                          f"{_fmt(e['p99_ms'])} | {_fmt(e['min_ms'])} | {e['throughput_per_s']:.2f} {e['unit']}/s | "
                          f"{speed} | {eff} | {_fmt(rss / MB if rss else None, 0)} |")
-    lines += ["", *_targets(r), *_skipped(r), *_work(r), *_profiles(r), *_concurrency(r), *_plots(r)]
+    lines += ["", *_targets(r), *render_cli_latency(r.get("cli_latency")), *_skipped(r), *_work(r), *_profiles(r),
+              *_concurrency(r), *_plots(r)]
     return "\n".join(lines) + "\n"
 
 

@@ -50,6 +50,7 @@ class BenchConfig:
     peak_flops: bool = True
     triton_url: str | None = None  # HOST:PORT of a running server (`imgdiff-rt serve`); else the client default
     plots: bool = True
+    cli_runs: int = 10  # process-level `imgdiff-rt --help` / `run` (pixel) latency rounds; 0 skips it
     extra: dict = field(default_factory=dict)
 
     def check(self) -> "BenchConfig":
@@ -288,6 +289,11 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
         say("measuring peak fp32 FLOP/s (large matrix products) ...")
         results["peak"] = measure_peak_flops()
         say(f"  peak ~{results['peak']['gflops']:.0f} GFLOP/s ({results['peak']['method']})")
+    if cfg.cli_runs:
+        from .cli_latency import measure_cli_latency
+
+        say(f"CLI latency: {cfg.cli_runs} alternated runs of each command ...")
+        results["cli_latency"] = measure_cli_latency(lp, rp, runs=cfg.cli_runs, say=say)
     with harness.MemorySampler() as sampler:
         try:
             for i, cell in enumerate(cells, 1):

@@ -66,9 +66,12 @@ def _names(value: str) -> tuple[str, ...]:
               help="results.json, report.md and PNG plots go here.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
 @click.option("--no-peak", is_flag=True, help="Skip measuring the CPU's peak FLOP/s.")
+@click.option("--cli-runs", type=int, default=10, show_default=True,
+              help="Rounds of the process-level CLI latency cell (`--help`, `run` on the pixel detector); 0 skips.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
 def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads,
-          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, out, no_plots, no_peak, dry_run):
+          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, out, no_plots, no_peak, cli_runs,
+          dry_run):
     """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
     PyTorch eager, FLOP efficiency; writes OUT/results.json, OUT/report.md and plots.
 
@@ -88,7 +91,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       max_cell_seconds=max_cell_seconds, threads=threads, max_new_tokens=max_new_tokens,
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
-                      plots=not no_plots, triton_url=triton_url).check()
+                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs).check()
     from ..weights_report import bundle_weights, weights_notice
 
     notice = weights_notice(bundle_weights(cfg.models))  # timings of random weights are real, answers are not

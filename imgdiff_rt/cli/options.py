@@ -62,6 +62,10 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                                  help="segment/hybrid: keep boxes whose two crops have CLIP cosine below this.")),
     (("--max-proposals",), dict(type=int, default=_SEGMENT.max_proposals, show_default=True,
                                 help="segment/hybrid: keep at most this many boxes, least similar first.")),
+    (("--pixel-gate",), dict(default=None, metavar="D|none",
+                             help="segment/hybrid: send to CLIP only boxes whose two crops differ by more than this "
+                                  "mean pixel difference (0..255; skipped boxes count as similarity 1.0); none sends "
+                                  f"every box, as Img-Diff does [default: {_SEGMENT.pixel_gate:g}].")),
     (("--pair-gate",), dict(default=None, metavar="LO:HI",
                             help="segment/hybrid: keep only pairs whose whole-image CLIP similarity is in LO..HI "
                                  f"(Img-Diff's data-set filter: {_GATE_EXAMPLE}).")),
@@ -119,6 +123,18 @@ def detector_options(f: Callable) -> Callable:
 NOTICE_KEY = "imgdiff_rt.fallback_notice"
 
 
+def _pixel_gate(text: str | None) -> float | None:
+    """--pixel-gate: unset -> the default gate, "none" -> no gate (every box through CLIP), else a number."""
+    if text is None:
+        return SegmentConfig.pixel_gate
+    if str(text).strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"pixel_gate: expected a number or none, got {text!r}", parameter="pixel_gate") from None
+
+
 def fallback_notice(detector: str | None, models: Path | None) -> str | None:
     """The stderr line for a run that fell back to the pixel detector because no --detector was given and the
     bundle is absent, lacks a graph or has an untrained CLIP (None otherwise)."""
@@ -130,9 +146,10 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                    models: Path | None = None, backend: str = "onnx", precision: str = "fp32",
                    threads: int | None = None, clip_threshold: float = SegmentConfig.clip_threshold,
                    max_proposals: int = SegmentConfig.max_proposals, pair_gate: str | None = None,
+                   pixel_gate: str | None = None,
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
-                   max_new_tokens: int | None = None, device: str | None = None,
-                   half: bool = False, photometric: str = _PIXEL.photometric) -> Pipeline:
+                   max_new_tokens: int | None = None, photometric: str = _PIXEL.photometric,
+                   device: str | None = None, half: bool = False) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
@@ -146,7 +163,8 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
             gate = parse_pair_gate(pair_gate)
         except ValueError as e:
             raise UsageError(f"--pair-gate: {e}") from None
-    segment = SegmentConfig(clip_threshold=clip_threshold, max_proposals=max_proposals, pair_gate=gate)
+    segment = SegmentConfig(clip_threshold=clip_threshold, max_proposals=max_proposals, pair_gate=gate,
+                            pixel_gate=_pixel_gate(pixel_gate))
     if (url is not None or protocol is not None) and backend != "triton":
         raise UsageError("--url and --protocol are for --backend triton")
     if backend == "triton":
