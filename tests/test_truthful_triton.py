@@ -108,6 +108,14 @@ def test_triton_repo_defaults_to_the_models_home_not_the_committed_folder(tiny_r
     assert (home / "triton-repo" / "segmenter" / "1" / "model.onnx").is_file()
     kinds = served_weights(home / "triton-repo")
     assert kinds["clip_image"] == "tiny" and kinds["segmenter"] in ("random-init", "tiny")
+    # serve with no --repo serves that folder and says once that its weights are not trained (the server itself
+    # is not started: the side environment given is a foreign folder, refused right after the notice)
+    foreign = tmp_path / "not-an-env"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    res = CliRunner().invoke(cli, ["serve", "--env-dir", str(foreign)])
+    assert res.exit_code != 0 and "is not a server environment" in res.stderr
+    assert res.stderr.count("not trained weights") == 1 and "clip_image: tiny" in res.stderr
 
 
 @pytest.mark.parametrize("repo,message", [("{committed}", "holds no model weights"),
