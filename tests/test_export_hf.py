@@ -147,8 +147,9 @@ def test_missing_weights_offline_name_the_way_out(tmp_path):
 
 
 def test_llava_random_init_is_refused_with_a_reason():
-    with pytest.raises(UsageError, match="--tiny"):
+    with pytest.raises(UsageError, match="random_init is not offered for LLaVA.*use tiny") as caught:
         hf_models.load_llava(random_init=True)
+    assert caught.value.parameter == "random_init"  # the export command spells it --random-init
 
 
 def test_real_size_configs_are_the_published_ones():
