@@ -8,7 +8,8 @@ import time
 import click
 
 from ..errors import UsageError
-from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS
+from ..export.build import ExportOptions
+from ..models.specs import CAPTIONER_FAMILIES, FORMATS, PRECISIONS
 
 #: --tiny's default segmenter size: the smallest multiple of 32 the head's strides leave room for in seconds.
 TINY_IMGSZ = 64
@@ -22,24 +23,24 @@ def _progress(started: float):
 
 
 @click.command("export", context_settings={"max_content_width": 100})
-@click.option("--segmenter", "segmenter", default=DEFAULT_SOURCES["segmenter"], show_default=True, metavar="SRC",
+@click.option("--segmenter", "segmenter", default=ExportOptions.segmenter, show_default=True, metavar="SRC",
               help="Ultralytics checkpoint path or name (FastSAM-s.pt, FastSAM-x.pt, yolov8*-seg.pt), or none.")
 @click.option("--segmenter-onnx", type=click.Path(dir_okay=False), metavar="PATH",
               help="Register an already-exported segmenter ONNX as is (layout checked against the spec).")
-@click.option("--clip", default=DEFAULT_SOURCES["clip"], show_default=True, metavar="SRC",
+@click.option("--clip", default=ExportOptions.clip, show_default=True, metavar="SRC",
               help="Hugging Face id or local folder of a CLIP model, or none.")
-@click.option("--captioner", default=CAPTIONER_FAMILIES[0], show_default=True,
+@click.option("--captioner", default=ExportOptions.captioner, show_default=True,
               metavar="|".join(f"{c}[:SRC]" for c in CAPTIONER_FAMILIES) + "|none",
               help="Captioner whose image encoder is exported (generation stays in PyTorch).")
-@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default=FORMATS[0], show_default=True,
+@click.option("--format", "fmt", type=click.Choice([*FORMATS, "all"]), default=ExportOptions.formats[0], show_default=True,
               help="engine/all also build TensorRT engines (needs the tensorrt extra and a GPU).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=ExportOptions.precision, show_default=True,
               help="fp32 ONNX is always written (the reference); int8 adds CPU int8 ONNX beside it (dynamic for "
                    "encoders, static QDQ for the segmenter). TensorRT engines are always fp16; fp16 without "
                    "--format engine/all is refused (no fp16 ONNX is built).")
 @click.option("--half", is_flag=True, help="Alias of --precision fp16 (TensorRT engines; with --format engine/all).")
 @click.option("--imgsz", type=int, default=None,
-              help=f"Segmenter export/optimisation size [default: {DEFAULT_IMGSZ}; {TINY_IMGSZ} with --tiny].")
+              help=f"Segmenter export/optimisation size [default: {ExportOptions.imgsz}; {TINY_IMGSZ} with --tiny].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Bundle folder [default: $IMGDIFF_RT_HOME/models or ~/.cache/imgdiff-rt/models].")
 @click.option("--random-init", is_flag=True, help="Real-size architectures with random weights (no download).")
@@ -74,14 +75,14 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
         if as_json:
             click.echo(json.dumps(report, indent=2, default=str))
         return
-    from ..export.build import ExportOptions, run_export
+    from ..export.build import run_export
 
     from ..runtime.device import half_precision
 
     precision = half_precision(half, precision)
 
     none = ("", "none")
-    if segmenter_onnx and segmenter not in (DEFAULT_SOURCES["segmenter"], "none"):
+    if segmenter_onnx and segmenter not in (ExportOptions.segmenter, "none"):
         raise UsageError("segmenter_onnx and segmenter exclude each other", parameter="segmenter_onnx")
     opts = ExportOptions(
         segmenter=None if segmenter.lower() in none or segmenter_onnx else segmenter,
@@ -90,7 +91,7 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
         captioner=None if captioner.lower() in none else captioner,
         formats=FORMATS if fmt == "all" else (fmt,),
         precision=precision,
-        imgsz=imgsz if imgsz is not None else (TINY_IMGSZ if tiny else DEFAULT_IMGSZ),
+        imgsz=imgsz if imgsz is not None else (TINY_IMGSZ if tiny else ExportOptions.imgsz),
         random_init=random_init,
         tiny=tiny,
         force=force,
