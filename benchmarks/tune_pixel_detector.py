@@ -81,8 +81,8 @@ def format_row(label: str, row: dict) -> str:
 
 #: the pre-issue-13 detector, rebuilt from today's parts (no registration, no light compensation, plain
 #: difference, connected components merged by box distance)
-BEFORE = {"align": "none", "pixel": {"tolerance_px": 0, "photometric": "none", "objects": "blobs",
-                                     "merge": "box", "merge_gap": 0.02, "noise_k": 0.0,
+BEFORE = {"align": "none", "pixel": {"tolerance_px": 0, "unresampled_tolerance_px": 0, "photometric": "none",
+                                     "objects": "blobs", "merge": "box", "merge_gap": 0.02, "noise_k": 0.0,
                                      "registered_min_area": 0.0, "registered_min_mean": 0.0}}
 
 GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel". First row: the defaults.
@@ -95,7 +95,9 @@ GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel
     ("photometric global", {"align": DEFAULT_ALIGN, "pixel": {"photometric": "global"}}),
     ("objects blobs + box merge", {"align": DEFAULT_ALIGN, "pixel": {"objects": "blobs", "merge": "box",
                                                                      "merge_gap": 0.02}}),
-    ("tolerance 0", {"align": DEFAULT_ALIGN, "pixel": {"tolerance_px": 0}}),
+    ("tolerance 0", {"align": DEFAULT_ALIGN, "pixel": {"tolerance_px": 0, "unresampled_tolerance_px": 0}}),
+    ("unresampled tolerance 2", {"align": DEFAULT_ALIGN, "pixel": {"unresampled_tolerance_px": 2}}),
+    ("noise gate on every pair", {"align": DEFAULT_ALIGN, "pixel": {"gate_resampled_only": False}}),
     ("noise_k 6", {"align": DEFAULT_ALIGN, "pixel": {"noise_k": 6.0}}),
     ("registered_min_area 0.0065", {"align": DEFAULT_ALIGN, "pixel": {"registered_min_area": 0.0065}}),
 ]

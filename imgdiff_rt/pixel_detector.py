@@ -86,12 +86,14 @@ class PixelConfig:
     merge: str = "box"  # "box": merge boxes closer than merge_gap (never two objects split from one blob)
     merge_gap: float = 0.02  # fraction of the image diagonal
     max_regions: int = 10
-    tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image
+    tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image...
+    unresampled_tolerance_px: int = 1  # ...or this one when the right image was not resampled (at most sub-pixel)
     photometric: str = "local"  # light compensation of the right image: none, global or local
     objects: str = "split"  # "split": watershed-split blobs into objects; "blobs": connected components
     noise_k: float = 10.0  # default threshold only: at least median + noise_k robust sigmas of the difference
     registered_min_area: float = 0.003  # share of the image a region needs when the right image was resampled
     registered_min_mean: float = 0.0  # mean difference a region needs then (metric units)
+    gate_resampled_only: bool = True  # the noise gate applies only to pairs whose right image was resampled
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -110,6 +112,7 @@ class PixelConfig:
             raise UsageError(f"merge {self.merge!r}: choose box or none")
         check_fraction("merge_gap", self.merge_gap, hi_open=True)  # of the image diagonal
         check_count("tolerance_px", self.tolerance_px, 0, MAX_TOLERANCE_PX)
+        check_count("unresampled_tolerance_px", self.unresampled_tolerance_px, 0, MAX_TOLERANCE_PX)
         if self.photometric not in PHOTOMETRIC:
             raise UsageError(f"photometric {self.photometric!r}: choose one of {', '.join(PHOTOMETRIC)}")
         if self.objects not in OBJECTS:
@@ -259,7 +262,8 @@ def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> f
 
 
 def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig,
-                min_area: int, min_mean: float = 0.0, blobs: np.ndarray | None = None) -> list[tuple]:
+                min_area: int, min_mean: float = 0.0, blobs: np.ndarray | None = None,
+                tolerance_px: int = 0) -> list[tuple]:
     """(score, bbox, object ids) per region: objects of at least min_area, grouped when merging is on."""
     h, w = labels.shape
     ids = np.arange(1, count + 1)
@@ -273,7 +277,9 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
         parent_of = np.zeros(count + 1, np.int64)
         parent_of[labels.ravel()] = blobs.ravel()
         parents = parent_of[keep]
-    group = merge_boxes(boxes, config.merge_gap * math.hypot(w, h), parents, areas[keep - 1]) \
+    # the tolerant difference shaves up to tolerance_px off each side of a fragment, widening its gaps by twice that
+    gap = config.merge_gap * math.hypot(w, h) + 2 * tolerance_px
+    group = merge_boxes(boxes, gap, parents, areas[keep - 1]) \
         if config.merge == "box" \
         else np.arange(len(keep))
     sums = label_sums(diff, labels, count)
@@ -292,11 +298,11 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
 
 
 def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelConfig,
-                            valid: np.ndarray | None) -> tuple[np.ndarray, dict | None]:
+                            valid: np.ndarray | None, tolerance_px: int) -> tuple[np.ndarray, dict | None]:
     light = None
     if config.photometric != "none":
         right, light = compensate(left, right, valid, local=config.photometric == "local")
-    diff = difference_map(left, right, config.metric, config.blur_sigma, config.tolerance_px)
+    diff = difference_map(left, right, config.metric, config.blur_sigma, tolerance_px)
     if valid is not None:
         diff = np.where(valid, diff, 0.0).astype(np.float32)
     return diff, light
@@ -309,18 +315,23 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
     if left.shape != right.shape:
         raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
     h, w = left.shape[:2]
-    diff, light = _compensated_difference(left, right, config, valid)
+    resampled = getattr(alignment, "method", "none") != "none"
+    tolerance = config.tolerance_px if resampled else config.unresampled_tolerance_px
+    diff, light = _compensated_difference(left, right, config, valid, tolerance)
     reverse = getattr(alignment, "reverse", None)
     if reverse is not None:
-        seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid)
+        seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid,
+                                                     tolerance)
         diff = np.maximum(diff, reverse.to_left(seen_from_right))
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
     t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
-    if config.threshold is None and config.noise_k > 0:
+    if config.threshold is None and config.noise_k > 0 and (resampled or not config.gate_resampled_only):
+        # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
+        # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
         t = max(t, noise_threshold(diff, valid, config.noise_k))
     min_area, min_mean = config.resolved_min_area(w, h), 0.0
-    if getattr(alignment, "method", "none") != "none":
+    if resampled:
         # resampling leaves residue at edges and occlusions: what the camera moved must be a sizeable, clear
         # object to count
         min_area = max(min_area, int(config.registered_min_area * w * h))
@@ -333,7 +344,8 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
     else:
         count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
         count -= 1
-    candidates = _candidates(labels, count, diff, config, min_area, min_mean, blobs) if count else []
+    candidates = _candidates(labels, count, diff, config, min_area, min_mean, blobs, tolerance) \
+        if count else []
     mask = np.zeros((h, w), bool)
     regions = []
     for k, (score, bbox, members, area, mean) in enumerate(candidates):

@@ -102,8 +102,8 @@ def _reshoot(img: np.ndarray, seed: int) -> np.ndarray:
     return jitter_image(img, seed)[0]
 
 
-BEFORE_ISSUE_13 = PixelConfig(tolerance_px=0, photometric="none", objects="blobs", merge="box", merge_gap=0.02,
-                              noise_k=0, registered_min_area=0)
+BEFORE_ISSUE_13 = PixelConfig(tolerance_px=0, unresampled_tolerance_px=0, photometric="none", objects="blobs",
+                              merge="box", merge_gap=0.02, noise_k=0, registered_min_area=0)
 
 
 @pytest.mark.parametrize("method", ["flow", "auto"])
