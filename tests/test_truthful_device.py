@@ -3,6 +3,7 @@ PyTorch device, checked before any work (issue 12)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,51 @@ def test_export_half_is_the_fp16_alias(tmp_path, args, message):
     res = CliRunner().invoke(cli, ["export", "--tiny", "--random-init", "--out", str(tmp_path / "b"), *args])
     assert res.exit_code == 2
     assert message in res.stderr.strip().splitlines()[-1], res.stderr
+
+
+@pytest.mark.parametrize("command,args", [
+    ("export", ["--tiny", "--random-init", "--segmenter", "none", "--captioner", "none"]),
+    ("bench", ["--backends", "onnx", "--stages", "clip", "--no-plots", "--no-peak", "--cli-runs", "0"]),
+])
+@pytest.mark.parametrize("device,message", [
+    ("bogus", "--device 'bogus': use cpu, cuda or cuda:N"),
+    pytest.param("cuda", "--device cuda:0: no CUDA GPU is visible here", marks=pytest.mark.skipif(
+        _cuda_here(), reason="a CUDA GPU is present: cuda is a valid device here")),
+])
+def test_export_and_bench_refuse_a_device_in_one_line_before_any_work(tmp_path, command, args, device, message):
+    out = tmp_path / "out"
+    where = ["--out", str(out)] + (["--models", str(tmp_path / "no-bundle")] if command == "bench" else [])
+    res = CliRunner().invoke(cli, [command, *args, *where, "--device", device])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr
+    assert not out.exists()  # refused before anything was written
+
+
+def test_bench_refuses_cuda_for_the_cpu_only_eager_reference():
+    from imgdiff_rt.bench.suite import BenchConfig
+    from imgdiff_rt.errors import UsageError
+
+    with pytest.raises(UsageError) as refused:
+        BenchConfig(models="unused", backends=("torch",), device="cuda").placement()
+    assert refused.value.parameter == "device"
+
+
+def test_export_and_bench_on_cpu_record_the_device(tmp_path):
+    """A tiny CLIP bundle exported with --device cpu records it (options and every parity check), and a bench
+    on it with --device cpu runs the onnx cell on the CPU provider and says so in results.json and report.md."""
+    bundle, results = tmp_path / "bundle", tmp_path / "results"
+    res = CliRunner().invoke(cli, ["export", "--tiny", "--random-init", "--segmenter", "none", "--captioner", "none",
+                                   "--device", "cpu", "--out", str(bundle), "--json"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["options"]["device"] == "cpu"
+    assert {e["parity"]["device"] for e in manifest["entries"].values()} == {"cpu"}
+    res = CliRunner().invoke(cli, ["bench", "--models", str(bundle), "--stages", "clip", "--backends", "torch,onnx",
+                                   "--runs", "1", "--warmup", "0", "--no-plots", "--no-peak", "--cli-runs", "0",
+                                   "--device", "cpu", "--out", str(results)])
+    assert res.exit_code == 0, res.output
+    recorded = json.loads((results / "results.json").read_text())
+    assert recorded["config"]["device"] == "cpu"
+    assert recorded["device"] == {"device": "cpu", "onnx_providers": ["CPUExecutionProvider"], "torch_device": "cpu"}
+    assert "device cpu" in (results / "report.md").read_text()

@@ -49,7 +49,7 @@ def _machine_line(r: dict) -> str:
     versions = ", ".join(f"{k} {libs[k]}" for k in ("torch", "onnxruntime", "transformers", "tensorrt")
                          if k in libs)
     return (f"{m['cpu']} ({m.get('usable_cores')} usable cores, {m.get('memory_gib')} GiB), {gpu}; "
-            f"{versions}; {r['threads']} threads")
+            f"{versions}; {r['threads']} threads; device {r.get('device', {}).get('device', 'not recorded')}")
 
 
 def render_markdown(r: dict) -> str:

@@ -93,6 +93,7 @@ class Context:
     threads: int | None = None
     max_new_tokens: int | None = None  # None: the captioner's default
     session_opts: dict = field(default_factory=dict)
+    caption_device: str | None = None  # PyTorch device of BLIP generation (BenchConfig.device); None: its default
     cache: dict = field(default_factory=dict)
 
     def opts(self) -> dict:
@@ -183,6 +184,7 @@ def _captioner(ctx: Context, choice: BackendChoice):
 
     _require_precision(ctx, choice, "blip_vision")
     extra = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
+    extra.update({"device": ctx.caption_device} if ctx.caption_device else {})
     return ctx.cached(("captioner", choice.name), lambda: BlipCaptioner.from_bundle(
         ctx.bundle, choice.backend, choice.precision, text_similarity="exact", **extra, **ctx.opts()))
 
@@ -246,6 +248,7 @@ def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wo
     from ..pipeline import Pipeline
 
     caption_options = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
+    caption_options.update({"device": ctx.caption_device} if ctx.caption_device else {})
 
     def make():
         return Pipeline.from_bundle(ctx.bundle.root, backend=choice.backend, detector="segment", captioner="blip",

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import UsageError
 from ..models.bundle import Bundle
 from ..models.specs import DEFAULT_IMGSZ
+from ..runtime.device import parse_device, session_settings
 from . import harness, stages, work
 from .machine import machine_info, measure_peak_flops
 from .stats import paired_ratios
@@ -51,6 +52,7 @@ class BenchConfig:
     triton_url: str | None = None  # HOST:PORT of a running server (`imgdiff-rt serve`); else the client default
     plots: bool = True
     cli_runs: int = 10  # process-level `imgdiff-rt --help` / `run` (pixel) latency rounds; 0 skips it
+    device: str | None = None  # cpu | cuda[:N] for the onnx and torch cells and generation; None: each's own
     extra: dict = field(default_factory=dict)
 
     def check(self) -> "BenchConfig":
@@ -65,7 +67,21 @@ class BenchConfig:
             raise UsageError("runs and batches must be at least 1, warmup at least 0", parameter="runs")
         if any(s < 32 or s % 32 for s in (*self.imgsz, *self.pair_imgsz)):
             raise UsageError("imgsz values must be positive multiples of 32", parameter="imgsz")
+        if self.device is not None:
+            parse_device(self.device)
         return self
+
+    def placement(self) -> dict:
+        """Where ``device`` puts the cells, checked on this machine (UsageError before any work): the onnx cells'
+        providers and PyTorch's device (the eager torch cells, BLIP generation). tensorrt and triton cells
+        place themselves (engines on cuda:0; the server's instances). Device None: each backend's own."""
+        if self.device is None:
+            return {"device": "each backend's default"}
+        sessions, generation = session_settings(self.device, "onnx")
+        if "torch" in self.backends:
+            session_settings(self.device, "torch")  # the eager reference runs on the CPU: cuda is refused
+        return {"device": str(parse_device(self.device)), "onnx_providers": sessions["providers"],
+                "torch_device": generation["device"]}
 
 
 def plan_cells(cfg: BenchConfig) -> list[dict]:
@@ -261,9 +277,13 @@ def estimate_seconds(cfg: BenchConfig, per_call_s: dict[str, float] | None = Non
 def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dict:
     say = say or (lambda m: print(m, file=sys.stderr, flush=True))
     cfg.check()
+    placement = cfg.placement()
     bundle = Bundle.load(cfg.models)
-    # every triton session (single graphs, detector, captioner, pipeline) gets the url as a session option
+    # every triton session (single graphs, detector, captioner, pipeline) gets the url as a session option;
+    # every onnx session the device's providers (the other backends ignore options they do not know)
     session_opts = {"url": cfg.triton_url} if cfg.triton_url else {}
+    if "onnx_providers" in placement:
+        session_opts["providers"] = placement["onnx_providers"]
     threads = cfg.threads or _usable_cores()
     try:
         import torch
@@ -273,7 +293,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
         pass
     left, right, lp, rp = _read_pair(cfg)
     ctx = stages.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens,
-                         session_opts=session_opts)
+                         session_opts=session_opts, caption_device=placement.get("torch_device"))
     cells = plan_cells(cfg)
     say(f"bench: {len(cells)} cells x {len(cfg.backends)} backends; runs {cfg.runs}, warm-up {cfg.warmup}, "
         f"{threads} threads; at most ~{estimate_seconds(cfg) / 60:.0f} min (cells capped at "
@@ -281,6 +301,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
     started = time.perf_counter()
     results = {"schema": "imgdiff-rt/bench/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "threads": threads,
+               "device": placement,
                "machine": machine_info(), "bundle": {"path": str(bundle.root),
                                                      "weights": {s: bundle.weights_label(s) for s in
                                                                  ("segmenter", "clip_image", "blip_vision")}},

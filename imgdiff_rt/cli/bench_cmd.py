@@ -52,6 +52,10 @@ def _names(value: str) -> tuple[str, ...]:
               help=f"Cut a cell's rounds (never below {_CFG.min_runs}) so its measured part fits: bounds the "
                    "wall time.")
 @click.option("--threads", type=int, default=None, help="Threads for every backend [default: all usable cores].")
+@click.option("--device", default=_CFG.device, metavar="cpu|cuda[:N]",
+              help="ONNX Runtime providers of the onnx cells and PyTorch device of the torch cells and caption "
+                   "generation (torch runs on the CPU only); tensorrt/triton place themselves. Recorded in the "
+                   "report [default: each backend's own].")
 @click.option("--max-new-tokens", type=int, default=None, help="BLIP caption length [default: the captioner's].")
 @click.option("--concurrency", default=_csv(_CFG.concurrency), show_default=True, help="Client counts for the sweep.")
 @click.option("--concurrency-backends", default=_csv(_CFG.concurrency_backends), show_default=True,
@@ -69,7 +73,7 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--cli-runs", type=int, default=10, show_default=True,
               help="Rounds of the process-level CLI latency cell (`--help`, `run` on the pixel detector); 0 skips.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
-def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads,
+def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads, device,
           max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, out, no_plots, no_peak, cli_runs,
           dry_run):
     """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
@@ -91,7 +95,8 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       max_cell_seconds=max_cell_seconds, threads=threads, max_new_tokens=max_new_tokens,
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
-                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs).check()
+                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, device=device).check()
+    placement = cfg.placement()  # a missing GPU is one line here, before any work
     from ..weights_report import bundle_weights, weights_notice
 
     notice = weights_notice(bundle_weights(cfg.models))  # timings of random weights are real, answers are not
@@ -100,6 +105,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
     if dry_run:
         cells = [c["key"] for c in plan_cells(cfg)]
         click.echo(json.dumps({"cells": cells, "backends": list(cfg.backends),
+                               "device": placement,
                                "bound_minutes": round(estimate_seconds(cfg) / 60, 1)}, indent=1))
         return
     results = run_suite(cfg, say=lambda m: click.echo(m, err=True))

@@ -39,6 +39,9 @@ def _progress(started: float):
                    "encoders, static QDQ for the segmenter). TensorRT engines are always fp16; fp16 without "
                    "--format engine/all is refused (no fp16 ONNX is built).")
 @click.option("--half", is_flag=True, help="Alias of --precision fp16 (TensorRT engines; with --format engine/all).")
+@click.option("--device", default=ExportOptions.device, show_default=True, metavar="cpu|cuda[:N]",
+              help="PyTorch device and ONNX Runtime providers of the parity and int8 checks (export traces on "
+                   "the CPU); checked before any work.")
 @click.option("--imgsz", type=int, default=None,
               help=f"Segmenter export/optimisation size [default: {ExportOptions.imgsz}; {TINY_IMGSZ} with --tiny].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
@@ -49,8 +52,8 @@ def _progress(started: float):
 @click.option("--check", "check_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Re-verify an existing bundle (hashes + parity on fresh inputs) instead of exporting.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or check report) as JSON on stdout.")
-def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, imgsz, out_dir, random_init, tiny,
-           force, check_dir, as_json) -> None:
+def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, device, imgsz, out_dir, random_init,
+           tiny, force, check_dir, as_json) -> None:
     """Export the segmenter, CLIP and the captioner's image encoder to ONNX (and TensorRT engines), check
     parity against PyTorch, and write a versioned bundle with manifest.json.
 
@@ -61,9 +64,14 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
       imgdiff-rt export --segmenter-onnx ../shared/models/yolov8n-seg-int8.onnx --clip none --captioner none
       imgdiff-rt export --check /tmp/bundle
     """
+    from ..runtime.device import check_device, half_precision, parse_device
+
+    placed = check_device(parse_device(device))  # a missing GPU is one line before any work
     started = time.perf_counter()
     say = _progress(started)
     if check_dir:
+        if placed.kind != "cpu":
+            raise UsageError(f"device {placed}: bundle checks (check) run on the CPU", parameter="device")
         from ..export.bundle_check import check_bundle
 
         say(f"checking {check_dir}")
@@ -76,8 +84,6 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
             click.echo(json.dumps(report, indent=2, default=str))
         return
     from ..export.build import run_export
-
-    from ..runtime.device import half_precision
 
     precision = half_precision(half, precision)
 
@@ -95,6 +101,7 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, img
         random_init=random_init,
         tiny=tiny,
         force=force,
+        device=device,
     )
     if tiny or random_init:
         say("note: random weights (--tiny/--random-init): figures measure the architecture, not a trained model")

@@ -19,6 +19,7 @@ from ..limits import check_count
 from ..models import bundle as B
 from ..models.specs import (CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS, family_specs,
                             get_spec)
+from ..runtime.device import check_device, parse_device
 
 Progress = Callable[[str], None]
 
@@ -74,8 +75,10 @@ class ExportOptions:
     tiny: bool = False
     force: bool = False
     caption_tokens: int = 12
+    device: str = "cpu"  # cpu | cuda | cuda:N: PyTorch's device and ONNX Runtime's providers for the checks
 
     def __post_init__(self) -> None:  # before any model is loaded: a bad size fails in milliseconds
+        parse_device(self.device)
         check_count("imgsz", self.imgsz, 32, 4096)
         if self.imgsz % 32:
             raise UsageError(f"imgsz must be a multiple of 32 (the segmenter's largest stride), got {self.imgsz}",
@@ -104,6 +107,7 @@ class _Run:
 
     def __init__(self, opts: ExportOptions, staging: Path, previous: B.Bundle | None, progress: Progress):
         self.opts, self.staging, self.previous, self.say = opts, staging, previous, progress
+        self.device = parse_device(opts.device)  # run_export checked this machine has it
         self.manifest = B.new_manifest(asdict(opts))
         self.libs = self.manifest["libraries"]
 
@@ -213,6 +217,7 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
     """Export everything ``opts`` asks for into the bundle at ``out_dir``; returns the manifest written."""
     say = progress or (lambda _msg: None)
     opts.artifacts()  # bad formats / precision fail before anything is loaded
+    check_device(parse_device(opts.device))  # a missing GPU is one line here, not a failure deep in a check
     if opts.segmenter_onnx and opts.segmenter is not None and opts.segmenter != ExportOptions.segmenter:
         raise UsageError("segmenter and segmenter_onnx exclude each other", parameter="segmenter_onnx")
     captioner = parse_captioner(opts.captioner)

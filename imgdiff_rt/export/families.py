@@ -31,9 +31,9 @@ class _HfGraph:
         self.run.say(f"  {spec.name}: exporting ONNX fp32")
         export_onnx(self.module, spec, path, source=self.loaded.source_label,
                     extra_metadata={"weights": self.loaded.weights, "precision": "fp32"})
-        parity = check_parity(path, self.module, spec)
+        parity = check_parity(path, self.module, spec, device=self.run.device)
         if self.captioner:
-            parity["generation"] = caption_parity_of(self.loaded, spec, path,
+            parity["generation"] = caption_parity_of(self.loaded, spec, path, device=self.run.device,
                                                      max_new_tokens=self.run.opts.caption_tokens)
         self.run.say(f"  {spec.name}: parity ok ({_parity_line(parity)})")
         return {"parity": parity}
@@ -45,9 +45,10 @@ class _HfGraph:
         path, fp32 = self.run.path(spec.name, artifact.fmt, artifact.precision), self.run.path(spec.name, *artifact.built_from)
         self.run.say(f"  {spec.name}: dynamic int8")
         summary = quantize_dynamic(fp32, path)
-        accuracy = {"vs_fp32": int8_accuracy(spec, fp32, path, [spec.dummy_inputs(8, rng=7)])}
+        accuracy = {"vs_fp32": int8_accuracy(spec, fp32, path, [spec.dummy_inputs(8, rng=7)], self.run.device)}
         if self.captioner:
             accuracy["generation"] = caption_parity_of(self.loaded, spec, path, require_exact=False,
+                                                       device=self.run.device,
                                                        max_new_tokens=self.run.opts.caption_tokens)
         self.run.say(f"  {spec.name}: int8 accuracy {_accuracy_line(accuracy)}")
         return {"quantization": _jsonable(summary), "accuracy": accuracy}
@@ -107,7 +108,7 @@ class _SegmenterGraph:
         run = self.run
         run.say(f"  segmenter: exporting ONNX fp32 at {run.opts.imgsz}")
         result = S.export_segmenter(self.module, run.path(spec.name, artifact.fmt, artifact.precision),
-                                    run.opts.imgsz)
+                                    run.opts.imgsz, device=run.device)
         run.say(f"  segmenter: parity ok ({_parity_line({'outputs': result['parity']})})")
         return {"parity": {"outputs": _jsonable(result["parity"]), "ok": True}}
 
@@ -120,7 +121,7 @@ class _SegmenterGraph:
         path, fp32 = run.path(spec.name, artifact.fmt, artifact.precision), run.path(spec.name, *artifact.built_from)
         feeds = segmenter_calibration_feeds(run.opts.imgsz)
         summary = quantize_static_qdq(fp32, path, feeds)
-        accuracy = {"vs_fp32": int8_accuracy(spec, fp32, path, feeds[:4])}
+        accuracy = {"vs_fp32": int8_accuracy(spec, fp32, path, feeds[:4], run.device)}
         run.say(f"  segmenter: int8 accuracy {_accuracy_line(accuracy)}")
         return {"quantization": _jsonable(summary), "accuracy": accuracy}
 

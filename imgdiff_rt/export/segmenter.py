@@ -28,7 +28,7 @@ def _check_imgsz(imgsz: int) -> int:
 
 
 def check_segmenter_parity(module, onnx_path: str | Path, spec: ModelSpec, sizes=((DEFAULT_IMGSZ, DEFAULT_IMGSZ),), *,
-                           batch: int = 2, seed: int | None = None) -> dict:
+                           batch: int = 2, seed: int | None = None, device=None) -> dict:
     """ONNX Runtime vs PyTorch on fresh random images at each (height, width); ParityError (listing every
     output's max error) when the spec's tolerance is missed.
 
@@ -36,7 +36,8 @@ def check_segmenter_parity(module, onnx_path: str | Path, spec: ModelSpec, sizes
     from ..runtime.compare import worst
     from .checks import check_parity
 
-    checks = [check_parity(onnx_path, module, spec, batch=batch, seed=seed, dims={"height": h, "width": w})
+    placed = {"device": device} if device is not None else {}  # None: check_parity's default, the CPU
+    checks = [check_parity(onnx_path, module, spec, batch=batch, seed=seed, dims={"height": h, "width": w}, **placed)
               for h, w in sizes]
     return {"outputs": worst(c["outputs"] for c in checks), "checks": checks}
 
@@ -59,12 +60,13 @@ def _add_ultralytics_metadata(path: Path, info: SegmenterInfo, imgsz: int) -> No
 
 def export_segmenter(module_or_source, out_path: str | Path, imgsz: int = DEFAULT_IMGSZ, *, random_init: bool = False,
                      tiny: bool = False, simplify: bool = True, check_parity: bool = True,
-                     parity_seed: int | None = None) -> dict:
+                     parity_seed: int | None = None, device=None) -> dict:
     """Export to ONNX with the spec's names, dynamic batch/height/width, onnxslim, metadata; check parity.
 
     ``module_or_source``: a module from ``build_segmenter``, or a source for it (``random_init``/``tiny`` then
     apply). Parity runs at imgsz x imgsz and at a non-square size (proving dynamic height/width), on fresh
-    random images. Returns {spec, path, sha256, bytes, opset, imgsz, sizes, model, seconds, parity, ...}.
+    random images, on ``device`` (a ``runtime.device.Device``; None: the CPU). Returns {spec, path, sha256,
+    bytes, opset, imgsz, sizes, model, seconds, parity, ...}.
     """
     import onnx
 
@@ -91,7 +93,7 @@ def export_segmenter(module_or_source, out_path: str | Path, imgsz: int = DEFAUL
     if check_parity:
         other = imgsz + 32 if imgsz <= 320 else imgsz - 64
         sizes = ((imgsz, imgsz), (imgsz, other))
-        parity = check_segmenter_parity(module, out_path, spec, sizes, seed=parity_seed)
+        parity = check_segmenter_parity(module, out_path, spec, sizes, seed=parity_seed, device=device)
     return {
         "spec": spec.name, "path": str(out_path), "sha256": sha256_file(out_path),
         "bytes": out_path.stat().st_size, "opset": spec.opset, "imgsz": imgsz, "sizes": dict(spec.sizes),

@@ -81,9 +81,11 @@ class OnnxSession(Session):
 
 
 def open_onnx_file(path: str | Path, spec: ModelSpec, threads: int | None = None,
-                   optimization: str = "all") -> OnnxSession:
-    """A CPU session on a graph file that is not (yet) in a bundle: what export-time checks run."""
-    return OnnxSession(spec, path, threads=threads, optimization=optimization)
+                   optimization: str = "all", providers: Sequence | None = None) -> OnnxSession:
+    """A session on a graph file that is not (yet) in a bundle: what export-time checks run (on the CPU
+    unless ``providers`` says otherwise, e.g. ``Device.ort_providers``)."""
+    return OnnxSession(spec, path, threads=threads, optimization=optimization,
+                       providers=providers or ("CPUExecutionProvider",))
 
 
 @register_backend("onnx")
