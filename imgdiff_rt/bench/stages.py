@@ -27,7 +27,8 @@ STAGE_DOC = {
     "segment": "segmenter graph alone, batch of letterboxed images",
     "clip": "CLIP image graph alone, batch of crops",
     "caption": "BLIP captions of a batch of crops: encoder + greedy PyTorch generation",
-    "detect": "one pair: segment both images + proposals + CLIP crop filter (ModelDetector.detect)",
+    "detect": "one pair: segment both images + proposals + CLIP crop filter (ModelDetector.detect; torch: every "
+              "candidate through CLIP, as published; others: the default pixel gate)",
     "pipeline": "one pair, whole run: load + detect + describe + BLIP captions of max_proposals regions "
                 "(Pipeline.process; CLIP threshold 1.0 so every backend does the same work)",
 }
@@ -205,15 +206,18 @@ def _caption(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wor
                           captioner.max_new_tokens, "beams": captioner.beams, "tokens_per_call": tokens})
 
 
-def _segment_config(imgsz: int, equal_work: bool = False):
+def _segment_config(imgsz: int, equal_work: bool = False, reference: bool = False):
     from ..runtime.detect import SegmentConfig
 
+    # The reference is Img-Diff as published: every candidate through CLIP; the others run the product's
+    # defaults, pixel gate included.
+    gate = {"pixel_gate": None} if reference else {}
     if equal_work:
         # Keep-or-drop decisions differ between backends (int8 shifts cosines near the 0.85 threshold, and with
         # random weights they are arbitrary): a threshold of 1.0 keeps max_proposals regions on every backend,
         # so each captions the same number of crops and the timings compare equal work.
-        return SegmentConfig(imgsz=imgsz, clip_threshold=1.0)
-    return SegmentConfig(imgsz=imgsz)
+        return SegmentConfig(imgsz=imgsz, clip_threshold=1.0, **gate)
+    return SegmentConfig(imgsz=imgsz, **gate)
 
 
 def _forget_left(owner: Any) -> None:
@@ -229,7 +233,8 @@ def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_le
 
     _require_precision(ctx, choice, "segmenter")
     detector = ctx.cached(("detector", choice.name, imgsz), lambda: ModelDetector(
-        ctx.bundle, choice.backend, choice.precision, _segment_config(imgsz), **ctx.opts()))
+        ctx.bundle, choice.backend, choice.precision, _segment_config(imgsz, reference=choice.name == REFERENCE),
+        **ctx.opts()))
     facts: list[dict] = []
 
     def run():
@@ -252,7 +257,8 @@ def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wo
 
     def make():
         return Pipeline.from_bundle(ctx.bundle.root, backend=choice.backend, detector="segment", captioner="blip",
-                                    precision=choice.precision, segment=_segment_config(imgsz, equal_work=True),
+                                    precision=choice.precision, segment=_segment_config(imgsz, equal_work=True,
+                                                                            reference=choice.name == REFERENCE),
                                     threads=ctx.threads, caption_options=caption_options,
                                     session_options=ctx.session_opts)
 
