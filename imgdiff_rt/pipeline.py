@@ -23,6 +23,7 @@ from .result import Result
 from .models.bundle import require_bundle
 from .runtime.caption_stage import CAPTIONERS
 from .runtime.detect import ModelDetector, SegmentConfig
+from .runtime import segmenter_features as SF
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
 from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, weights_block
 
@@ -73,7 +74,8 @@ class Pipeline:
                  pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, *,
                  models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
                  segment: SegmentConfig | None = None, threads: int | None = None,
-                 caption_options: dict | None = None, session_options: dict | None = None) -> None:
+                 caption_options: dict | None = None, session_options: dict | None = None,
+                 feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD) -> None:
         if detector not in DETECTORS:
             raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}",
                              parameter="detector")
@@ -91,6 +93,10 @@ class Pipeline:
             require_bundle(models, " and ".join(users))
         self.detector = detector
         self.captioner = captioner
+        # the segmenter similarity filter runs the registered real segmenter's neck features (segmenter_features)
+        self.feature_filter, self.feature_threshold = feature_filter, feature_threshold
+        self._segmenter_onnx = SF.registered_segmenter_path(models) if feature_filter == "segmenter" else None
+        self._features: SF.SegmenterFeatures | None = None
         self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
@@ -155,6 +161,9 @@ class Pipeline:
             out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision}
         if self.detector in MODEL_DETECTORS:
             out["segment"] = self.segment.to_settings()
+        if self._segmenter_onnx is not None:
+            out["filter"] = {"name": "segmenter", "onnx": str(self._segmenter_onnx),
+                             "threshold": self.feature_threshold}
         return out
 
     def __call__(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Result:
@@ -174,6 +183,8 @@ class Pipeline:
         if self.align != "none":
             result, images = self.register(result, images)
         result, images = self.detect(result, images)
+        if self._segmenter_onnx is not None:
+            result = self.filter_features(result, images)
         result = result.with_timing("detect", (time.perf_counter() - t1) * 1e3)
         t2 = time.perf_counter()
         result = self.describe(result, images)
@@ -230,6 +241,16 @@ class Pipeline:
         result = result.replace(regions=tuple(regions)).with_settings(model_detector=report.facts)
         mask = images.change_mask if images.change_mask is not None else np.zeros(images.left.shape[:2], bool)
         return result, replace(images, change_mask=mask)
+
+    def filter_features(self, result: Result, images: PairImages) -> Result:
+        """Drop the regions whose segmenter features agree between left and registered right."""
+        if self._features is None:
+            self._features = SF.SegmenterFeatures(self._segmenter_onnx, self.threads)
+        right = images.right if images.valid is None else np.where(images.valid[..., None], images.right,
+                                                                   images.left)
+        kept, facts = SF.apply_filter(result.regions, self._features, images.left, right,
+                                      self.feature_threshold)
+        return result.replace(regions=tuple(kept)).with_settings(segmenter_filter=facts)
 
     @staticmethod
     def describe(result: Result, images: PairImages) -> Result:

@@ -18,6 +18,7 @@ from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
 from ..runtime.device import half_precision, session_settings
 from ..runtime.session import BACKEND_NAMES
+from ..runtime.segmenter_features import DEFAULT_FEATURE_THRESHOLD, FILTERS
 from ..align import ALIGN_METHODS, DEFAULT_ALIGN
 from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PHOTOMETRIC, PixelConfig
 
@@ -69,6 +70,13 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--pair-gate",), dict(default=None, metavar="LO:HI",
                             help="segment/hybrid: keep only pairs whose whole-image CLIP similarity is in LO..HI "
                                  f"(Img-Diff's data-set filter: {_GATE_EXAMPLE}).")),
+    (("--filter", "similarity_filter"), dict(
+        type=click.Choice(FILTERS), default=None,
+        help="Drop regions whose two sides still look alike: CLIP on the crops (what segment/hybrid run), the "
+             "registered real segmenter's neck features (a bundle from `imgdiff-rt export --segmenter-onnx "
+             "PATH`), or none [default: clip for segment/hybrid, else none].")),
+    (("--filter-threshold",), dict(type=float, default=DEFAULT_FEATURE_THRESHOLD, show_default=True,
+                                  help="--filter segmenter: drop regions whose feature cosine is at least this.")),
     (("--align",), dict(type=click.Choice(ALIGN_METHODS), default=DEFAULT_ALIGN, show_default=True,
                         is_flag=False, flag_value="auto",
                         help="Register the right image onto the left before differencing: dense optical flow "
@@ -149,7 +157,8 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                    pixel_gate: str | None = None,
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
                    max_new_tokens: int | None = None, photometric: str = _PIXEL.photometric,
-                   device: str | None = None, half: bool = False) -> Pipeline:
+                   device: str | None = None, half: bool = False, similarity_filter: str | None = None,
+                   filter_threshold: float = DEFAULT_FEATURE_THRESHOLD) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
@@ -157,6 +166,7 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
     bundle_dir = models if models is not None else default_bundle_dir()
     explicit = detector is not None
     detector = choose_detector(detector, bundle_dir).detector
+    feature_filter = _feature_filter(similarity_filter, detector)
     gate = None
     if pair_gate is not None:
         try:
@@ -173,12 +183,22 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
     precision, placed, generation = _placement(device, half, backend, precision)
     caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}),
                        **generation}
-    needs_models = detector != "pixel" or captioner != "none"
+    needs_models = detector != "pixel" or captioner != "none" or feature_filter == "segmenter"
     pipeline = Pipeline(detector=detector, captioner=captioner, align=align, pixel=pixel, max_pixels=max_pixels,
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,
-                        session_options={**server, **placed})
+                        session_options={**server, **placed}, feature_filter=feature_filter,
+                        feature_threshold=filter_threshold)
     return pipeline
+
+
+def _feature_filter(similarity_filter: str | None, detector: str) -> str:
+    """--filter -> the Pipeline's extra filter: segment/hybrid always run their CLIP filter, pixel has none."""
+    if similarity_filter == "clip" and detector == "pixel":
+        raise UsageError("--filter clip runs inside the segment/hybrid detectors: pass --detector hybrid")
+    if similarity_filter == "none" and detector != "pixel":
+        raise UsageError(f"--detector {detector} always runs its CLIP filter: pass --detector pixel --filter none")
+    return "segmenter" if similarity_filter == "segmenter" else "none"
 
 
 def _placement(device: str | None, half: bool, backend: str, precision: str) -> tuple[str, dict, dict]:

@@ -32,9 +32,10 @@ def available_providers(prefer: Sequence | None = None) -> list:
         ["CPUExecutionProvider"]
 
 
-def ort_session(path: str | Path, threads: int | None = None, providers: Sequence[str] = ("CPUExecutionProvider",),
-                optimization: str = "all"):
-    """An ``onnxruntime.InferenceSession`` for ``path``; ModelError when ONNX Runtime cannot load it."""
+def ort_session(path: str | Path | bytes, threads: int | None = None,
+                providers: Sequence[str] = ("CPUExecutionProvider",), optimization: str = "all"):
+    """An ``onnxruntime.InferenceSession`` for ``path`` (or a serialised graph built in memory); ModelError when
+    ONNX Runtime cannot load it."""
     import onnxruntime as ort
 
     if optimization not in OPTIMIZATION_LEVELS:
@@ -48,9 +49,11 @@ def ort_session(path: str | Path, threads: int | None = None, providers: Sequenc
     if threads:
         options.intra_op_num_threads = int(threads)
     try:
-        return ort.InferenceSession(str(path), options, providers=list(providers))
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), options,
+                                    providers=list(providers))
     except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...)
-        raise ModelError(f"ONNX Runtime cannot load {path}: {e}") from e
+        where = "the in-memory graph" if isinstance(path, bytes) else path
+        raise ModelError(f"ONNX Runtime cannot load {where}: {e}") from e
 
 
 class OnnxSession(Session):
