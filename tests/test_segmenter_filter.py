@@ -61,14 +61,20 @@ def test_pipeline_records_the_filter(registered_segmenter_bundle, shared_data):
     assert all(r.similarity is not None and r.similarity < 1.01 for r in result.regions)
 
 
-def test_without_registered_segmenter_is_a_usage_error(tmp_path, shared_data):
+def test_without_registered_segmenter_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="segmenter-onnx"):
         Pipeline(models=tmp_path / "absent", feature_filter="segmenter")
     with pytest.raises(UsageError, match="segmenter-onnx"):
         Pipeline(models=None, feature_filter="segmenter")
+
+
+@pytest.mark.parametrize("args, fix", [
+    (["--detector", "pixel", "--filter", "clip"], "--detector hybrid"),
+    (["--filter", "segmenter", "--models", "MISSING"], "--segmenter-onnx"),
+])
+def test_filter_usage_errors_are_one_line(tmp_path, shared_data, args, fix):
     left = shared_data / "clevr-change" / "before" / "000000.png"
-    res = CliRunner().invoke(cli, ["run", str(left), str(left), "--filter", "segmenter", "--models",
-                                   str(tmp_path / "absent")])
-    assert res.exit_code == 2
-    assert res.output.strip().startswith("Error:") and "--segmenter-onnx" in res.output
-    assert len(res.output.strip().splitlines()) == 1
+    args = [str(tmp_path / "absent") if a == "MISSING" else a for a in args]
+    res = CliRunner().invoke(cli, ["run", str(left), str(left), *args])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("Error:") and fix in res.output and len(res.output.strip().splitlines()) == 1
