@@ -151,7 +151,7 @@ class Pipeline:
     def weights(self) -> dict:
         """Which weights the graphs this pipeline runs carry (the result's ``weights`` block), read once."""
         if getattr(self, "_weights", None) is None:
-            self._weights = weights_block(self.models, self.detector, self.captioner)
+            self._weights = weights_block(self.models, self.detector, self.captioner, self.feature_filter)
         return self._weights
 
     def settings(self) -> dict:

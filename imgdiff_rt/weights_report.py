@@ -29,15 +29,18 @@ def _load(bundle_dir: Path) -> Bundle | None:
     return Bundle.load(bundle_dir)  # a manifest that is there but broken or hostile is reported, not ignored
 
 
-def graphs_used(detector: str, captioner: str) -> list[str]:
-    """The bundle graphs a run with ``detector`` and ``captioner`` opens."""
+def graphs_used(detector: str, captioner: str, feature_filter: str = "none") -> list[str]:
+    """The bundle graphs a run with ``detector``, ``captioner`` and ``feature_filter`` opens."""
     graphs = list(DETECTOR_GRAPHS) if detector in MODEL_DETECTORS else []
+    if feature_filter == "segmenter" and "segmenter" not in graphs:
+        graphs.append("segmenter")  # the segmenter filter runs the bundle's registered segmenter
     return graphs + (list(family_specs(captioner)) if captioner != "none" else [])
 
 
-def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str) -> dict:
+def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str,
+                  feature_filter: str = "none") -> dict:
     """{"models_ran", "graphs": {graph: {"weights", "source"}}, "all_pretrained", "note"?} for a result."""
-    used = graphs_used(detector, captioner)
+    used = graphs_used(detector, captioner, feature_filter)
     if not used or bundle_dir is None:
         return {"models_ran": False, "graphs": {}, "all_pretrained": None,
                 "note": f"no model ran: the {detector} detector measures pixel differences and the regions are "

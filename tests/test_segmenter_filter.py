@@ -59,6 +59,9 @@ def test_pipeline_records_the_filter(registered_segmenter_bundle, shared_data):
     assert result.settings["filter"]["name"] == "segmenter"
     assert result.settings["segmenter_filter"]["dropped"] == []
     assert all(r.similarity is not None and r.similarity < 1.01 for r in result.regions)
+    # the result says a model ran: the registered segmenter, with its weights label
+    weights = result.weights
+    assert weights["models_ran"] is True and "segmenter" in weights["graphs"]
 
 
 def test_without_registered_segmenter_is_a_usage_error(tmp_path):
