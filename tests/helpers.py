@@ -34,6 +34,14 @@ def save(path: Path, arr: np.ndarray, **kw) -> Path:
     return path
 
 
+def one_patch_pair(folder: Path, h: int = 160, w: int = 240, seed: int = 1) -> tuple[Path, Path]:
+    """l.png and r.png in ``folder``: a textured image and a copy with one blue patch pasted at (60, 40)."""
+    left = textured(h, w, seed=seed)
+    right = left.copy()
+    right[40:80, 60:110] = (20, 40, 220)
+    return save(folder / "l.png", left), save(folder / "r.png", right)
+
+
 def _has_cuda() -> bool:
     try:
         import torch

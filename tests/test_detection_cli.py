@@ -12,7 +12,7 @@ from PIL import Image
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.detection.masks import decode
 
-from helpers import save, textured
+from helpers import one_patch_pair
 
 
 def invoke(*args):
@@ -21,10 +21,7 @@ def invoke(*args):
 
 @pytest.fixture()
 def pair(tmp_path):
-    left = textured(160, 240, seed=1)
-    right = left.copy()
-    right[40:80, 60:110] = (20, 40, 220)
-    return save(tmp_path / "l.png", left), save(tmp_path / "r.png", right)
+    return one_patch_pair(tmp_path)
 
 
 @pytest.mark.parametrize("extra,method", [

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from helpers import save, textured
+from helpers import one_patch_pair
 
 
 @pytest.fixture()
@@ -20,10 +20,7 @@ def umask_022():
 
 @pytest.fixture()
 def pair(tmp_path):
-    left = textured(120, 160, seed=3)
-    right = left.copy()
-    right[30:70, 40:90] = (20, 40, 220)
-    return save(tmp_path / "l.png", left), save(tmp_path / "r.png", right)
+    return one_patch_pair(tmp_path)
 
 
 def _mode(path):

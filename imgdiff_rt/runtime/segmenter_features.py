@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelError, UsageError
+from ..models.specs import DEFAULT_IMGSZ
 from .backends.onnx_backend import ort_session
 from .preprocess import Letterbox, letterbox_batch
 
@@ -73,7 +74,7 @@ class SegmenterFeatures:
         self.session = ort_session(model.SerializeToString(), threads)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
-        self.imgsz = int(inp.shape[2]) if isinstance(inp.shape[2], int) else 640
+        self.imgsz = int(inp.shape[2]) if isinstance(inp.shape[2], int) else DEFAULT_IMGSZ
         self.fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) else None
 
     def maps(self, images: Sequence[np.ndarray]) -> tuple[list[list[np.ndarray]], list[Letterbox]]:
@@ -130,19 +131,19 @@ def filter_boxes(features: SegmenterFeatures, left: np.ndarray, right: np.ndarra
 
 def registered_segmenter_path(bundle_dir: str | Path | None) -> Path:
     """The registered real segmenter ONNX of the bundle, or a UsageError naming the fix."""
+    from ..errors import BundleNotFoundError
     from ..models.bundle import Bundle
 
     fix = "register one with `imgdiff-rt export --segmenter-onnx PATH` and pass that bundle as models"
     try:
         bundle = Bundle.load(bundle_dir) if bundle_dir is not None else None
-    except Exception:
+    except BundleNotFoundError:  # a manifest that is there but broken or hostile is reported, not ignored
         bundle = None
     if bundle is None or not bundle.is_registered("segmenter"):
         raise UsageError(f"filter 'segmenter' needs a bundle with a registered segmenter ONNX (none at "
                          f"{bundle_dir}): {fix}", parameter="filter")
     precision = bundle.precision_for("segmenter", "fp32")
     return bundle.path("segmenter", "onnx", precision)
-
 
 
 def apply_filter(regions: Sequence, features: SegmenterFeatures, left: np.ndarray, right: np.ndarray,
