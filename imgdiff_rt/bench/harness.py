@@ -27,6 +27,7 @@ class Workload:
     unit: str = "pair"
     close: Callable[[], None] | None = None
     info: dict = field(default_factory=dict)  # weights, precision, providers, threads, ...
+    count: Callable[[], dict] | None = None  # one extra call that counts its own work (the real-pair cells)
 
 
 def _cuda_sync() -> Callable[[], None]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from .cli_latency import render_cli_latency
+from .real_summary import render_real
 
 MB = 2**20
 
@@ -71,8 +72,8 @@ def render_markdown(r: dict) -> str:
     lines += ["| stage | backend | median ms | p95 | p99 | min | throughput | speed-up vs torch | GFLOP/s (% peak) "
               "| peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for cell in r["cells"]:
-        flops = (cell.get("work") or {}).get("flops")
         for name, e in cell["backends"].items():
+            flops = (e.get("work") or {}).get("flops") or (cell.get("work") or {}).get("flops")  # own count first
             s = e.get("speedup_vs_torch")
             speed = f"**{s['median']:.2f}x** [{s['p10']:.2f}-{s['p90']:.2f}]" if s else \
                 ("1.00x (reference)" if name == "torch" else "-")
@@ -82,7 +83,7 @@ def render_markdown(r: dict) -> str:
             lines.append(f"| {cell['key']} | {name} | {_fmt(e['median_ms'])} | {_fmt(e['p95_ms'])} | "
                          f"{_fmt(e['p99_ms'])} | {_fmt(e['min_ms'])} | {e['throughput_per_s']:.2f} {e['unit']}/s | "
                          f"{speed} | {eff} | {_fmt(rss / MB if rss else None, 0)} |")
-    lines += ["", *_targets(r), *render_cli_latency(r.get("cli_latency")), *_skipped(r), *_work(r), *_profiles(r),
+    lines += ["", *render_real(r), *_targets(r), *render_cli_latency(r.get("cli_latency")), *_skipped(r), *_work(r), *_profiles(r),
               *_concurrency(r), *_plots(r)]
     return "\n".join(lines) + "\n"
 
@@ -91,7 +92,8 @@ def _targets(r: dict) -> list[str]:
     rows = ["Targets (median speed-up over PyTorch eager, same models, same run):", ""]
     for t in r.get("targets", []):
         got = "not measured" if t["measured"] is None else f"{t['measured']:.2f}x"
-        rows.append(f"- {t['stage']} with {t['backend']}: target >= {t['target']}x, measured {got} "
+        same = f", same kept regions on {t['same_regions']} pairs" if t.get("same_regions") else ""
+        rows.append(f"- {t['stage']} with {t['backend']}: target >= {t['target']}x, measured {got}{same} "
                     f"- **{t['status']}**")
     return rows + [""]
 
@@ -132,14 +134,15 @@ def _profiles(r: dict) -> list[str]:
     for cell in r["cells"]:
         for name, e in cell["backends"].items():
             parts = e.get("stage_ms_median")
-            prof = e.get("profile")
+            prof = e.get("profile") or e.get("work")  # the real-pair cells' counted call records its sessions
             if not parts and not prof:
                 continue
             bits = [f"{k} {v:.0f}" for k, v in (parts or {}).items()]
             if prof:
                 bits += [f"{k} {v['ms']:.0f} ms/{v['calls']} calls/{v['items']} items"
                          for k, v in prof["sessions"].items()]
-                bits.append(f"outside sessions {prof['outside_sessions_ms']:.0f}")
+                if "outside_sessions_ms" in prof:
+                    bits.append(f"outside sessions {prof['outside_sessions_ms']:.0f}")
             if e.get("tokens_per_call_median") is not None:
                 bits.append(f"tokens {e['tokens_per_call_median']:.0f}")
             rows.append(f"| {cell['key']} | {name} | {'; '.join(bits)} |")

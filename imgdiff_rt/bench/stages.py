@@ -20,9 +20,11 @@ from ..models.bundle import Bundle
 from ..models.specs import DEFAULT_IMGSZ
 from .harness import Workload
 
-STAGES = ("segment", "clip", "caption", "detect", "pipeline")
-#: stages that process one pair per call; --batch does not apply to them
-PAIR_STAGES = ("detect", "pipeline")
+STAGES = ("segment", "clip", "caption", "detect", "pipeline", "detect-real", "pipeline-real")
+#: stages whose call is every pair of the real pair sets, at the segmenter's own size (bench/real_pairs.py)
+REAL_STAGES = ("detect-real", "pipeline-real")
+#: stages that process whole pairs per call; --batch does not apply to them
+PAIR_STAGES = ("detect", "pipeline", *REAL_STAGES)
 STAGE_DOC = {
     "segment": "segmenter graph alone, batch of letterboxed images",
     "clip": "CLIP image graph alone, batch of crops",
@@ -31,6 +33,12 @@ STAGE_DOC = {
               "candidate through CLIP, as published; others: the default pixel gate)",
     "pipeline": "one pair, whole run: load + detect + describe + BLIP captions of max_proposals regions "
                 "(Pipeline.process; CLIP threshold 1.0 so every backend does the same work)",
+    "detect-real": "every real pair (example, synth, LEVIR-CD, CLEVR-Change semantic): segment both images with the "
+                   "bundle's segmenter + CLIP filter; torch: Img-Diff as published (PyTorch eager CLIP on every "
+                   "candidate), others: the product's defaults",
+    "pipeline-real": "every real pair, whole run with BLIP captions at the default thresholds; torch: Img-Diff as "
+                     "published (eager CLIP on every candidate, eager BLIP one crop at a time; loading, alignment and "
+                     "describing shared), others: the product's defaults (`run --detector segment --captioner blip`)",
 }
 
 
@@ -95,6 +103,8 @@ class Context:
     max_new_tokens: int | None = None  # None: the captioner's default
     session_opts: dict = field(default_factory=dict)
     caption_device: str | None = None  # PyTorch device of BLIP generation (BenchConfig.device); None: its default
+    real_sets: tuple[str, ...] = ()  # the real-pair cells' sets, "NAME:COUNT" (bench/real_pairs.py)
+    real_data: Path = Path("../shared/data")  # where LEVIR-CD and CLEVR-Change are found
     cache: dict = field(default_factory=dict)
 
     def opts(self) -> dict:
@@ -107,7 +117,7 @@ class Context:
 
     def close(self) -> None:
         for obj in self.cache.values():
-            closer = getattr(obj, "close", None)
+            closer = getattr(obj, "close", None) or getattr(obj, "cleanup", None)  # cleanup: temporary folders
             if closer is not None:
                 try:
                     closer()
@@ -160,8 +170,10 @@ def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int =
     reason = backend_unavailable(choice.name)
     if reason:
         raise StageSkipped(reason)
-    builder = {"segment": _segment, "clip": _clip, "caption": _caption, "detect": _detect,
-               "pipeline": _pipeline}[stage]
+    from . import real_pairs
+
+    builder = {"segment": _segment, "clip": _clip, "caption": _caption, "detect": _detect, "pipeline": _pipeline,
+               "detect-real": real_pairs.detect_real, "pipeline-real": real_pairs.pipeline_real}[stage]
     return builder(ctx, choice, batch, imgsz)
 
 

@@ -145,12 +145,13 @@ class SessionRecorder:
 
 
 def recorded_work(recorder: SessionRecorder, bundle) -> dict:
-    """Sum of graph_work over the recorded calls, counted on the bundle's fp32 graphs."""
+    """Sum of graph_work over the recorded calls, counted on the bundle's fp32 graphs (a graph the bundle holds
+    in one other precision only, e.g. a registered int8 segmenter, on that one: its multiply-adds are the same)."""
     total = {"flops": 0, "activation_bytes": 0, "weight_bytes": 0, "by_spec": {}, "uncounted": {}}
     seen_weights = set()
     for c in recorder.calls:
         try:
-            path = bundle.path(c["spec"], "onnx", "fp32")
+            path = bundle.path(c["spec"], "onnx", bundle.precision_for(c["spec"], "fp32") or "fp32")
         except Exception:  # noqa: BLE001 - a graph without an fp32 ONNX cannot be counted; say so
             total["uncounted"][c["spec"]] = total["uncounted"].get(c["spec"], 0) + 1
             continue

@@ -42,7 +42,9 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--backends", default=_csv(_CFG.backends), show_default=True,
               help="Comma-separated; torch (PyTorch eager) is the reference every speed-up is against.")
 @click.option("--stages", default=_csv(_CFG.stages), show_default=True,
-              help="segment, clip, caption (graphs alone), detect, pipeline (one pair end to end).")
+              help="segment, clip, caption (graphs alone), detect, pipeline (one pair end to end); also "
+                   "detect-real, pipeline-real (every pair of --real-sets, Img-Diff as published vs the product's "
+                   "defaults; minutes each).")
 @click.option("--batch", default=_csv(_CFG.batches), show_default=True, help="Batch sizes for segment/clip/caption, e.g. 1,2,8.")
 @click.option("--imgsz", default=_csv(_CFG.imgsz), show_default=True, help="Segmenter input sizes for the segment stage.")
 @click.option("--pair-imgsz", default=_csv(_CFG.pair_imgsz), show_default=True, help="Segmenter size inside detect/pipeline.")
@@ -66,6 +68,10 @@ def _names(value: str) -> tuple[str, ...]:
                    "[default: $IMGDIFF_RT_TRITON_URL, else 127.0.0.1:8000].")
 @click.option("--left", type=click.Path(dir_okay=False), default=None, help="Left image [examples/left.png].")
 @click.option("--right", type=click.Path(dir_okay=False), default=None, help="Right image [examples/right.png].")
+@click.option("--real-sets", default=_csv(_CFG.real_sets), show_default=True,
+              help="Pairs of the real-pair cells, NAME[:COUNT]: example, synth, levir-cd, clevr-semantic.")
+@click.option("--real-data", default=_CFG.real_data, show_default=True, type=click.Path(file_okay=False),
+              help="Folder holding levir-cd/ and clevr-change/ (a set that is absent is skipped, with the reason).")
 @click.option("--out", default=_CFG.out, show_default=True, type=click.Path(file_okay=False),
               help="results.json, report.md and PNG plots go here.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
@@ -74,8 +80,8 @@ def _names(value: str) -> tuple[str, ...]:
               help="Rounds of the process-level CLI latency cell (`--help`, `run` on the pixel detector); 0 skips.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
 def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads, device,
-          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, out, no_plots, no_peak, cli_runs,
-          dry_run):
+          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, real_sets, real_data, out, no_plots,
+          no_peak, cli_runs, dry_run):
     """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
     PyTorch eager, FLOP efficiency; writes OUT/results.json, OUT/report.md and plots.
 
@@ -83,6 +89,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
     Examples:
       imgdiff-rt bench --models /tmp/real                       # the full suite (~30-40 min on 2 cores)
       imgdiff-rt bench --models /tmp/real --stages detect --backends torch,onnx-int8 --runs 5
+      imgdiff-rt bench --models /tmp/real --stages detect-real,pipeline-real --backends torch,onnx,onnx-int8
       imgdiff-rt bench --models /tmp/tiny --imgsz 64 --pair-imgsz 64 --runs 2 --dry-run
     """
     from ..bench import BenchConfig, run_suite
@@ -95,7 +102,8 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       max_cell_seconds=max_cell_seconds, threads=threads, max_new_tokens=max_new_tokens,
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
-                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, device=device).check()
+                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, device=device,
+                      real_sets=_names(real_sets), real_data=real_data).check()
     placement = cfg.placement()  # a missing GPU is one line here, before any work
     from ..weights_report import bundle_weights, weights_notice
 

@@ -1,0 +1,134 @@
+"""The benchmark's real-pair cells (detect-real, pipeline-real): the pair sets and their skip reasons, the kept-region
+comparison, and one `imgdiff-rt bench` run on a tiny bundle (the real pretrained segmenter registered as is, tiny
+random-init CLIP and BLIP, fp32 + int8) with two real pairs: Img-Diff as published vs the product's defaults."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from imgdiff_rt.bench import real_pairs as R
+from imgdiff_rt.bench.real_summary import render_real, same_regions, summarise
+from imgdiff_rt.errors import UsageError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = (ROOT / "examples" / "left.png", ROOT / "examples" / "right.png")
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (("example", "synth:2"), [("example", 1), ("synth", 2)]),
+    (("levir-cd:3", "clevr-semantic"), [("levir-cd", 3), ("clevr-semantic", 1)]),
+])
+def test_sets_parse(spec, expected):
+    assert R.parse_sets(spec) == expected
+
+
+@pytest.mark.parametrize("spec, words", [
+    (("mnist:2",), "unknown real pair set 'mnist'"),
+    (("synth:two",), "COUNT must be an integer"),
+    (("synth:0",), "at least 1"),
+])
+def test_bad_sets_are_usage_errors_naming_the_parameter(spec, words):
+    with pytest.raises(UsageError, match=words) as e:
+        R.parse_sets(spec)
+    assert e.value.parameter == "real_sets"
+
+
+def test_an_absent_data_set_is_skipped_with_the_reason(tmp_path):
+    pairs, skipped = R.gather_pairs([("example", 1), ("levir-cd", 2), ("clevr-semantic", 1)], tmp_path / "nowhere",
+                                    EXAMPLE, tmp_path)
+    assert [p.set for p in pairs] == ["example"]
+    assert set(skipped) == {"levir-cd", "clevr-semantic"}
+    assert str(tmp_path / "nowhere" / "levir-cd" / "A") in skipped["levir-cd"] and "not found" in skipped["levir-cd"]
+
+
+def test_shared_sets_give_the_first_pairs_in_name_order(shared_data, tmp_path):
+    pairs, skipped = R.gather_pairs([("levir-cd", 2), ("clevr-semantic", 1)], shared_data, EXAMPLE, tmp_path)
+    assert not skipped and [p.set for p in pairs] == ["levir-cd", "levir-cd", "clevr-semantic"]
+    assert pairs[0].name < pairs[1].name and all(p.left.is_file() and p.right.is_file() for p in pairs)
+    assert pairs[2].right.parent.name == "semantic"
+
+
+def _call(*regions_per_pair, segment=100.0):
+    return [{"pair": f"p{i}", "segment": segment, "clip": 10.0, "regions": regions}
+            for i, regions in enumerate(regions_per_pair)]
+
+
+def test_kept_regions_are_compared_pair_by_pair():
+    ref = _call([[0, 0, 5, 5], [7, 7, 9, 9]], [])
+    assert same_regions(ref, _call([[0, 0, 5, 5], [7, 7, 9, 9]], [])) == {"pairs_same": 2, "pairs": 2, "differ": []}
+    dropped = same_regions(ref, _call([[0, 0, 5, 5]], []))  # the product lost a region on the first pair
+    assert dropped == {"pairs_same": 1, "pairs": 2, "differ": ["p0"]}
+    assert same_regions(ref, _call([[7, 7, 9, 9], [0, 0, 5, 5]], []))["pairs_same"] == 1  # order is the ranking
+
+
+def test_summary_pairs_stage_times_by_round_and_renders_a_row():
+    row = {"key": "detect-real", "stage": "detect-real", "pairs": ["a/p0"], "skipped_sets": {"levir-cd": "absent"},
+           "segmenter": {"weights": "registered-onnx", "precision": "int8"},
+           "backends": {"torch": {"median_ms": 300.0}, "onnx": {"median_ms": 150.0, "speedup_vs_torch": {
+               "median": 2.0, "p10": 1.9, "p90": 2.1}, "accuracy": {"clip_image": "ok"}}}}
+    logs = {"torch": [_call([[1, 1, 4, 4]], segment=200.0), _call([[1, 1, 4, 4]], segment=220.0)],
+            "onnx": [_call([], segment=100.0), _call([], segment=110.0)]}
+    summarise(row, logs)
+    onnx = row["backends"]["onnx"]
+    assert onnx["stage_ms_rounds"]["segment"] == [100.0, 110.0] and onnx["stage_ms_median"]["segment"] == 105.0
+    assert onnx["stage_speedup_vs_torch"]["segment"]["median"] == pytest.approx(2.0)
+    assert onnx["same_regions"]["pairs_same"] == 0  # the product dropped the reference's region
+    text = "\n".join(render_real({"cells": [row]}))
+    assert "| detect-real | onnx | 150 | **2.00x** [1.90-2.10] | 105 (x2.00) |" in text
+    assert "| 0/1 | clip_image: ok |" in text and "levir-cd skipped: absent" in text
+    assert "at most onnx x2.9" in text  # the shared segment stage bounds the end-to-end ratio: 300 / 105
+
+
+@pytest.fixture(scope="module")
+def real_bundle(tmp_path_factory, shared_models):
+    """The real pretrained segmenter registered as is, tiny random-init CLIP and BLIP, fp32 and int8."""
+    from imgdiff_rt.export.build import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("bench-real") / "models"
+    run_export(ExportOptions(segmenter_onnx=str(shared_models / "yolov8n-seg-int8.onnx"), tiny=True,
+                             random_init=True, captioner="blip", precision="int8"), out, progress=lambda _: None)
+    return out
+
+
+def test_bench_runs_the_real_pair_cells(real_bundle, shared_data, tmp_path):
+    from imgdiff_rt.cli.main import cli
+
+    out = tmp_path / "results"
+    result = CliRunner().invoke(cli, [
+        "bench", "--models", str(real_bundle), "--stages", "detect-real,pipeline-real",
+        "--backends", "torch,onnx,onnx-int8,triton", "--runs", "1", "--warmup", "0", "--no-peak", "--no-plots",
+        "--cli-runs", "0", "--real-sets", "levir-cd:1,clevr-semantic:1", "--real-data", str(shared_data),
+        "--left", str(EXAMPLE[0]), "--right", str(EXAMPLE[1]), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    detect, pipeline = data["cells"]
+    assert (detect["key"], pipeline["key"]) == ("detect-real", "pipeline-real")
+    assert detect["pairs"] == ["levir-cd/test_102_0512_0000", "clevr-semantic/000000"]
+    assert detect["segmenter"] == {"weights": "registered-onnx", "precision": "int8"}
+    assert "triton" in detect["skipped"]
+    ref = detect["backends"]["torch"]
+    kept = sum(len(p["regions"]) for p in ref["pairs_detail"])
+    assert kept > 0, "the reference keeps regions on these pairs, or the comparison below proves nothing"
+    for cell in (detect, pipeline):
+        assert set(cell["backends"]) == {"torch", "onnx", "onnx-int8"}
+        for name in ("onnx", "onnx-int8"):
+            entry = cell["backends"][name]
+            assert entry["speedup_vs_torch"]["median"] > 0 and entry["stage_speedup_vs_torch"]["segment"]["median"] > 0
+            assert entry["work"]["flops_by_stage"]["segment"] > 0 and entry["work"]["flops_by_stage"]["clip"] > 0
+    # the default pixel gate may not change what detection keeps
+    assert detect["backends"]["onnx"]["same_regions"] == {"pairs_same": 2, "pairs": 2, "differ": []}
+    assert detect["backends"]["onnx"]["accuracy"]["clip_image"].startswith("ok")
+    assert detect["backends"]["onnx-int8"]["accuracy"]["clip_image"].startswith("int8 cos>=")
+    # the reference runs every candidate through CLIP, one BLIP call per crop; the product batches
+    sessions = {n: pipeline["backends"][n]["work"]["sessions"] for n in ("torch", "onnx")}
+    captioned = sum(p["captioned_regions"] for p in pipeline["backends"]["torch"]["pairs_detail"])
+    assert sessions["torch"]["blip_vision"]["calls"] == 2 * captioned > 0
+    assert sessions["onnx"]["blip_vision"]["calls"] <= 2
+    assert pipeline["backends"]["torch"]["work"]["flops_by_stage"]["caption"] > 0
+    report = (out / "report.md").read_text()
+    assert "| detect-real | onnx |" in report and "same kept regions on 2/2 pairs" in report
+    assert "Img-Diff reference" in report and "registered-onnx int8 on ONNX Runtime in every column" in report
