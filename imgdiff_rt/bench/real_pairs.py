@@ -332,5 +332,6 @@ def count_call(ctx: Context, run: Callable[[], None], captioner) -> dict:
     by_stage = dict.fromkeys(STAGE_KEYS, 0)
     for spec, flops in {**counted["by_spec"], "decoder": decoder.flops}.items():
         by_stage[STAGE_OF_GRAPH.get(spec, spec)] = by_stage.get(STAGE_OF_GRAPH.get(spec, spec), 0) + flops
-    return {"flops": counted["flops"] + decoder.flops, "flops_by_stage": by_stage,
-            "generation_flops": decoder.flops, "sessions": recorder.by_spec(), "uncounted": counted["uncounted"]}
+    return {"flops": counted["flops"] + decoder.flops, "flops_by_stage": by_stage, "generation_flops": decoder.flops,
+            "weight_bytes": counted["weight_bytes"], "activation_bytes": counted["activation_bytes"],
+            "sessions": recorder.by_spec(), "uncounted": counted["uncounted"]}

@@ -106,6 +106,13 @@ def render_real(r: dict) -> list[str]:
         lines.append(f"- {cell['key']}: {len(cell.get('pairs', []))} pairs ({', '.join(cell.get('pairs', []))})"
                      f"{'; ' + skipped if skipped else ''}; segmenter {seg.get('weights')} {seg.get('precision')} "
                      "on ONNX Runtime in every column (the same work on both sides).")
+        captioned = {n: sum(p.get("captioned_regions") or 0 for p in e.get("pairs_detail") or [])
+                     for n, e in cell["backends"].items()}
+        if any(p.get("captioned_regions") is not None for e in cell["backends"].values()
+               for p in e.get("pairs_detail") or []):
+            lines.append(f"- {cell['key']}: regions captioned per call (2 crops each; kept at the default CLIP "
+                         f"threshold, random CLIP weights decide how many): "
+                         f"{', '.join(f'{n} {k}' for n, k in captioned.items())}.")
         lines += _bound(cell)
     lines += [f"- {name}: {text}" for name, text in COLUMNS.items()
               if any(name in c["backends"] for c in cells)]

@@ -114,18 +114,23 @@ def _skipped(r: dict) -> list[str]:
 
 
 def _work(r: dict) -> list[str]:
-    rows = ["Work per call (counted on the fp32 graphs from the calls the onnx backend made; multiply-add = 2 FLOPs; "
+    rows = ["Work per call (counted on the fp32 graphs, or a graph held in int8 only, from the calls the onnx backend "
+            "made; the real-pair cells count each column's own calls; multiply-add = 2 FLOPs; "
             "generation FLOPs counted by torch's FlopCounterMode):", "",
             "| stage | GFLOP | of which outside graphs | weights MB | activations MB | graph calls |", "|---|---|---|---|---|---|"]
     any_row = False
     for cell in r["cells"]:
-        w = cell.get("work") or {}
-        if "flops" not in w:
-            continue
-        any_row = True
-        calls = ", ".join(f"{k} x{v['calls']} ({v['items']} items)" for k, v in w.get("sessions", {}).items())
-        rows.append(f"| {cell['key']} | {w['flops'] / 1e9:.2f} | {w.get('torch_flops_outside_graphs', 0) / 1e9:.2f} | "
-                    f"{w['weight_bytes'] / MB:.0f} | {w['activation_bytes'] / MB:.0f} | {calls} |")
+        counted = [(cell["key"], cell.get("work") or {})] + [(f"{cell['key']} ({name})", e["work"])
+                                                              for name, e in cell["backends"].items() if e.get("work")]
+        for key, w in counted:
+            if "flops" not in w:
+                continue
+            any_row = True
+            calls = ", ".join(f"{k} x{v['calls']} ({v['items']} items)" for k, v in w.get("sessions", {}).items())
+            outside = w.get("torch_flops_outside_graphs", w.get("generation_flops", 0))
+            rows.append(f"| {key} | {w['flops'] / 1e9:.2f} | {outside / 1e9:.2f} | "
+                        f"{_fmt(w['weight_bytes'] / MB if 'weight_bytes' in w else None, 0)} | "
+                        f"{_fmt(w['activation_bytes'] / MB if 'activation_bytes' in w else None, 0)} | {calls} |")
     return rows + [""] if any_row else []
 
 

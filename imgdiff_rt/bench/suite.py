@@ -147,7 +147,7 @@ def _count_work(ctx: stages.Context, cell: dict, workload: harness.Workload | No
     """FLOPs / bytes of one call, counted on the fp32 graphs from the onnx workload's recorded calls, plus the
     PyTorch FLOPs that run outside any session (BLIP's decoder during generation)."""
     if workload is None:
-        return {"skipped": "needs the onnx (fp32) backend to record which graphs run"}
+        return {"skipped": "needs an onnx backend to record which graphs run"}
     recorder = work.SessionRecorder()
     with recorder.active():
         torch_flops, _ = work.torch_flops(workload.fn)
@@ -210,6 +210,8 @@ def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callab
         onnx_w = next((w for w in workloads if w.backend == "onnx"), None)
         if onnx_w is None and cell["stage"] in ("segment", "clip"):
             onnx_w = _maybe_build(ctx, cell, "onnx")
+        if onnx_w is None:  # a graph held in int8 only (a registered segmenter): its calls, counted on that graph
+            onnx_w = next((w for w in workloads if w.backend == "onnx-int8"), None)
         row["work"] = _count_work(ctx, cell, onnx_w)
     _entries(row, workloads, measured, profiles, say)
     if cell["stage"] in stages.REAL_STAGES:
