@@ -37,6 +37,18 @@ def test_bad_sets_are_usage_errors_naming_the_parameter(spec, words):
     assert e.value.parameter == "real_sets"
 
 
+def test_real_cells_are_planned_once_each_at_the_segmenters_own_size():
+    from imgdiff_rt.bench.suite import BenchConfig, plan_cells
+
+    cfg = BenchConfig(models="unused", stages=("segment", "detect-real", "pipeline-real"), imgsz=(320, 640),
+                      pair_imgsz=(640, 1024), batches=(1, 2)).check()
+    assert [c["key"] for c in plan_cells(cfg)] == ["segment@320/b1", "segment@320/b2", "segment@640/b1",
+                                                   "segment@640/b2", "detect-real", "pipeline-real"]
+    assert not {"detect-real", "pipeline-real"} & set(BenchConfig(models="unused").stages)  # opt-in: minutes each
+    with pytest.raises(UsageError, match="unknown real pair set"):
+        BenchConfig(models="unused", real_sets=("kitti",)).check()
+
+
 def test_an_absent_data_set_is_skipped_with_the_reason(tmp_path):
     pairs, skipped = R.gather_pairs([("example", 1), ("levir-cd", 2), ("clevr-semantic", 1)], tmp_path / "nowhere",
                                     EXAMPLE, tmp_path)
