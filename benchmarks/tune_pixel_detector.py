@@ -83,13 +83,24 @@ def format_row(label: str, row: dict) -> str:
 #: difference, connected components merged by box distance)
 BEFORE = {"align": "none", "pixel": {"tolerance_px": 0, "unresampled_tolerance_px": 0, "photometric": "none",
                                      "objects": "blobs", "merge": "box", "merge_gap": 0.02, "noise_k": 0.0,
-                                     "registered_min_area": 0.0, "registered_min_mean": 0.0}}
+                                     "registered_min_area": 0.0, "registered_min_mean": 0.0,
+                                     "residual_tolerance_k": 0.0, "residual_min_mean_per_px": 0.0}}
 
 GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel". First row: the defaults.
     ("defaults (align auto)", {"align": DEFAULT_ALIGN}),
     ("before issue 13", BEFORE),
     ("align flow, no region gates", {"align": "flow", "pixel": {"noise_k": 0.0, "registered_min_area": 0.0,
-                                                                "registered_min_mean": 0.0}}),
+                                                                "registered_min_mean": 0.0,
+                                                                "residual_min_mean_per_px": 0.0}}),
+    ("no residual gates", {"align": DEFAULT_ALIGN, "pixel": {"residual_tolerance_k": 0.0,
+                                                             "residual_min_mean_per_px": 0.0}}),
+    ("residual tolerance only", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_per_px": 0.0}}),
+    ("residual tolerance 1x", {"align": DEFAULT_ALIGN, "pixel": {"residual_tolerance_k": 1.0}}),
+    ("residual mean 5/px", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_per_px": 5.0}}),
+    ("residual mean cap 15", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_cap": 15.0}}),
+    ("residual mean cap 20", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_cap": 20.0}}),
+    ("registered_min_mean 15 (fixed)", {"align": DEFAULT_ALIGN, "pixel": {"registered_min_mean": 15.0,
+                                                                          "residual_min_mean_per_px": 0.0}}),
     ("align homography", {"align": "homography"}),
     ("align none", {"align": "none"}),
     ("photometric global", {"align": DEFAULT_ALIGN, "pixel": {"photometric": "global"}}),

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 import cv2
 import numpy as np
 
-from .detection.flow import ReverseView, fit_flow, reverse_view, warp_with_flow
+from .detection.flow import ReverseView, fit_flow, reverse_view, textured, warp_with_flow
 from .errors import UsageError
 
 ALIGN_METHODS = ("none", "homography", "flow", "auto")
 DEFAULT_ALIGN = "auto"  # measured across all sets (docs/detection.md)
 AUTO_PARALLAX_PX = 0.75  # auto: flow that departs from its homography by less than this is a homography
-IDENTICAL_SHARE = 0.5  # this share of pixels within 1 grey level: the pair is already registered
+IDENTICAL_SHARE = 0.5  # this share of textured pixels within 1 grey level: the pair is already registered
 MIN_INLIERS = 12
 ORB_FEATURES = 3000
 ECC_MAX_SIDE = 512
@@ -170,12 +170,15 @@ def normalise_method(method: str | bool | None) -> str:
 
 
 def already_registered(left: np.ndarray, right: np.ndarray) -> bool:
-    """Most pixels identical (an edited copy, a fixed camera's lossless frames): nothing for flow to find, and
-    resampling would only blur. Re-shot images never qualify: noise alone changes nearly every pixel."""
+    """Most textured pixels identical (an edited copy, a fixed camera's lossless frames): nothing for flow to
+    find, and resampling would only blur. Re-shot images never qualify: noise alone changes nearly every pixel.
+    Counted where the image has texture: a rendered scene's plain floor stays identical when the camera moves."""
     step = max(1, int(np.sqrt(left.shape[0] * left.shape[1] / 65536)))
-    a = left[::step, ::step].astype(np.int16)
-    b = right[::step, ::step].astype(np.int16)
-    return float((np.abs(a - b).max(axis=2) <= 1).mean()) >= IDENTICAL_SHARE
+    a = left[::step, ::step]
+    b = right[::step, ::step]
+    same = np.abs(a.astype(np.int16) - b).max(axis=2) <= 1
+    texture = textured(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY))
+    return float(same[texture].mean() if texture.any() else same.mean()) >= IDENTICAL_SHARE
 
 
 def _inner_band(flow: np.ndarray) -> np.ndarray:
@@ -207,7 +210,7 @@ def _flow_alignment(left: np.ndarray, right: np.ndarray, requested: str) -> Alig
         overlap = 1.0 if valid is None else float(valid.mean())
         return AlignedPair(warped, valid, replace(alignment, overlap=overlap))
     warped, valid = warp_with_flow(right, fitted.flow)
-    valid = valid & _inner_band(fitted.flow)
+    valid = valid & _inner_band(fitted.camera if fitted.camera is not None else fitted.flow)
     alignment = Alignment("flow", matrix, 0, float(valid.mean()), "", requested, facts,
                           reverse_view(left, right, fitted))
     return AlignedPair(warped, valid, alignment)

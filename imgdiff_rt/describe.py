@@ -60,10 +60,13 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
 
 
+def _ring_px(area: int) -> int:
+    return max(3, int(0.15 * np.sqrt(max(area, 1))))
+
+
 def classify_change(left_lab: np.ndarray, right_lab: np.ndarray, region_mask: np.ndarray) -> ChangeKind:
     """Name the kind of change from the pixels inside ``region_mask`` and a ring around it."""
-    area = int(region_mask.sum())
-    ring_px = max(3, int(0.15 * np.sqrt(max(area, 1))))
+    ring_px = _ring_px(int(region_mask.sum()))
     grown = cv2.dilate(region_mask.astype(np.uint8), np.ones((2 * ring_px + 1,) * 2, np.uint8)).astype(bool)
     ring = grown & ~region_mask
     inside_l, inside_r = left_lab[region_mask], right_lab[region_mask]
@@ -119,7 +122,11 @@ def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change
         mask = region_mask(r, change_mask)
         if not mask.any():
             mask[y0:y1, x0:x1] = True
-        kind = classify_change(left_lab, right_lab, mask)
+        # only the region's pixels and their ring matter: classify on that window, not on the whole image
+        m = _ring_px(int(mask.sum())) + 1
+        bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+        window = (slice(max(0, by - m), by + bh + m), slice(max(0, bx - m), bx + bw + m))
+        kind = classify_change(left_lab[window], right_lab[window], mask[window])
         where = position_words(r.bbox, result.size)
         sentence = f"{where[0].upper()}{where[1:]} ({size_words(r.area, result.size)}): {kind.phrase}."
         regions.append(replace(r, description=sentence))

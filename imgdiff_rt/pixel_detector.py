@@ -91,8 +91,17 @@ class PixelConfig:
     photometric: str = "local"  # light compensation of the right image: none, global or local
     objects: str = "split"  # "split": watershed-split blobs into objects; "blobs": connected components
     noise_k: float = 10.0  # default threshold only: at least median + noise_k robust sigmas of the difference
-    registered_min_area: float = 0.003  # share of the image a region needs when the right image was resampled
+    registered_min_area: float = 0.0005  # share of the image a region needs when the right image was resampled
     registered_min_mean: float = 0.0  # mean difference a region needs then (metric units)
+    # A flow fit whose forward-backward check leaves a median end-point error of r px registers the pair only that
+    # well: the tolerance grows to residual_tolerance_k * r px (up to MAX_TOLERANCE_PX); a region needs a mean
+    # difference of residual_min_mean_per_px * r (metric units) and a share of the image of
+    # residual_min_area_per_px * r, each up to its cap. A clean fit (r ~ 0.1 px) keeps small changes.
+    residual_tolerance_k: float = 2.0
+    residual_min_mean_per_px: float = 10.0
+    residual_min_mean_cap: float = 17.5
+    residual_min_area_per_px: float = 0.001
+    residual_min_area_cap: float = 0.003
     gate_resampled_only: bool = True  # the noise gate applies only to pairs whose right image was resampled
 
     def __post_init__(self) -> None:
@@ -113,6 +122,11 @@ class PixelConfig:
         check_fraction("merge_gap", self.merge_gap, hi_open=True)  # of the image diagonal
         check_count("tolerance_px", self.tolerance_px, 0, MAX_TOLERANCE_PX)
         check_count("unresampled_tolerance_px", self.unresampled_tolerance_px, 0, MAX_TOLERANCE_PX)
+        check_number("residual_tolerance_k", self.residual_tolerance_k, 0.0, MAX_TOLERANCE_PX)
+        check_number("residual_min_mean_per_px", self.residual_min_mean_per_px, 0.0)
+        check_number("residual_min_mean_cap", self.residual_min_mean_cap, 0.0)
+        check_fraction("residual_min_area_per_px", self.residual_min_area_per_px)
+        check_fraction("residual_min_area_cap", self.residual_min_area_cap)
         if self.photometric not in PHOTOMETRIC:
             raise UsageError(f"photometric {self.photometric!r}: choose one of {', '.join(PHOTOMETRIC)}")
         if self.objects not in OBJECTS:
@@ -142,17 +156,18 @@ class PixelDetection:
     threshold_used: float
     min_area_used: int
     photometric: dict | None = None  # the light compensation applied to the right image, if any
+    tolerance_used: int = 0  # px: the misregistration radius the difference forgave
+    min_mean_used: float = 0.0  # the mean difference a region needed
 
 
 def _tolerant_distance(a: np.ndarray, b: np.ndarray, radius: int, metric: str) -> np.ndarray:
     """How far each pixel of ``a`` lies outside the per-channel range of ``b`` within ``radius`` pixels: zero
     where a small misregistration explains the difference, the full difference where nothing nearby matches."""
     kernel = _disk(2 * radius + 1)
-    below = np.maximum(cv2.erode(b, kernel) - a, 0.0)
-    above = np.maximum(a - cv2.dilate(b, kernel), 0.0)
-    outside = below + above
+    outside = cv2.max(cv2.subtract(cv2.erode(b, kernel), a), 0.0)  # below the neighbourhood's range...
+    outside += cv2.max(cv2.subtract(a, cv2.dilate(b, kernel)), 0.0)  # ...or above it (at most one is > 0)
     if metric == "lab":
-        return np.sqrt((outside ** 2).sum(axis=2))
+        return np.sqrt(np.einsum("ijk,ijk->ij", outside, outside))
     return outside.max(axis=2) * 255.0
 
 
@@ -308,6 +323,41 @@ def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelCo
     return diff, light
 
 
+@dataclass(frozen=True)
+class _Gates:
+    """What a pair's registration lets the detector forgive and demands of a region (see PixelConfig)."""
+
+    tolerance_px: int
+    min_area: int
+    min_mean: float
+
+
+def registration_gates(config: PixelConfig, alignment: Any, width: int, height: int) -> _Gates:
+    """Pairs compared as they are: the configured tolerance and minimum area. Resampled pairs leave residue at
+    edges and occlusions, so what the camera moved must be a sizeable, clear object to count; the worse the flow
+    fit (its forward-backward residual), the more is forgiven and the more a region needs."""
+    min_area = config.resolved_min_area(width, height)
+    if getattr(alignment, "method", "none") == "none":
+        return _Gates(config.unresampled_tolerance_px, min_area, 0.0)
+    residual = float((getattr(alignment, "fit", None) or {}).get("fb_residual_px", 0.0))
+    tolerance = max(config.tolerance_px, min(MAX_TOLERANCE_PX, math.ceil(config.residual_tolerance_k * residual)))
+    share = max(config.registered_min_area, min(config.residual_min_area_cap,
+                                                 config.residual_min_area_per_px * residual))
+    min_mean = max(config.registered_min_mean, min(config.residual_min_mean_cap,
+                                                   config.residual_min_mean_per_px * residual))
+    return _Gates(tolerance, max(min_area, int(share * width * height)), min_mean)
+
+
+def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, np.ndarray | None]:
+    """(count, labels, the connected blob each object was split from, or None when not split)."""
+    if objects == "split":
+        count, labels = split_objects(cleaned)
+        _, blobs = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
+        return count, labels, blobs
+    count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
+    return count - 1, labels, None
+
+
 def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
                   valid: np.ndarray | None = None, alignment: Any = None) -> PixelDetection:
     """Run the detector on two same-size RGB uint8 images. ``valid`` limits the comparison (alignment overlap);
@@ -316,12 +366,12 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
     h, w = left.shape[:2]
     resampled = getattr(alignment, "method", "none") != "none"
-    tolerance = config.tolerance_px if resampled else config.unresampled_tolerance_px
-    diff, light = _compensated_difference(left, right, config, valid, tolerance)
+    gates = registration_gates(config, alignment, w, h)
+    diff, light = _compensated_difference(left, right, config, valid, gates.tolerance_px)
     reverse = getattr(alignment, "reverse", None)
     if reverse is not None:
         seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid,
-                                                     tolerance)
+                                                     gates.tolerance_px)
         diff = np.maximum(diff, reverse.to_left(seen_from_right))
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
@@ -330,22 +380,9 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
         # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
         t = max(t, noise_threshold(diff, valid, config.noise_k))
-    min_area, min_mean = config.resolved_min_area(w, h), 0.0
-    if resampled:
-        # resampling leaves residue at edges and occlusions: what the camera moved must be a sizeable, clear
-        # object to count
-        min_area = max(min_area, int(config.registered_min_area * w * h))
-        min_mean = config.registered_min_mean
-    cleaned = clean_mask(diff > t, config.open_px, config.close_px)
-    blobs = None
-    if config.objects == "split":
-        count, labels = split_objects(cleaned)
-        _, blobs = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
-    else:
-        count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
-        count -= 1
-    candidates = _candidates(labels, count, diff, config, min_area, min_mean, blobs, tolerance) \
-        if count else []
+    count, labels, blobs = _object_labels(clean_mask(diff > t, config.open_px, config.close_px), config.objects)
+    candidates = _candidates(labels, count, diff, config, gates.min_area, gates.min_mean, blobs,
+                             gates.tolerance_px) if count else []
     mask = np.zeros((h, w), bool)
     regions = []
     for k, (score, bbox, members, area, mean) in enumerate(candidates):
@@ -355,4 +392,4 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         mask |= own
         regions.append(Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean,
                               peak_diff=float(diff[own].max()), mask=encode_mask(own)))
-    return PixelDetection(tuple(regions), diff, mask, t, min_area, light)
+    return PixelDetection(tuple(regions), diff, mask, t, gates.min_area, light, gates.tolerance_px, gates.min_mean)

@@ -18,7 +18,8 @@ import numpy as np
 FLOW_MAX_SIDE = 640  # flow is computed on a copy this size: camera motion is smooth, and it keeps flow fast
 FB_TOLERANCE_PX = 1.0  # forward + backward flow must cancel within this (plus 5% of the motion)
 MAX_DEVIATION_SHARE = 0.05  # how far (share of the diagonal) the flow may depart from the camera field
-MIN_CONSISTENT_SHARE = 0.3  # below this share of consistent pixels the flow is not trusted at all
+MIN_CONSISTENT_SHARE = 0.3  # below this share of consistent textured pixels the flow is not trusted at all
+TEXTURE_GRADIENT = 4.0  # grey levels per pixel: where flow can be checked (a plain floor or sky matches anywhere)
 DIS_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM
 SNAP_PX = 0.5  # a camera field that moves nothing by this much is no motion (no resampling)
 
@@ -28,7 +29,7 @@ class FlowFit:
     """Flow registration of the right image onto the left one."""
 
     flow: np.ndarray | None  # HxWx2 float32: left pixel (x, y) is seen at (x, y) + flow in the right image
-    consistent_share: float  # share of pixels whose forward and backward flow agree
+    consistent_share: float  # share of textured pixels whose forward and backward flow agree
     residual_px: float  # median end-point error of the forward-backward check, in full-resolution px
     median_motion_px: float  # median length of the used flow
     homography: np.ndarray | None = None  # 3x3 fitted to the consistent flow, left pixels -> right pixels
@@ -43,6 +44,14 @@ def _gray(rgb: np.ndarray, scale: float) -> np.ndarray:
     if scale != 1.0:
         g = cv2.resize(g, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     return cv2.equalizeHist(g)  # DIS compares patches: equalising removes most of a global light change
+
+
+def textured(gray: np.ndarray) -> np.ndarray:
+    """Pixels with enough local gradient for motion to be measured there. On a plain floor or sky any flow
+    matches, so the forward-backward check says nothing there either way: the share is counted on texture."""
+    g = cv2.GaussianBlur(gray.astype(np.float32), (0, 0), 1.0)
+    magnitude = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) / 8.0
+    return magnitude > TEXTURE_GRADIENT
 
 
 def _sample(field: np.ndarray, flow: np.ndarray) -> np.ndarray:
@@ -114,7 +123,8 @@ def fit_flow(left: np.ndarray, right: np.ndarray) -> FlowFit:
     consistent = error <= FB_TOLERANCE_PX * scale + 0.05 * np.linalg.norm(fwd, axis=2)
     back_error = np.linalg.norm(bwd + _sample(fwd, bwd), axis=2)
     back_consistent = back_error <= FB_TOLERANCE_PX * scale + 0.05 * np.linalg.norm(bwd, axis=2)
-    share = float(consistent.mean())
+    texture = textured(lg)
+    share = float(consistent[texture].mean()) if texture.any() else 0.0
     residual = float(np.median(error)) / scale
     if share < MIN_CONSISTENT_SHARE:
         return FlowFit(None, share, residual, 0.0, note="too few forward-backward consistent pixels")

@@ -23,6 +23,8 @@ def _affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """y ~ gain * x + offset by trimmed least squares: start from "same light" (gain 1, the median offset), then
     refit on the pixels the current fit explains best. Changed pixels are the largest residuals from the first
     step on, so a change covering less than half the image cannot pull the fit."""
+    if x.size < 16:  # (almost) no overlap to fit on: leave the light as it is
+        return 1.0, 0.0
     gain, offset = 1.0, float(np.median(y - x))
     for _ in range(FIT_ROUNDS):
         residual = np.abs(y - (gain * x + offset))
@@ -34,6 +36,12 @@ def _affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         gain = float(np.clip(((xs - xs.mean()) * (ys - ys.mean())).mean() / var, *GAIN_LIMITS))
         offset = float(ys.mean() - gain * xs.mean())
     return gain, offset
+
+
+def _mostly_identical(left_px: np.ndarray, right_px: np.ndarray) -> bool:
+    if left_px.size == 0:
+        return False
+    return float(np.median(np.abs(left_px.astype(np.int16) - right_px).max(axis=-1))) == 0.0
 
 
 def _cell_medians(ratio: np.ndarray, valid: np.ndarray, cells: tuple[int, int]) -> np.ndarray:
@@ -57,10 +65,14 @@ def compensate(left: np.ndarray, right: np.ndarray, valid: np.ndarray | None = N
     ``valid`` limits the fit to where the right image has content (after registration); ``local=False`` fits
     the global gain and offset only."""
     h, w = left.shape[:2]
-    lf, rf = left.astype(np.float32), right.astype(np.float32)
     mask = np.ones((h, w), bool) if valid is None else valid
     step = max(1, int(np.sqrt(h * w / 40000)))  # fit on ~40k pixels: plenty for two numbers per channel
     sub = mask[::step, ::step]
+    if _mostly_identical(left[::step, ::step][sub], right[::step, ::step][sub]):
+        # more than half the pixels are exactly the same: the light did not change (an edited copy, a fixed
+        # camera's lossless frames), and every fit below would return "no change" after all that work
+        return right, {"gain": [1.0] * 3, "offset": [0.0] * 3, "note": "most pixels identical: light unchanged"}
+    lf, rf = left.astype(np.float32), right.astype(np.float32)
     out = np.empty_like(rf)
     gains, offsets = [], []
     for c in range(3):
