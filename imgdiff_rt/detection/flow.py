@@ -54,6 +54,11 @@ def textured(gray: np.ndarray) -> np.ndarray:
     return magnitude > TEXTURE_GRADIENT
 
 
+def _length(vectors: np.ndarray) -> np.ndarray:
+    """Per-pixel length of an HxWx2 field (np.linalg.norm over the last axis is several times slower)."""
+    return cv2.magnitude(np.ascontiguousarray(vectors[..., 0]), np.ascontiguousarray(vectors[..., 1]))
+
+
 def _sample(field: np.ndarray, flow: np.ndarray) -> np.ndarray:
     h, w = flow.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
@@ -103,7 +108,7 @@ def _clamped(flow: np.ndarray, consistent: np.ndarray, limit: float) -> tuple[np
     """The flow where it stays within ``limit`` of its camera field, the field elsewhere; and the field, the
     homography's own flow and the homography."""
     field, base, hom = camera_field(flow, consistent)
-    deviation = np.linalg.norm(flow - field, axis=2)
+    deviation = _length(flow - field)
     return np.where((deviation <= limit)[..., None], flow, field), field, base, hom
 
 
@@ -119,10 +124,10 @@ def fit_flow(left: np.ndarray, right: np.ndarray) -> FlowFit:
     dis = cv2.DISOpticalFlow_create(DIS_PRESET)
     fwd = dis.calc(lg, rg, None)
     bwd = dis.calc(rg, lg, None)
-    error = np.linalg.norm(fwd + _sample(bwd, fwd), axis=2)
-    consistent = error <= FB_TOLERANCE_PX * scale + 0.05 * np.linalg.norm(fwd, axis=2)
-    back_error = np.linalg.norm(bwd + _sample(fwd, bwd), axis=2)
-    back_consistent = back_error <= FB_TOLERANCE_PX * scale + 0.05 * np.linalg.norm(bwd, axis=2)
+    error = _length(fwd + _sample(bwd, fwd))
+    consistent = error <= FB_TOLERANCE_PX * scale + 0.05 * _length(fwd)
+    back_error = _length(bwd + _sample(fwd, bwd))
+    back_consistent = back_error <= FB_TOLERANCE_PX * scale + 0.05 * _length(bwd)
     texture = textured(lg)
     share = float(consistent[texture].mean()) if texture.any() else 0.0
     residual = float(np.median(error)) / scale
@@ -131,14 +136,14 @@ def fit_flow(left: np.ndarray, right: np.ndarray) -> FlowFit:
     limit = MAX_DEVIATION_SHARE * float(np.hypot(*lg.shape))
     used, field, base, hom = _clamped(fwd, consistent, limit)
     back, _, _, _ = _clamped(bwd, back_consistent, limit)
-    parallax = float(np.percentile(np.linalg.norm(used - base, axis=2), 95)) / scale
+    parallax = float(np.percentile(_length(used - base), 95)) / scale
     if hom is not None and scale != 1.0:  # the fit was made on the small copy
         s_ = np.diag([scale, scale, 1.0])
         hom = np.linalg.inv(s_) @ hom @ s_
     used = _full(used, (w, h), scale)
-    motion = np.linalg.norm(used, axis=2)
+    motion = _length(used)
     # The camera field, not the raw flow, decides: flow inside a changed area is not camera motion.
-    if float(np.linalg.norm(field, axis=2).max()) / scale < SNAP_PX:
+    if float(_length(field).max()) / scale < SNAP_PX:
         return FlowFit(None, share, residual, float(np.median(motion)), hom, parallax,
                        note="no motion found; not warped")
     return FlowFit(used.astype(np.float32), share, residual, float(np.median(motion)), hom, parallax,

@@ -28,7 +28,8 @@ def _affine_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     gain, offset = 1.0, float(np.median(y - x))
     for _ in range(FIT_ROUNDS):
         residual = np.abs(y - (gain * x + offset))
-        keep = residual <= np.quantile(residual, TRIM_QUANTILE)
+        k = int(TRIM_QUANTILE * (residual.size - 1))
+        keep = residual <= np.partition(residual, k)[k]  # the TRIM_QUANTILE quantile, without interpolation
         xs, ys = x[keep], y[keep]
         var = float(xs.var())
         if xs.size < 16 or var < 1e-6:
@@ -84,9 +85,10 @@ def compensate(left: np.ndarray, right: np.ndarray, valid: np.ndarray | None = N
         return np.clip(out + 0.5, 0, 255).astype(np.uint8), {"gain": gains, "offset": offsets}
     longer = max(h, w)
     cells = (max(1, round(GRID_CELLS * h / longer)), max(1, round(GRID_CELLS * w / longer)))
-    lum_l = lf.mean(axis=2) + 8.0
-    lum_r = np.clip(out.mean(axis=2), 0, None) + 8.0  # +8: dark pixels would make the ratio explode
-    grid = _cell_medians(lum_l / lum_r, mask, cells)
+    # cell medians of the left/right lightness ratio, on the same subsample as the fit
+    lum_l = lf[::step, ::step].mean(axis=2) + 8.0
+    lum_r = np.clip(out[::step, ::step].mean(axis=2), 0, None) + 8.0  # +8: dark pixels would make it explode
+    grid = _cell_medians(lum_l / lum_r, sub, cells)
     grid = np.clip(cv2.medianBlur(grid, 3) if min(cells) >= 3 else grid, *GAIN_LIMITS)
     field = cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
     field = smooth(field, longer / (2.0 * GRID_CELLS))
