@@ -87,11 +87,17 @@ BEFORE = {"align": "none", "pixel": {"tolerance_px": 0, "unresampled_tolerance_p
                                      "objects": "blobs", "merge": "box", "merge_gap": 0.02, "noise_k": 0.0,
                                      "registered_min_area": 0.0, "registered_min_mean": 0.0,
                                      "residual_tolerance_k": 0.0, "residual_min_mean_per_px": 0.0,
-                                     "residual_min_area_per_px": 0.0}}
+                                     "residual_min_area_per_px": 0.0, "both_views_residual_px": 1e9}}
 
-NO_RESIDUAL_GATES = {"residual_tolerance_k": 0.0, "residual_min_mean_per_px": 0.0, "residual_min_area_per_px": 0.0}
+NO_RESIDUAL_GATES = {"residual_tolerance_k": 0.0, "residual_min_mean_per_px": 0.0, "residual_min_area_per_px": 0.0,
+                     "both_views_residual_px": 1e9}
 GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel". First row: the defaults.
     ("defaults (align auto)", {"align": DEFAULT_ALIGN}),
+    ("either view, caps 17.5 / 0.3% (first pass)", {"align": DEFAULT_ALIGN, "pixel": {
+        "both_views_residual_px": 1e9, "residual_min_mean_cap": 17.5, "residual_min_area_cap": 0.003}}),
+    ("either view", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 1e9}}),
+    ("both views always", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 0.0}}),
+    ("both views from 0.5 px", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 0.5}}),
     ("before issue 13", BEFORE),
     ("align flow, no region gates", {"align": "flow", "pixel": {"noise_k": 0.0, "registered_min_area": 0.0,
                                                                 "registered_min_mean": 0.0, **NO_RESIDUAL_GATES}}),
@@ -99,7 +105,7 @@ GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel
     ("no residual gates, fixed area 0.3% (previous defaults)",
      {"align": DEFAULT_ALIGN, "pixel": {**NO_RESIDUAL_GATES, "registered_min_area": 0.003}}),
     ("residual tolerance only", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_per_px": 0.0,
-                                                                   "residual_min_area_per_px": 0.0}}),
+                                                                   "residual_min_area_per_px": 0.0, "both_views_residual_px": 1e9}}),
     ("residual mean cap 20", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_mean_cap": 20.0}}),
     ("residual area cap 0.5%", {"align": DEFAULT_ALIGN, "pixel": {"residual_min_area_cap": 0.005}}),
     ("fixed area 0.1%", {"align": DEFAULT_ALIGN, "pixel": {"registered_min_area": 0.001}}),

@@ -222,6 +222,7 @@ class Pipeline:
         result = result.replace(regions=found.regions).with_settings(
             threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used,
             tolerance_px_used=found.tolerance_used, min_mean_used=round(found.min_mean_used, 3),
+            both_views_used=found.both_views_used,
             **({"photometric": found.photometric} if found.photometric else {}))
         images = replace(images, change_mask=found.mask)
         if self.detector == "hybrid":

@@ -99,9 +99,13 @@ class PixelConfig:
     # residual_min_area_per_px * r, each up to its cap. A clean fit (r ~ 0.1 px) keeps small changes.
     residual_tolerance_k: float = 2.0
     residual_min_mean_per_px: float = 10.0
-    residual_min_mean_cap: float = 17.5
+    residual_min_mean_cap: float = 15.0
     residual_min_area_per_px: float = 0.001
-    residual_min_area_cap: float = 0.003
+    residual_min_area_cap: float = 0.002
+    # A flow registration differences the pair in both frames. With a residual under this (px) a pixel differs if
+    # it does in either frame (a new object on a plain floor may be flowed around in one); from it on, only if it
+    # does in both: what one imperfect warp smears is not smeared the same way by the other.
+    both_views_residual_px: float = 1.0
     gate_resampled_only: bool = True  # the noise gate applies only to pairs whose right image was resampled
 
     def __post_init__(self) -> None:
@@ -127,6 +131,7 @@ class PixelConfig:
         check_number("residual_min_mean_cap", self.residual_min_mean_cap, 0.0)
         check_fraction("residual_min_area_per_px", self.residual_min_area_per_px)
         check_fraction("residual_min_area_cap", self.residual_min_area_cap)
+        check_number("both_views_residual_px", self.both_views_residual_px, 0.0)
         if self.photometric not in PHOTOMETRIC:
             raise UsageError(f"photometric {self.photometric!r}: choose one of {', '.join(PHOTOMETRIC)}")
         if self.objects not in OBJECTS:
@@ -158,6 +163,7 @@ class PixelDetection:
     photometric: dict | None = None  # the light compensation applied to the right image, if any
     tolerance_used: int = 0  # px: the misregistration radius the difference forgave
     min_mean_used: float = 0.0  # the mean difference a region needed
+    both_views_used: bool = False  # a pixel had to differ in both frames of the flow registration
 
 
 def _tolerant_distance(a: np.ndarray, b: np.ndarray, radius: int, metric: str) -> np.ndarray:
@@ -330,6 +336,7 @@ class _Gates:
     tolerance_px: int
     min_area: int
     min_mean: float
+    both_views: bool = False  # a change must differ in both frames of a flow registration, not in either
 
 
 def registration_gates(config: PixelConfig, alignment: Any, width: int, height: int) -> _Gates:
@@ -345,7 +352,8 @@ def registration_gates(config: PixelConfig, alignment: Any, width: int, height: 
                                                  config.residual_min_area_per_px * residual))
     min_mean = max(config.registered_min_mean, min(config.residual_min_mean_cap,
                                                    config.residual_min_mean_per_px * residual))
-    return _Gates(tolerance, max(min_area, int(share * width * height)), min_mean)
+    return _Gates(tolerance, max(min_area, int(share * width * height)), min_mean,
+                  residual >= config.both_views_residual_px)
 
 
 def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, np.ndarray | None]:
@@ -372,7 +380,8 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
     if reverse is not None:
         seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid,
                                                      gates.tolerance_px)
-        diff = np.maximum(diff, reverse.to_left(seen_from_right))
+        # a poor fit: only what differs seen from both frames counts (residue of one warp is not in the other)
+        diff = (np.minimum if gates.both_views else np.maximum)(diff, reverse.to_left(seen_from_right))
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
     t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
@@ -392,4 +401,5 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         mask |= own
         regions.append(Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean,
                               peak_diff=float(diff[own].max()), mask=encode_mask(own)))
-    return PixelDetection(tuple(regions), diff, mask, t, gates.min_area, light, gates.tolerance_px, gates.min_mean)
+    return PixelDetection(tuple(regions), diff, mask, t, gates.min_area, light, gates.tolerance_px, gates.min_mean,
+                          gates.both_views and reverse is not None)

@@ -11,7 +11,7 @@ from imgdiff_rt.align import Alignment, align_pair, already_registered
 from imgdiff_rt.describe import _lab, classify_change, describe_regions, region_mask
 from imgdiff_rt.detection.photometric import compensate
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels, registration_gates
 from imgdiff_rt.result import Result
 
 from helpers import textured
@@ -53,14 +53,25 @@ def _flow_alignment(residual_px: float) -> Alignment:
 @pytest.mark.parametrize("residual,tolerance,min_mean,min_area", [
     (0.0, 2, 0.0, 16),  # a perfect fit: the configured 2 px, no extra bar, the plain minimum area (16 px)
     (1.2, 3, 12.0, 23),  # ceil(2 x 1.2) px; 10 per px; 0.1% of the image per px (19,200 px)
-    (3.0, 6, 17.5, 57),  # the bars are capped
-    (9.0, 8, 17.5, 57),  # so is the tolerance (MAX_TOLERANCE_PX)
+    (3.0, 6, 15.0, 38),  # the bars are capped (deltaE 15, 0.2%)
+    (9.0, 8, 15.0, 38),  # so is the tolerance (MAX_TOLERANCE_PX)
 ])
 def test_residual_of_the_flow_fit_sets_tolerance_and_bars(residual, tolerance, min_mean, min_area):
     left = textured(120, 160, seed=4)
     found = detect_pixels(left, left.copy(), PixelConfig(), alignment=_flow_alignment(residual))
     assert (found.tolerance_used, found.min_mean_used, found.min_area_used) == \
         (tolerance, pytest.approx(min_mean), min_area)
+
+
+@pytest.mark.parametrize("residual,config,both", [
+    (0.5, PixelConfig(), False),  # a good fit: what differs in either frame counts
+    (1.0, PixelConfig(), True),  # from 1 px on, only what differs in both frames
+    (3.0, PixelConfig(both_views_residual_px=5.0), False),
+    (0.0, PixelConfig(both_views_residual_px=0.0), True),
+])
+def test_a_poor_fit_needs_the_change_in_both_frames(residual, config, both):
+    assert registration_gates(config, _flow_alignment(residual), 160, 120).both_views is both
+    assert registration_gates(config, None, 160, 120).both_views is False  # nothing was resampled
 
 
 def test_a_weak_difference_needs_a_good_fit_to_count():
@@ -78,6 +89,7 @@ def test_the_run_records_what_the_detector_forgave():
     residual = result.settings["alignment"]["fit"]["fb_residual_px"]
     assert result.settings["tolerance_px_used"] >= min(8, int(np.ceil(2 * residual)))
     assert "min_mean_used" in result.settings
+    assert result.settings["both_views_used"] is (residual >= 1.0)
 
 
 def test_light_compensation_without_overlap_leaves_the_image_alone():

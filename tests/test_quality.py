@@ -104,7 +104,8 @@ def test_clevr_change_camera_and_light_jitter(shared_data):
     """CLEVR's nonsemantic pairs differ only by camera and light jitter: a good detector reports nothing there,
     and one region on the semantic pair. Before issue 13 every nonsemantic pair got a region (1.00)."""
     found, alarms = _clevr_rates(shared_data / "clevr-change", DEFAULT_ALIGN)
-    # Measured on triples 0-19: semantic pairs with a region 0.95, nonsemantic pairs with one 0.10 (all 50: 0.98
-    # and 0.16). Before the flow check counted only textured pixels and the residual gates: 1.00 and 0.45.
+    # Measured on triples 0-19: semantic pairs with a region 0.95, nonsemantic pairs with one 0.05 (the issue's
+    # target: >= 0.95 and <= 0.10). Before the flow checks counted only textured pixels, and before the
+    # registration gates and the both-frames rule for poor fits: 1.00 and 0.45.
     assert found >= 0.90
-    assert alarms <= 0.20
+    assert alarms <= 0.10
