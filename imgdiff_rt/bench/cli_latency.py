@@ -90,4 +90,4 @@ def render_cli_latency(section: dict | None) -> list[str]:
         target = f"<= {e['target_ms']:.0f} ms" if "target_ms" in e else ""
         lines.append(f"| {labels.get(name, name)} | {e['median_ms']:.0f} | {e['min_ms']:.0f} | {e['p95_ms']:.0f} "
                      f"| {target} | {e.get('status', '')} |")
-    return lines
+    return lines + [""]

@@ -59,7 +59,8 @@ def render_markdown(r: dict) -> str:
              f"Machine: {_machine_line(r)}. Load average at start: "
              f"{', '.join(f'{x:.1f}' for x in (r['machine'].get('load_average') or []))}.",
              f"Weights: {', '.join(f'{k} {v}' for k, v in r['bundle']['weights'].items())} "
-             "(random-init = real-size architecture with random weights: same compute, meaningless content).",
+             "(random-init = real-size architecture with random weights: same compute, meaningless content, timing "
+             "only; registered-onnx = a pretrained ONNX file registered as is).",
              f"Each cell: {r['config']['warmup']} warm-up call(s) per backend excluded, then "
              f"{r['config']['runs']} rounds (fewer where a cell would exceed {r['config']['max_cell_seconds']:.0f} s) "
              "with the backends alternated in one process; speed-up = median over rounds of "
