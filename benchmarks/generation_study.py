@@ -19,6 +19,7 @@ import argparse
 import copy
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def crops(n: int, size: int) -> np.ndarray:
     return np.stack(out).transpose(0, 3, 1, 2).copy()
 
 
-def study(tiny: bool, batch: int, max_new_tokens: int, runs: int, static_cache: bool) -> dict:
+def study(tiny: bool, batch: int, max_new_tokens: int, runs: int, static_cache: bool,
+          compile_decoder: bool = False) -> dict:
     import torch
 
     from imgdiff_rt.models.hf_models import load_blip
@@ -85,11 +87,26 @@ def study(tiny: bool, batch: int, max_new_tokens: int, runs: int, static_cache: 
             unsupported["fp32-static-cache"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
             del decoders["fp32-static-cache"]
 
+    if compile_decoder:
+        compiled = copy.deepcopy(decoders["fp32"])
+        compiled.forward = torch.compile(compiled.forward, dynamic=True)  # generate() calls forward per step
+        decoders["fp32-torch.compile"] = compiled
+        extra["fp32-torch.compile"] = {}
+        try:
+            started = time.perf_counter()
+            make("fp32-torch.compile")()  # compiles here, outside the timed rounds
+            row_compile_s = round(time.perf_counter() - started, 1)
+        except Exception as e:  # noqa: BLE001 - a variant that cannot run is a finding, not a crash
+            unsupported["fp32-torch.compile"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            del decoders["fp32-torch.compile"]
+            row_compile_s = None
+
     workloads = [Workload(name, make(name), items=batch, unit="caption") for name in decoders]
     measured = measure_alternated(workloads, runs)
     row = {"model": "BLIP tiny" if tiny else "BLIP base (random-init)", "batch": batch,
            "max_new_tokens": max_new_tokens, "threads": torch.get_num_threads(), "variants": {},
-           "unsupported": unsupported}
+           "unsupported": unsupported,
+           **({"compile_seconds": row_compile_s} if compile_decoder else {})}
     for name in decoders:
         m = measured[name]
         agreement = token_agreement(outputs["fp32"], outputs[name], tc.sep_token_id)
@@ -118,9 +135,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sizes", default="tiny,base", help="tiny and/or base")
     ap.add_argument("--static-cache", action="store_true", help="also time a static KV cache (fp32)")
+    ap.add_argument("--compile", action="store_true", help="also time the fp32 decoder under torch.compile")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
-    rows = [study(size == "tiny", args.batch, args.max_new_tokens, args.runs, args.static_cache)
+    rows = [study(size == "tiny", args.batch, args.max_new_tokens, args.runs, args.static_cache, args.compile)
             for size in args.sizes.split(",")]
     print(render(rows))
     if args.out:
