@@ -20,6 +20,10 @@ MAX_BLUR_SIGMA = 100.0
 #: morphology kernels and region counts above these only waste time
 MAX_KERNEL_PX = 255
 MAX_REGIONS = 10_000
+#: generation and session sizes beyond these allocate without end (a KV cache per beam, a thread per count)
+MAX_BEAMS = 32
+MAX_NEW_TOKENS = 4096  # LLaVA's context; BLIP's decoder stops far earlier at its own position limit
+MAX_THREADS = 1024
 
 
 def check_number(name: str, value, lo: float | None = None, hi: float | None = None, *,

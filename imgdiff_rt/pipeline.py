@@ -18,6 +18,7 @@ from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
 from .describe import describe_regions
 from .errors import UsageError
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
+from .limits import MAX_THREADS, check_count
 from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
 from .models.bundle import require_bundle
@@ -84,8 +85,8 @@ class Pipeline:
                              parameter="captioner")
         if max_pixels < 1:
             raise UsageError("max_pixels must be positive", parameter="max_pixels")
-        if threads is not None and threads < 1:
-            raise UsageError("threads must be at least 1", parameter="threads")
+        if threads is not None:
+            check_count("threads", threads, 1, MAX_THREADS)
         needs_models = detector in MODEL_DETECTORS or captioner != "none"
         if needs_models:
             users = [f"detector {detector!r}"] * (detector in MODEL_DETECTORS) + \

@@ -177,6 +177,14 @@ def test_beams_option(blip, blip_bundle, monkeypatch):
     assert caught.value.parameter == "beams"  # the CLI spells it --beams
 
 
+@pytest.mark.parametrize("option,value", [("beams", 1000), ("max_new_tokens", 10**6), ("max_new_tokens", 0)])
+def test_generation_sizes_are_bounded(blip_bundle, option, value):
+    """A beam per KV cache, a position per token: absurd sizes are refused before any model loads."""
+    with pytest.raises(UsageError, match="must be in") as caught:
+        build_captioner("blip", blip_bundle.root, **{option: value})
+    assert caught.value.parameter == option
+
+
 def test_no_regions_means_no_model_call(blip):
     cap = _with(blip, encoder=Counting(blip.encoder))
     result, images = _pair(0)

@@ -303,6 +303,7 @@ NUMERIC_CORPUS = [  # the parameter is named as the library's (blur_sigma) or, b
     (["--max-proposals", "0"], "must be in [1, 10000]"),
     (["--pair-gate", "nan:1"], "pair"),
     (["--threads", "0"], "threads"),
+    (["--threads", "1000000"], "must be in [1, 1024]"),
 ]
 
 

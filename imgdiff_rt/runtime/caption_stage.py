@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import CaptionerUnavailableError, UsageError
+from ..limits import MAX_BEAMS, MAX_NEW_TOKENS, check_count
 from ..models.bundle import Bundle, require_bundle
 from ..models.specs import CAPTIONER_FAMILIES
 from ..result import Result
@@ -102,10 +103,8 @@ def require_captioner(bundle: Bundle, family: str, spec_name: str) -> Path:
 
 
 def check_options(beams: int, max_new_tokens: int) -> None:
-    if int(beams) < 1:
-        raise UsageError(f"beams {beams}: must be at least 1", parameter="beams")
-    if int(max_new_tokens) < 1:
-        raise UsageError(f"max_new_tokens {max_new_tokens}: must be at least 1", parameter="max_new_tokens")
+    check_count("beams", beams, 1, MAX_BEAMS)
+    check_count("max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)
 
 
 def pick_device(device: str | None, dtype: str | None):
