@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from .detection.flow import ReverseView, fit_flow, reverse_view, textured, warp_with_flow
+from .detection.photometric import unchanged_pixels
 from .errors import UsageError
 
 ALIGN_METHODS = ("none", "homography", "flow", "auto")
@@ -176,7 +177,7 @@ def already_registered(left: np.ndarray, right: np.ndarray) -> bool:
     step = max(1, int(np.sqrt(left.shape[0] * left.shape[1] / 65536)))
     a = left[::step, ::step]
     b = right[::step, ::step]
-    same = np.abs(a.astype(np.int16) - b).max(axis=2) <= 1
+    same = unchanged_pixels(a, b, levels=1)
     texture = textured(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY))
     return float(same[texture].mean() if texture.any() else same.mean()) >= IDENTICAL_SHARE
 

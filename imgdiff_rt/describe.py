@@ -123,8 +123,8 @@ def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change
         if not mask.any():
             mask[y0:y1, x0:x1] = True
         # only the region's pixels and their ring matter: classify on that window, not on the whole image
-        m = _ring_px(int(mask.sum())) + 1
         bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+        m = _ring_px(int(mask[by:by + bh, bx:bx + bw].sum())) + 1
         window = (slice(max(0, by - m), by + bh + m), slice(max(0, bx - m), bx + bw + m))
         kind = classify_change(left_lab[window], right_lab[window], mask[window])
         where = position_words(r.bbox, result.size)

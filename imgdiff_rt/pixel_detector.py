@@ -17,7 +17,7 @@ import numpy as np
 
 from .detection.label_stats import label_boxes, label_sums
 from .detection.masks import encode as encode_mask
-from .detection.objects import split_objects
+from .detection.objects import split_objects_with_blobs
 from .detection.photometric import compensate
 from .errors import UsageError
 from .limits import MAX_BLUR_SIGMA, MAX_KERNEL_PX, MAX_REGIONS, check_count, check_fraction, check_number
@@ -333,6 +333,7 @@ def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelCo
 class _Gates:
     """What a pair's registration lets the detector forgive and demands of a region (see PixelConfig)."""
 
+    resampled: bool  # the right image was warped onto the left one
     tolerance_px: int
     min_area: int
     min_mean: float
@@ -345,23 +346,21 @@ def registration_gates(config: PixelConfig, alignment: Any, width: int, height: 
     fit (its forward-backward residual), the more is forgiven and the more a region needs."""
     min_area = config.resolved_min_area(width, height)
     if getattr(alignment, "method", "none") == "none":
-        return _Gates(config.unresampled_tolerance_px, min_area, 0.0)
+        return _Gates(False, config.unresampled_tolerance_px, min_area, 0.0)
     residual = float((getattr(alignment, "fit", None) or {}).get("fb_residual_px", 0.0))
     tolerance = max(config.tolerance_px, min(MAX_TOLERANCE_PX, math.ceil(config.residual_tolerance_k * residual)))
     share = max(config.registered_min_area, min(config.residual_min_area_cap,
                                                  config.residual_min_area_per_px * residual))
     min_mean = max(config.registered_min_mean, min(config.residual_min_mean_cap,
                                                    config.residual_min_mean_per_px * residual))
-    return _Gates(tolerance, max(min_area, int(share * width * height)), min_mean,
+    return _Gates(True, tolerance, max(min_area, int(share * width * height)), min_mean,
                   residual >= config.both_views_residual_px)
 
 
 def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, np.ndarray | None]:
     """(count, labels, the connected blob each object was split from, or None when not split)."""
     if objects == "split":
-        count, labels = split_objects(cleaned)
-        _, blobs = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
-        return count, labels, blobs
+        return split_objects_with_blobs(cleaned)
     count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
     return count - 1, labels, None
 
@@ -373,7 +372,6 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
     if left.shape != right.shape:
         raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
     h, w = left.shape[:2]
-    resampled = getattr(alignment, "method", "none") != "none"
     gates = registration_gates(config, alignment, w, h)
     diff, light = _compensated_difference(left, right, config, valid, gates.tolerance_px)
     reverse = getattr(alignment, "reverse", None)
@@ -385,7 +383,7 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
     t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
-    if config.threshold is None and config.noise_k > 0 and (resampled or not config.gate_resampled_only):
+    if config.threshold is None and config.noise_k > 0 and (gates.resampled or not config.gate_resampled_only):
         # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
         # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
         t = max(t, noise_threshold(diff, valid, config.noise_k))

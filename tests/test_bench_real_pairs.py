@@ -54,7 +54,7 @@ def test_an_absent_data_set_is_skipped_with_the_reason(tmp_path):
                                     EXAMPLE, tmp_path)
     assert [p.set for p in pairs] == ["example"]
     assert set(skipped) == {"levir-cd", "clevr-semantic"}
-    assert str(tmp_path / "nowhere" / "levir-cd" / "A") in skipped["levir-cd"] and "not found" in skipped["levir-cd"]
+    assert str(tmp_path / "nowhere" / "levir-cd") in skipped["levir-cd"] and "not found" in skipped["levir-cd"]
 
 
 def test_shared_sets_give_the_first_pairs_in_name_order(shared_data, tmp_path):

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from . import work
 from .harness import Workload
 from .stages import REFERENCE, BackendChoice, Context, StageSkipped, _forget_left, _require_precision
@@ -75,9 +75,9 @@ def _example(count: int, data: Path, example: tuple[Path, Path], scratch: Path) 
 
 
 def _synth(count: int, data: Path, example: tuple[Path, Path], scratch: Path) -> list[RealPair]:
-    from PIL import Image
     from skimage import data as samples
 
+    from ..imageio import write_png_atomic
     from ..synth import synthesize
 
     photo = samples.astronaut()
@@ -86,27 +86,37 @@ def _synth(count: int, data: Path, example: tuple[Path, Path], scratch: Path) ->
         made = synthesize(photo, spots=3, seed=SYNTH_SEED + i)
         folder = scratch / f"synth-{i}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(made.left).save(folder / "left.png")
-        Image.fromarray(made.right).save(folder / "right.png")
+        write_png_atomic(folder / "left.png", made.left)
+        write_png_atomic(folder / "right.png", made.right)
         pairs.append(RealPair("synth", f"astronaut-seed{SYNTH_SEED + i}", folder / "left.png", folder / "right.png"))
     return pairs
 
 
-def _from_folders(name: str, before: Path, after: Path, count: int) -> list[RealPair]:
-    if not before.is_dir() or not after.is_dir():
-        raise SetAbsent(f"{before} / {after} not found (the ../shared data folder sits beside the checkout)")
-    found = [RealPair(name, p.stem, p, after / p.name) for p in sorted(before.glob("*.png")) if (after / p.name).is_file()]
+def _from_layout(name: str, folder: Path, id_suffix: str, count: int) -> list[RealPair]:
+    """The first ``count`` pairs of a data set folder, read by the batch loader (``pairs.load_pairs``: LEVIR-CD's
+    A/ + B/, CLEVR-Change's before/ + semantic/ ...); ``id_suffix`` picks one kind of a multi-kind layout."""
+    from ..errors import PairsFileError
+    from ..pairs import load_pairs
+
+    if not folder.is_dir():
+        raise SetAbsent(f"{folder} not found (the ../shared data folder sits beside the checkout)")
+    try:
+        items = load_pairs(folder)
+    except PairsFileError as e:
+        raise SetAbsent(str(e)) from None
+    found = [RealPair(name, it.id[:len(it.id) - len(id_suffix)], it.left, it.right) for it in items
+             if it.error is None and it.id.endswith(id_suffix)]
     if not found:
-        raise SetAbsent(f"no pairs in {before} / {after}")
+        raise SetAbsent(f"no {name} pairs in {folder}")
     return found[:count]
 
 
 def _levir(count: int, data: Path, example: tuple[Path, Path], scratch: Path) -> list[RealPair]:
-    return _from_folders("levir-cd", data / "levir-cd" / "A", data / "levir-cd" / "B", count)
+    return _from_layout("levir-cd", data / "levir-cd", "", count)
 
 
 def _clevr(count: int, data: Path, example: tuple[Path, Path], scratch: Path) -> list[RealPair]:
-    return _from_folders("clevr-semantic", data / "clevr-change" / "before", data / "clevr-change" / "semantic", count)
+    return _from_layout("clevr-semantic", data / "clevr-change", "-semantic", count)
 
 
 SET_SOURCES: dict[str, Callable[..., list[RealPair]]] = {
@@ -287,7 +297,7 @@ def accuracy(ctx: Context, choice: BackendChoice, captions: bool) -> dict:
     for graph in graphs:
         try:
             entry = ctx.bundle.entry(graph, "onnx", choice.precision)
-        except Exception:  # noqa: BLE001 - a bundle without the entry has no figure; say so
+        except ModelError:  # a bundle without the entry has no figure; say so
             out[graph] = "not recorded"
             continue
         text = parity_cell(entry)

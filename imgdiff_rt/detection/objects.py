@@ -15,10 +15,16 @@ MIN_CORE_PX = 2.0  # blobs thinner than this are never split
 
 def split_objects(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int, np.ndarray]:
     """Label image of the objects in a boolean mask: (count, int32 labels 1..count, 0 for background)."""
+    count, labels, _ = split_objects_with_blobs(mask, core_share)
+    return count, labels
+
+
+def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int, np.ndarray, np.ndarray]:
+    """``split_objects`` plus the connected-blob label image the objects were split from (8-connected)."""
     binary = mask.astype(np.uint8)
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n <= 1:
-        return 0, np.zeros(mask.shape, np.int32)
+        return 0, np.zeros(mask.shape, np.int32), blobs
     dist = cv2.distanceTransform(binary, cv2.DIST_L2, 5)
     peak = np.zeros(n, np.float32)
     for b in range(1, n):
@@ -47,4 +53,4 @@ def split_objects(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int
     present = np.bincount(labels.ravel(), minlength=next_label) > 0
     present[0] = False
     lut = np.where(present, np.cumsum(present), 0).astype(np.int32)  # blobs that were split leave gaps
-    return int(present.sum()), lut[labels]
+    return int(present.sum()), lut[labels], blobs

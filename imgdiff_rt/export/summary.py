@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..models.export_checks import parity_cell
 from ..models.specs import CAPTIONER_FAMILIES
+from ..weights_report import DEFAULT_MODEL_DETECTOR, DETECTOR_GRAPHS
 
 COLUMNS = ("graph", "format", "precision", "size", "parity", "weights")
 
@@ -31,8 +32,8 @@ def next_command(manifest: dict, bundle_dir: str | Path) -> str:
     """The `imgdiff-rt run` that uses what the bundle holds (the detector graphs, a captioner)."""
     specs = {e["spec"] for e in manifest.get("entries", {}).values()}
     args = ["imgdiff-rt run LEFT RIGHT", f"--models {bundle_dir}"]
-    if {"segmenter", "clip_image"} <= specs:
-        args.append("--detector hybrid")
+    if set(DETECTOR_GRAPHS) <= specs:
+        args.append(f"--detector {DEFAULT_MODEL_DETECTOR}")
     captioners = [f for f in CAPTIONER_FAMILIES if manifest.get("generation", {}).get(f)]
     if captioners:
         args.append(f"--captioner {captioners[0]}")
