@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .extras import models_install_hint
 from .models.bundle import MANIFEST, Bundle
 from .models.specs import family_specs
 
@@ -115,8 +116,10 @@ def choose_detector(requested: str | None, bundle_dir: str | Path) -> DetectorCh
             _require_graphs(requested, bundle, bundle_dir)
         return DetectorChoice(requested)
     if bundle is None:
+        hint = models_install_hint()
+        first = f"`{hint}`, then " if hint else ""
         return DetectorChoice("pixel", f"note: no model bundle at {bundle_dir}, so the pixel detector ran; for "
-                                       f"Img-Diff's segment + CLIP detector run `imgdiff-rt export --out "
+                                       f"Img-Diff's segment + CLIP detector run {first}`imgdiff-rt export --out "
                                        f"{bundle_dir}` (or pass --models DIR)")
     missing = [g for g in DETECTOR_GRAPHS if not bundle.has_graph(g)]
     if missing:

@@ -26,12 +26,9 @@ os.environ.setdefault("YOLO_AUTOINSTALL", "false")
 os.environ.setdefault("YOLO_CONFIG_DIR", str(_SCRATCH / "yolo-config"))
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-# A developer's own model bundle must not change what the tests run (e.g. the CLI's default detector): the
-# tests get an empty IMGDIFF_RT_HOME. The Triton server's side environment stays where it was (reused).
-if "IMGDIFF_RT_TRITON_ENV" not in os.environ:
-    from imgdiff_rt.triton.server import default_env_dir
-
-    os.environ["IMGDIFF_RT_TRITON_ENV"] = str(default_env_dir())
+# A developer's own model bundle must not change what the tests run (e.g. the CLI's default detector), and the
+# tests write nothing into the real home: they get an empty IMGDIFF_RT_HOME, where the Triton server's side
+# environment is built too (once per test run) unless IMGDIFF_RT_TRITON_ENV names one.
 os.environ["IMGDIFF_RT_HOME"] = str(_SCRATCH / "home")
 
 

@@ -31,3 +31,11 @@ def test_the_readme_main_command_runs_on_the_bundled_example(monkeypatch):
     found = json.loads(res.stdout)
     truth = json.loads((ROOT / "examples" / "truth.json").read_text())
     assert len(found["regions"]) == len(truth["changes"]) == 3
+
+
+def test_the_readme_main_command_is_the_light_install():
+    """The main job needs no extra: the first command installs the base package only, the second everything
+    the tests use."""
+    main_cmd, test_cmd = _readme_commands()
+    assert "pip install -e . &&" in main_cmd and "[" not in main_cmd
+    assert "pip install -e \".[dev]\" && python -m pytest" in test_cmd

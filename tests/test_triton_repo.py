@@ -132,3 +132,21 @@ def test_engine_builder_finds_missing_engines(tmp_path):
     assert [p.name for p in missing_engines(tmp_path)] == ["segmenter"]
     (tmp_path / "segmenter" / "1" / "model.plan").write_bytes(b"x")
     assert missing_engines(tmp_path) == []
+
+
+def test_serve_advice_never_overwrites_the_committed_repository():
+    """`serve --repo triton_models` (configs only): the advice writes to the default folder, never `--out` over
+    an existing one (triton-repo replaces its target whole)."""
+    from imgdiff_rt.errors import UsageError
+    from imgdiff_rt.triton.repo_check import check_servable, default_repo_dir
+
+    with pytest.raises(UsageError) as e:
+        check_servable(ROOT / "triton_models")
+    assert "--out" not in str(e.value) and str(default_repo_dir()) in str(e.value)
+
+
+def test_serve_help_names_where_the_side_environment_goes():
+    from imgdiff_rt.cli.triton_cmd import serve
+
+    env_dir = next(p for p in serve.params if p.name == "env_dir")
+    assert "$IMGDIFF_RT_HOME/triton-env-*" in env_dir.help

@@ -9,6 +9,7 @@ import click
 
 from .. import __version__
 from ..errors import ImgDiffError
+from ..extras import require_command
 from .lazy_group import LazyCommands, LazyGroup
 
 # Every command: name -> (module in imgdiff_rt.cli, function). Add new ones here; a module is imported only when
@@ -33,6 +34,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 class _Group(LazyGroup):
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        # a command's extra is checked before its module is imported (which may import the extra itself);
+        # its --help works without the extra
+        if args and args[0] in self.lazy_commands and not {"--help", "-h"} & set(args[1:]):
+            require_command(args[0])
+        return super().resolve_command(ctx, args)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 
 from ..errors import UsageError
+from ..extras import require_options
 from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
@@ -119,6 +120,7 @@ def detector_options(f: Callable) -> Callable:
     @functools.wraps(f)
     def wrapper(**kwargs: Any) -> Any:
         values = {k: kwargs.pop(k) for k in names}
+        require_options(kwargs, models_run=False)  # the command's own options (--engine ray, --parquet)
         kwargs["pipeline"] = pipeline = build_pipeline(**values)
         notices = (fallback_notice(values["detector"], values["models"]), weights_notice(pipeline.weights()))
         click.get_current_context().meta[NOTICE_KEY] = "\n".join(n for n in notices if n) or None
@@ -165,8 +167,14 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                         photometric=photometric)
     bundle_dir = models if models is not None else default_bundle_dir()
     explicit = detector is not None
+    extras = {"backend": backend, "captioner": captioner, "similarity_filter": similarity_filter}
+    # what the options ask for is checked before the bundle: installing comes before exporting
+    require_options(extras, models_run=(detector or "pixel") != "pixel" or captioner != "none"
+                    or similarity_filter == "segmenter")
     detector = choose_detector(detector, bundle_dir).detector
     feature_filter = _feature_filter(similarity_filter, detector)
+    needs_models = detector != "pixel" or captioner != "none" or feature_filter == "segmenter"
+    require_options(extras, models_run=needs_models)  # the default detector on this bundle may run models
     gate = None
     if pair_gate is not None:
         try:
@@ -183,7 +191,6 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
     precision, placed, generation = _placement(device, half, backend, precision)
     caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}),
                        **generation}
-    needs_models = detector != "pixel" or captioner != "none" or feature_filter == "segmenter"
     pipeline = Pipeline(detector=detector, captioner=captioner, align=align, pixel=pixel, max_pixels=max_pixels,
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,

@@ -60,7 +60,8 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
 @click.option("--grpc-port", type=int, default=8001, show_default=True)
 @click.option("--metrics-port", type=int, default=8002, show_default=True)
 @click.option("--env-dir", type=click.Path(file_okay=False), default=None,
-              help="Where the server's side environment lives [default: ~/.cache/imgdiff-rt/triton-env-*].")
+              help="Where the server's side environment lives [default: $IMGDIFF_RT_TRITON_ENV, else "
+                   "$IMGDIFF_RT_HOME/triton-env-*, else ~/.cache/imgdiff-rt/triton-env-*].")
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="Seconds to wait for readiness.")
 def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> None:
     """Start a local Triton server (the nvidia-pytriton wheel's tritonserver and Python backend; no Docker),

@@ -33,10 +33,13 @@ def check_servable(repo: str | Path) -> Path:
     """``repo`` when it is a repository with weights; UsageError (one line, with the command that writes one)
     when it is missing, not a repository, or configs only."""
     repo = Path(repo).expanduser()
-    write = f"write one with `imgdiff-rt triton-repo --bundle DIR --platform python --out {repo}`"
     if not repo.is_dir():
-        raise UsageError(f"repo: {repo} does not exist (no Triton model repository there); {write}",
-                         parameter="repo")
+        raise UsageError(f"repo: {repo} does not exist (no Triton model repository there); write one with "
+                         f"`imgdiff-rt triton-repo --bundle DIR --platform python --out {repo}`", parameter="repo")
+    # an existing folder is never named as --out: triton-repo replaces its target whole (the committed
+    # triton_models/ included), so the advice writes to the default folder instead
+    write = (f"write one with `imgdiff-rt triton-repo --bundle DIR --platform python` (to {default_repo_dir()}) "
+             "and serve it with `imgdiff-rt serve`")
     if not any(repo.glob("*/config.pbtxt")):
         raise UsageError(f"repo: {repo} is not a Triton model repository (no <model>/config.pbtxt); {write}",
                          parameter="repo")
