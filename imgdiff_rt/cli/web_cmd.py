@@ -22,7 +22,8 @@ _BUILD_ONLY = "imgdiff_rt.web.build_only"  # ctx.meta flag: make_app wants the a
 
 def _web_limits(params: dict[str, Any]) -> WebLimits:
     return WebLimits(max_upload_bytes=int(params["max_upload_mb"] * MIB), max_jobs=params["max_jobs"],
-                     keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * MIB))
+                     keep_s=params["keep_s"], keep_bytes=int(params["keep_mb"] * MIB),
+                     body_timeout_s=params["body_timeout_s"], header_timeout_s=params["header_timeout_s"])
 
 
 def _build_app(ctx: click.Context, pipeline):
@@ -65,10 +66,15 @@ def make_app(args: Sequence[str] = ()):
 @click.option("--keep-s", type=click.FloatRange(1, 86400), default=_DEFAULTS.keep_s, show_default=True,
               help="How long a result's annotated.png / mask.png can be fetched.")
 @click.option("--keep-mb", type=click.FloatRange(1, 65536), default=_DEFAULTS.keep_bytes / MIB,
-              show_default=True, help="Memory for kept results' pixels; the oldest are dropped beyond it.")
+              show_default=True, help="Memory for kept results' pixels and drawn pictures; pictures, then the "
+                                      "oldest results, are dropped beyond it.")
+@click.option("--body-timeout-s", type=click.FloatRange(1, 3600), default=_DEFAULTS.body_timeout_s,
+              show_default=True, help="A request body must have arrived this long after its headers (else 408).")
+@click.option("--header-timeout-s", type=click.FloatRange(1, 600), default=_DEFAULTS.header_timeout_s,
+              show_default=True, help="A connection must send its request headers this soon (else 408, closed).")
 @detector_options
 def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float, keep_mb: float,
-        pipeline):
+        body_timeout_s: float, header_timeout_s: float, pipeline):
     """Serve the HTTP API and a page to compare two images in a browser.
 
     \b
@@ -88,16 +94,21 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
     if ctx.meta.get(_BUILD_ONLY):
         return app
     try:
-        import uvicorn
+        from ..web.server import serve
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
     # Uploads the multipart parser spools to disk go to a private folder, removed when the server stops.
     spool = tempfile.mkdtemp(prefix="imgdiff-rt-web-")
     saved_tempdir, tempfile.tempdir = tempfile.tempdir, spool
-    try:
-        click.echo(f"imgdiff-rt web: http://{host}:{port}/  (API docs: /docs)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        pipeline.close()
-        tempfile.tempdir = saved_tempdir
-        shutil.rmtree(spool, ignore_errors=True)
+
+    def cleanup() -> None:
+        try:
+            pipeline.close()
+        finally:
+            tempfile.tempdir = saved_tempdir
+            shutil.rmtree(spool, ignore_errors=True)
+
+    click.echo(f"imgdiff-rt web: http://{host}:{port}/  (API docs: /docs)", err=True)
+    stopped_by = serve(app, host, port, header_timeout_s, cleanup)
+    if stopped_by:
+        click.echo(f"imgdiff-rt web: stopped ({stopped_by}), spool folder removed", err=True)

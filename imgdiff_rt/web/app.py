@@ -17,13 +17,14 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from .. import __version__
 from ..errors import ImageTooLargeError, ImgDiffError, InputError, ModelError, UsageError
 from ..pipeline import Pipeline
 from .diff import DiffService, job_payload
 from .info import info_payload
-from .limits import BodyLimitMiddleware, BodyTooLarge, WebLimits
+from .limits import BodyLimitMiddleware, BodyTimeout, BodyTooLarge, WebLimits
 from .request_options import RequestOptions
 from .store import JOB_ID_PATTERN, Job
 from .uploads import UploadTooLarge
@@ -35,6 +36,9 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples"
 PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
             "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'")
 NO_STORE = {"Cache-Control": "no-store"}
+CLOSE = {"Connection": "close"}  # the rest of an unread body is not worth reading
+# An Img-Diff picture's name: the job id, "-", the region number in ASCII digits (a short one), ".png".
+PICTURE_NAME = re.compile(r"(?P<job>[0-9a-f]{16})-(?P<region>[0-9]{1,6})\.png")
 _STATUS = ((UploadTooLarge, 413), (ImageTooLargeError, 413), (InputError, 400),
            (UsageError, 400), (ModelError, 503))
 
@@ -54,7 +58,17 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BodyTooLarge)
     async def body_too_large(_: Request, e: BodyTooLarge) -> JSONResponse:
-        return error_response(413, str(e))
+        return error_response(413, str(e), CLOSE)
+
+    @app.exception_handler(BodyTimeout)
+    async def body_timeout(_: Request, e: BodyTimeout) -> JSONResponse:
+        return error_response(408, str(e), CLOSE)
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        # the client's choice, not a server fault: one line in the log, and an answer nobody will read
+        log.info("client %s left before sending the whole request", request.client.host if request.client else "?")
+        return error_response(400, "client disconnected before the request body was complete", CLOSE)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -91,7 +105,8 @@ def create_app(pipeline: Pipeline, options: RequestOptions, build: Callable[...,
                   description="Find and describe the differences between two images. The page is at `/`.")
     app.state.service = service
     _install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=limits.max_body_bytes, refuse=_refuse_body)
+    app.add_middleware(BodyLimitMiddleware, limit=limits.max_body_bytes, refuse=_refuse_body,
+                       timeout_s=limits.body_timeout_s)
 
     @app.middleware("http")
     async def no_sniff(request: Request, call_next):
@@ -160,11 +175,10 @@ def _add_api_routes(app: FastAPI, service: DiffService) -> None:
     @app.get(job_path + "/img-diff/{name:str}", summary="The picture an Img-Diff record names")
     def img_diff_picture(job_id: str, name: str) -> Response:
         job = checked(job_id)
-        stem, _, rest = name.rpartition("-")
-        number = rest.removesuffix(".png")
-        if stem != job.id or not rest.endswith(".png") or not number.isdigit():
+        found = PICTURE_NAME.fullmatch(name)
+        if found is None or found["job"] != job.id:
             raise StarletteHTTPException(404, f"no picture {name[:60]!r} in this result")
-        return _png(job.region_png(int(number)), f"region {number}")
+        return _png(job.region_png(int(found["region"])), f"region {int(found['region'])}")
 
 
 def _diff_request_doc(options: RequestOptions) -> dict:

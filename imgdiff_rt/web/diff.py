@@ -1,5 +1,7 @@
-"""``POST /v1/diff``: take a job slot (or answer 429), read the multipart form under the caps, check both
-uploads, apply the request's options, run the pipeline in a worker thread, keep the job for its pictures."""
+"""``POST /v1/diff``: read the multipart form under the caps and the body deadline, check both uploads and the
+request's options, then take a job slot (or answer 429), run the pipeline in a worker thread, keep the job for
+its pictures. The slot is taken only once the whole request is in hand: a slow client holds its connection,
+never a slot other clients need."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ..errors import UsageError
 from ..imageio import decode_image_bytes
 from ..pipeline import Pipeline, Processed
 from .limits import MAX_FIELD_BYTES, MAX_FORM_FIELDS, JobSlots, WebLimits
-from .request_options import RequestOptions, parse_json_options, request_pipeline
+from .request_options import RequestOptions, parse_json_options, request_pipeline, shown
 from .store import Job, JobStore, new_job_id
 from .uploads import check_upload, client_file_name, display_name
 
@@ -47,13 +49,13 @@ class DiffService:
         self.store = JobStore(limits.keep_s, limits.keep_bytes)
 
     async def handle(self, request: Request) -> Job:
+        parsed = await self._read(request)
+        pipeline = request_pipeline(self.pipeline, self.options.server_values, parsed.overrides, self.build)
         if not self.slots.try_take():
             raise StarletteHTTPException(
                 429, f"busy: {self.limits.max_jobs} jobs are running, the server's limit; retry shortly",
                 headers={"Retry-After": "1"})
         try:
-            parsed = await self._read(request)
-            pipeline = request_pipeline(self.pipeline, self.options.server_values, parsed.overrides, self.build)
             job = await run_in_threadpool(self._run, pipeline, parsed)
         finally:
             self.slots.give_back()
@@ -76,10 +78,12 @@ class DiffService:
         uploads: dict[str, Upload] = {}
         fields: dict[str, str] = {}
         json_options: dict[str, Any] = {}
+        seen: set[str] = set()
         for key, value in form.multi_items():
+            if key in seen:  # never last-wins: the client meant one of them, and we cannot tell which
+                raise UsageError(f"field '{shown(key)}' is given twice")
+            seen.add(key)
             if key in SIDES:
-                if key in uploads:
-                    raise UsageError(f"field '{key}' is given twice")
                 if not isinstance(value, UploadFile):
                     raise UsageError(f"field '{key}' must be a file part (e.g. curl -F {key}=@image.png)")
                 uploads[key] = await self._upload(key, value)
@@ -87,7 +91,7 @@ class DiffService:
                 text = await value.read(MAX_FIELD_BYTES + 1) if isinstance(value, UploadFile) else value
                 json_options = parse_json_options(text)
             elif isinstance(value, UploadFile):
-                raise UsageError(f"field '{key}' is a file; only 'left' and 'right' take files"
+                raise UsageError(f"field '{shown(key)}' is a file; only 'left' and 'right' take files"
                                  if not self.options.knows(key) else f"option '{key}' must be a text field")
             else:
                 fields[key] = value

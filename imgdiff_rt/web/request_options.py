@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any, Callable, Iterable
 
 import click
 
 from ..errors import UsageError
+from ..files import loads_json
 
 # Per pair, without reopening model sessions: the pixel detector's settings, registration and the pixel cap.
 PER_REQUEST = ("align", "photometric", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap",
                "max_pixels")
 # What those options change on a Pipeline (the rest of a request's pipeline is the server's).
 _PIPELINE_FIELDS = ("pixel", "align", "max_pixels")
+
+
+def shown(name: str) -> str:
+    """A client's field name as error messages quote it: short, printable ASCII (others shown as '?')."""
+    return re.sub(r"[^ -~]", "?", name[:60])
 
 
 def _key(field: str) -> str:
@@ -70,7 +77,7 @@ class RequestOptions:
                                  f"per request: {', '.join(self.field_of(p) for p in self.params)}")
             param = self._by_field.get(key)
             if param is None:
-                raise UsageError(f"unknown field '{field}'")
+                raise UsageError(f"unknown field '{shown(field)}'")
             if raw is None and from_json:
                 continue  # JSON null: the server's value
             if param.name in values:
@@ -85,7 +92,9 @@ class RequestOptions:
     def _convert(field: str, param: click.Parameter, raw: Any, from_json: bool) -> Any:
         is_bool = isinstance(param.type, click.types.BoolParamType)
         if from_json and (isinstance(raw, (dict, list)) or (isinstance(raw, bool) and not is_bool)):
-            raise UsageError(f"option '{field}': {json.dumps(raw)} is not a valid {param.type.name}")
+            given = ("a JSON object" if isinstance(raw, dict) else "a JSON list" if isinstance(raw, list)
+                     else json.dumps(raw))  # a nested value is not echoed back: it may be huge or deep
+            raise UsageError(f"option '{field}': {given} is not a valid {param.type.name}")
         # Text first, so that 2.5 for an integer option fails instead of becoming 2.
         text = raw if isinstance(raw, str) else (str(raw).lower() if isinstance(raw, bool) else str(raw))
         try:
@@ -96,7 +105,7 @@ class RequestOptions:
 
 def parse_json_options(text: str | bytes) -> dict[str, Any]:
     try:
-        found = json.loads(text)
+        found = loads_json(text)  # nesting too deep to parse is malformed JSON too, not a RecursionError
     except (ValueError, UnicodeDecodeError) as e:
         raise UsageError(f"field 'options' is not valid JSON ({e})") from None
     if not isinstance(found, dict):
