@@ -12,6 +12,7 @@ from .result import Region
 
 BAR_PX = 20
 RED = (230, 25, 25)
+SHADE_GREY, SHADE_ALPHA, HATCH_PX = 160, 0.6, 10  # ignored pixels: faded to grey with dark diagonal hatching
 
 
 def right_frame_box(bbox: tuple[int, int, int, int], homography: np.ndarray | None,
@@ -40,12 +41,28 @@ def _draw_box(img: np.ndarray, bbox: tuple[int, int, int, int], label: str | Non
                 max(1, thickness - 1), cv2.LINE_AA)
 
 
+def shade(img: np.ndarray, mask: np.ndarray) -> None:
+    """Grey out and hatch ``mask``'s pixels of ``img`` in place: ignored, so visibly not compared."""
+    if not mask.any():
+        return
+    ys, xs = np.nonzero(mask)
+    faded = (img[ys, xs].astype(np.float32) * (1 - SHADE_ALPHA) + np.float32(SHADE_GREY) * SHADE_ALPHA)
+    hatch = (xs + ys) % HATCH_PX < 2
+    faded[hatch] = SHADE_GREY // 2
+    img[ys, xs] = faded.astype(np.uint8)
+
+
 def side_by_side(left: np.ndarray, right: np.ndarray, regions: Iterable[Region],
-                 homography: np.ndarray | None = None, numbered: bool = True) -> np.ndarray:
-    """``right`` is the right image at the left image's size (not warped); boxes are mapped into it."""
+                 homography: np.ndarray | None = None, numbered: bool = True,
+                 ignore: np.ndarray | None = None) -> np.ndarray:
+    """``right`` is the right image at the left image's size (not warped); boxes are mapped into it. ``ignore``
+    (left-frame pixels) is shaded on both sides."""
     h, w = left.shape[:2]
     canvas = np.zeros((h, 2 * w + BAR_PX, 3), np.uint8)
     lhs, rhs = left.copy(), right.copy()
+    if ignore is not None:
+        shade(lhs, ignore)
+        shade(rhs, ignore)
     thickness = max(2, min(h, w) // 200)
     for r in regions:
         label = str(r.id) if numbered else None

@@ -61,7 +61,7 @@ def write_pair_images(processed: Processed, out_dir: Path, fmt: str, stem: str) 
             pic = side_by_side(images.left, images.right_unwarped, [r], homography, numbered=False)
             write_png_atomic(out_dir / region_image_name(stem, r.id), pic)
     else:
-        pic = side_by_side(images.left, images.right_unwarped, result.regions, homography)
+        pic = side_by_side(images.left, images.right_unwarped, result.regions, homography, ignore=images.ignore)
         # random or tiny weights are said on the picture too: it is what gets shared without the JSON
         write_png_atomic(out_dir / f"{stem}.png", with_footer(pic, footer_label(result.weights)))
         if images.change_mask is not None:  # the regions' pixels, 255 = changed: scored as CD papers score

@@ -17,6 +17,7 @@ import numpy as np
 from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
 from .describe import describe_regions
 from .errors import UsageError
+from .ignore import IgnoreSpec, drop_ignored
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .limits import MAX_THREADS, check_count
 from .pixel_detector import PixelConfig, detect_pixels
@@ -41,6 +42,7 @@ class PairImages:
     valid: np.ndarray | None = None  # where the registered right image has real content
     alignment: Alignment | None = None
     change_mask: np.ndarray | None = None
+    ignore: np.ndarray | None = None  # pixels whose changes never count (left frame)
 
 
 @dataclass
@@ -76,7 +78,8 @@ class Pipeline:
                  models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
                  segment: SegmentConfig | None = None, threads: int | None = None,
                  caption_options: dict | None = None, session_options: dict | None = None,
-                 feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD) -> None:
+                 feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD,
+                 ignore: IgnoreSpec | None = None) -> None:
         if detector not in DETECTORS:
             raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}",
                              parameter="detector")
@@ -101,6 +104,7 @@ class Pipeline:
         self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
+        self.ignore = ignore or IgnoreSpec()  # every pair's; a pair may add its own (process's ``ignore``)
         self.models = Path(models).expanduser() if models is not None else None
         self.backend, self.precision, self.threads = backend, precision, threads
         self.segment = segment or SegmentConfig()
@@ -158,6 +162,8 @@ class Pipeline:
     def settings(self) -> dict:
         out = {"detector": self.detector, "captioner": self.captioner, "align": self.align,
                "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
+        if self.ignore:
+            out["ignore"] = self.ignore.to_settings()
         if self.detector in MODEL_DETECTORS or self.captioner != "none":
             out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision}
         if self.detector in MODEL_DETECTORS:
@@ -167,10 +173,12 @@ class Pipeline:
                              "threshold": self.feature_threshold}
         return out
 
-    def __call__(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Result:
-        return self.process(left, right, id).result
+    def __call__(self, left: ImageSource, right: ImageSource, id: str | None = None,
+                 ignore: IgnoreSpec | None = None) -> Result:
+        return self.process(left, right, id, ignore).result
 
-    def process(self, left: ImageSource, right: ImageSource, id: str | None = None) -> Processed:
+    def process(self, left: ImageSource, right: ImageSource, id: str | None = None,
+                ignore: IgnoreSpec | None = None) -> Processed:
         t0 = time.perf_counter()
         left_rgb = read_image(left, self.max_pixels)
         right_rgb = read_image(right, self.max_pixels)
@@ -180,6 +188,7 @@ class Pipeline:
         images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
         result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)
         result, images = self.match_size(result, images)
+        result, images = self.mark_ignored(result, images, self.ignore.merged(ignore))
         t1 = time.perf_counter()
         if self.align != "none":
             result, images = self.register(result, images)
@@ -211,6 +220,15 @@ class Pipeline:
         return (result.with_settings(right_resized_from=[rw, rh]),
                 replace(images, right=resized, right_unwarped=resized))
 
+    @staticmethod
+    def mark_ignored(result: Result, images: PairImages, spec: IgnoreSpec) -> tuple[Result, PairImages]:
+        """The pair's ignored pixels at the left image's size; the settings record them."""
+        h, w = images.left.shape[:2]
+        ignored = spec.resolve(w, h)
+        if ignored is None:
+            return result, images
+        return result.with_settings(ignore=spec.facts(ignored)), replace(images, ignore=ignored)
+
     def register(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         aligned = align_pair(images.left, images.right, self.align)
         return (result.with_settings(alignment=aligned.alignment.to_settings()),
@@ -219,7 +237,8 @@ class Pipeline:
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         if self.detector == "segment":
             return self.detect_models(result, images, ())
-        found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment)
+        found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment,
+                              images.ignore)
         result = result.replace(regions=found.regions).with_settings(
             threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used,
             tolerance_px_used=found.tolerance_used, min_mean_used=round(found.min_mean_used, 3),
@@ -238,7 +257,10 @@ class Pipeline:
         right = images.right
         if images.valid is not None:  # outside the registered overlap the right image has no content
             right = np.where(images.valid[..., None], right, images.left)
+        if images.ignore is not None:  # the models see no change there: the left image's pixels on both sides
+            right = np.where(images.ignore[..., None], images.left, right)
         regions, report = detector.detect(images.left, right, pixel_regions)
+        regions = drop_ignored(regions, images.ignore)
         for stage, ms in report.timings_ms.items():
             result = result.with_timing(stage, ms)
         result = result.replace(regions=tuple(regions)).with_settings(model_detector=report.facts)

@@ -366,11 +366,15 @@ def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, 
 
 
 def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
-                  valid: np.ndarray | None = None, alignment: Any = None) -> PixelDetection:
+                  valid: np.ndarray | None = None, alignment: Any = None,
+                  ignore: np.ndarray | None = None) -> PixelDetection:
     """Run the detector on two same-size RGB uint8 images. ``valid`` limits the comparison (alignment overlap);
-    an ``alignment`` from flow registration adds the difference seen from the right image's frame."""
+    an ``alignment`` from flow registration adds the difference seen from the right image's frame; ``ignore``
+    pixels take part in nothing (light fit, threshold, regions: the morphology never grows into them)."""
     if left.shape != right.shape:
         raise UsageError(f"images must have the same shape, got {left.shape} and {right.shape}")
+    if ignore is not None:
+        valid = ~ignore if valid is None else valid & ~ignore
     h, w = left.shape[:2]
     gates = registration_gates(config, alignment, w, h)
     diff, light = _compensated_difference(left, right, config, valid, gates.tolerance_px)
@@ -387,7 +391,10 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
         # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
         t = max(t, noise_threshold(diff, valid, config.noise_k))
-    count, labels, blobs = _object_labels(clean_mask(diff > t, config.open_px, config.close_px), config.objects)
+    cleaned = clean_mask(diff > t, config.open_px, config.close_px)
+    if ignore is not None:
+        cleaned &= ~ignore
+    count, labels, blobs = _object_labels(cleaned, config.objects)
     candidates = _candidates(labels, count, diff, config, gates.min_area, gates.min_mean, blobs,
                              gates.tolerance_px) if count else []
     mask = np.zeros((h, w), bool)

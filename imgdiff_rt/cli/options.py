@@ -21,6 +21,7 @@ from ..runtime.device import half_precision, session_settings
 from ..runtime.session import BACKEND_NAMES
 from ..runtime.segmenter_features import DEFAULT_FEATURE_THRESHOLD, FILTERS
 from ..align import ALIGN_METHODS, DEFAULT_ALIGN
+from ..ignore import IGNORED_SHARE, IgnoreSpec
 from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PHOTOMETRIC, PixelConfig
 
 _PIXEL = PixelConfig()
@@ -102,6 +103,12 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                             help="Merge blobs closer than this fraction of the image diagonal (0: no merging).")),
     (("--max-pixels",), dict(type=int, default=DEFAULT_MAX_PIXELS, show_default=True,
                              help="Refuse images with more pixels than this (decompression-bomb guard).")),
+    (("--ignore",), dict(multiple=True, metavar="X0,Y0,X1,Y1",
+                         help="Never report a change in this box: left-image pixels, or fractions of the size when "
+                              "all four are 0-1 (repeatable; timestamps, ads, clocks). Regions at least "
+                              f"{IGNORED_SHARE:.0%} inside ignored pixels are dropped.")),
+    (("--ignore-mask",), dict(type=click.Path(path_type=Path, dir_okay=False), default=None,
+                              help="Never report a change where this PNG is white (resized to the image).")),
 )
 
 
@@ -160,7 +167,8 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                    url: str | None = None, protocol: str | None = None, beams: int = 1,
                    max_new_tokens: int | None = None, photometric: str = _PIXEL.photometric,
                    device: str | None = None, half: bool = False, similarity_filter: str | None = None,
-                   filter_threshold: float = DEFAULT_FEATURE_THRESHOLD) -> Pipeline:
+                   filter_threshold: float = DEFAULT_FEATURE_THRESHOLD, ignore: tuple[str, ...] = (),
+                   ignore_mask: Path | None = None) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
@@ -195,7 +203,7 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,
                         session_options={**server, **placed}, feature_filter=feature_filter,
-                        feature_threshold=filter_threshold)
+                        feature_threshold=filter_threshold, ignore=IgnoreSpec.parse(ignore, ignore_mask))
     return pipeline
 
 
