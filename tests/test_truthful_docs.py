@@ -20,8 +20,8 @@ _PIXEL, _SEGMENT = PixelConfig(), SegmentConfig()
 README_DEFAULTS = [
     (r"`--max-regions N` \((\d+)\)", _PIXEL.max_regions, 1),
     (r"`--max-pixels N` \((\d+) MP\)", DEFAULT_MAX_PIXELS, 1e6),
-    (r"`--clip-threshold` \(([\d.]+)\)", _SEGMENT.clip_threshold, 1),
-    (r"`--max-proposals` \((\d+)\)", _SEGMENT.max_proposals, 1),
+    (r"`--clip-threshold[^`]*` \(([\d.]+)\)", _SEGMENT.clip_threshold, 1),
+    (r"`--max-proposals[^`]*` \((\d+)\)", _SEGMENT.max_proposals, 1),
     (r"Gaussian blur \(sigma ([\d.]+) px\)", _PIXEL.blur_sigma, 1),
     (r"threshold \(fixed deltaE ([\d.]+)", float(DEFAULT_THRESHOLD["lab"]), 1),
     (r"noise floor of deltaE ([\d.]+)", DEFAULT_NOISE_FLOOR["lab"], 1),
