@@ -52,6 +52,13 @@ class OutputError(ImgDiffError):
     exit_code = 2
 
 
+class DiskFullError(OutputError):
+    """An output that did not fit (no space left, quota exceeded): the machine's state, not bad input, so it
+    exits like a failure of the run (1), not like a usage error (2). The message names the file."""
+
+    exit_code = 1
+
+
 class ModelError(ImgDiffError):
     """A model, bundle or backend that cannot be loaded or run."""
 

@@ -5,7 +5,9 @@ with a size cap, and JSON nested deeper than Python can parse is a decoding erro
 Out: atomic writes (a temp file or folder beside the target, then rename), so a reader (or a resumed batch)
 never sees a half-written file, bundle or repository; but a rename never replaces anything that is not a
 regular file (a device, a pipe: written in place), a folder is only replaced when imgdiff-rt made it (marker
-file), and an output that would overwrite an input is refused before any work starts.
+file), and an output that would overwrite an input is refused before any work starts. An append to a growing
+file (a batch's results) lands whole or not at all. A failed write names its file; a full disk is
+``DiskFullError``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import InputError, OutputError
+from .errors import DiskFullError, InputError, OutputError
 
 #: written into every folder imgdiff-rt makes as a whole (bundles, Triton repositories, server environments):
 #: only a folder holding it (or an empty one) is ever replaced or deleted
@@ -31,6 +33,12 @@ MAX_TEXT_BYTES = 64 << 20
 
 def _reason(e: OSError) -> str:
     return e.strerror or str(e)
+
+
+def write_error(path: str | os.PathLike[str], e: OSError) -> OutputError:
+    """The error for a failed write of ``path``: a full disk or quota is :class:`DiskFullError`."""
+    cls = DiskFullError if e.errno in (errno.ENOSPC, errno.EDQUOT) else OutputError
+    return cls(f"{path}: cannot write ({_reason(e)})")
 
 
 # ---- reading -------------------------------------------------------------------------------------------
@@ -160,7 +168,53 @@ def _write_in_place(p: Path, data: bytes) -> None:
         with open(p, "wb", buffering=0) as f:
             f.write(data)
     except OSError as e:
-        raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
+        raise write_error(p, e) from None
+
+
+#: every byte this module writes goes through this call (a test puts a full disk here)
+_os_write = os.write
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[_os_write(fd, view):]
+
+
+def append_all_or_nothing(fd: int, data: bytes, path: str | os.PathLike[str]) -> None:
+    """Append ``data`` to the open file ``fd`` (``path``, for the message) whole or not at all: a write that
+    fails midway (a full disk) is cut off again, so the file still ends where a complete line ended."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        _write_all(fd, data)
+    except OSError as e:
+        try:
+            os.ftruncate(fd, start)
+        except OSError:
+            pass  # the reader's repair (cut_partial_line) covers what cannot be undone here
+        raise write_error(path, e) from None
+
+
+def cut_partial_line(path: str | os.PathLike[str]) -> None:
+    """Drop whatever follows the last newline of a text file (what a killed or failed append leaves): cutting
+    needs no free space, so it works on a full disk. A missing file is left missing."""
+    try:
+        with open(path, "rb+") as f:
+            size = end = f.seek(0, os.SEEK_END)
+            while end > 0:  # back from the end, a block at a time, to the last newline
+                start = max(0, end - 65536)
+                f.seek(start)
+                cut = f.read(end - start).rfind(b"\n")
+                if cut >= 0:
+                    end = start + cut + 1
+                    break
+                end = start
+            if end != size:
+                f.truncate(end)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
@@ -176,12 +230,13 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{p.name[:200]}.", suffix=".tmp", dir=p.parent)
     except OSError as e:
-        raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
+        raise write_error(p, e) from None
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result is ordinary user data
         os.replace(tmp, p)
     except BaseException as e:
@@ -190,7 +245,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise OutputError(f"{p}: cannot write ({_reason(e)})") from None
+            raise write_error(p, e) from None
         raise
 
 

@@ -91,7 +91,7 @@ def safe_stem(pair_id: str) -> str:
     return f"{prefix}-{digest}"
 
 
-def _item_from_record(rec: object, where: str, fallback: str, base: Path, seen: set[str]) -> PairItem:
+def _item_from_record(rec: object, where: str, fallback: str, base: Path) -> PairItem:
     """One pairs-file record (a JSONL line or a Parquet row) -> an item, or an item carrying the error."""
     if not isinstance(rec, dict):
         return PairItem(fallback, None, None, error=f"{where}: malformed pairs line (a line must be a JSON object)")
@@ -101,27 +101,52 @@ def _item_from_record(rec: object, where: str, fallback: str, base: Path, seen: 
     if missing:
         return PairItem(pair_id, None, None,
                         error=f"{where}: malformed pairs line (missing {' and '.join(repr(k) for k in missing)})")
-    if pair_id in seen:
-        return PairItem(f"{pair_id}@{fallback}", None, None, error=f"{where}: duplicate id {pair_id!r}")
-    seen.add(pair_id)
+    paths = [rec[k] for k in ("left", "right", "truth") if isinstance(rec.get(k), str)]
+    if any("\0" in p for p in paths):  # no file system takes it; the pair fails here, not deep in a reader
+        return PairItem(pair_id, None, None, error=f"{where}: malformed pairs line (a path holds a NUL byte)")
     truth = base / rec["truth"] if isinstance(rec.get("truth"), str) and rec["truth"] else None
     return PairItem(pair_id, base / rec["left"], base / rec["right"], truth)
 
 
+def _unique_ids(entries: list[tuple[PairItem, str, str]]) -> list[PairItem]:
+    """``(item, where, fallback)`` -> items whose ids all differ, so that no record file or results line is
+    shared: the first good pair with an id keeps it (a later good one fails as a duplicate); a line that failed
+    keeps its id only when no pair has it, else it is named ``id@fallback`` (``~2``, ``~3`` if even that is
+    taken). The same file gives the same ids on every run, so a resumed batch finds its records."""
+    first_good: dict[str, int] = {}
+    for i, (item, _, _) in enumerate(entries):
+        if item.error is None:
+            first_good.setdefault(item.id, i)
+    taken = set(first_good)
+    out = []
+    for i, (item, where, fallback) in enumerate(entries):
+        if item.error is None and first_good[item.id] == i:
+            out.append(item)
+            continue
+        new_id, n = (item.id if item.id not in taken else f"{item.id}@{fallback}"), 1
+        while new_id in taken:
+            n += 1
+            new_id = f"{item.id}@{fallback}~{n}"
+        taken.add(new_id)
+        out.append(PairItem(new_id, None, None, error=item.error or f"{where}: duplicate id {item.id!r}"))
+    return out
+
+
 def _from_jsonl(path: Path) -> list[PairItem]:
     lines = read_text_file(path, PairsFileError, max_bytes=MAX_PAIRS_FILE_BYTES).splitlines()  # no FIFO hang
-    items: list[PairItem] = []
-    seen: set[str] = set()
+    entries: list[tuple[PairItem, str, str]] = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        where, fallback = f"{path}:{n}", f"line-{n}"
         try:
             rec = json.loads(line)
         except (ValueError, RecursionError) as e:
-            items.append(PairItem(f"line-{n}", None, None, error=f"{path}:{n}: malformed pairs line ({e})"))
+            entries.append((PairItem(fallback, None, None, error=f"{where}: malformed pairs line ({e})"),
+                            where, fallback))
             continue
-        items.append(_item_from_record(rec, f"{path}:{n}", f"line-{n}", path.parent, seen))
-    return items
+        entries.append((_item_from_record(rec, where, fallback, path.parent), where, fallback))
+    return _unique_ids(entries)
 
 
 def _from_parquet(path: Path) -> list[PairItem]:
@@ -133,9 +158,8 @@ def _from_parquet(path: Path) -> list[PairItem]:
         rows = pq.read_table(path).to_pylist()
     except Exception as e:  # pyarrow raises its own error types for every kind of bad file
         raise PairsFileError(f"{path}: cannot read Parquet pairs file ({e})") from None
-    seen: set[str] = set()
-    return [_item_from_record(r, f"{path}: row {n}", f"row-{n}", path.parent, seen)
-            for n, r in enumerate(rows, start=1)]
+    return _unique_ids([(_item_from_record(r, f"{path}: row {n}", f"row-{n}", path.parent), f"{path}: row {n}",
+                         f"row-{n}") for n, r in enumerate(rows, start=1)])
 
 
 def _images(folder: Path) -> list[Path]:

@@ -84,8 +84,10 @@ def run_batch(pipeline: Pipeline, items: list[PairItem], job: RunJob | EvalJob, 
         summary.skipped = len(records)
         try:
             _execute(engine, pipeline, items, todo, job, store, out_dir, records, summary, options)
-        finally:
-            store.finish(items, records)
+        except BaseException:
+            store.finish(items, records, failing=True)
+            raise
+        store.finish(items, records)
     return summary, records
 
 

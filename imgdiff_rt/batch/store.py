@@ -3,8 +3,10 @@ engine (the local loop, Ray) shares.
 
 ``DIR/<stem>.json`` (eval: ``DIR/pairs/<stem>.json``) is the per-pair record of truth, written atomically and last (after the pair's pictures).
 A re-run with the same ``DIR`` skips pairs whose record holds no error. ``DIR/<results>.jsonl`` lists the
-finished records: rebuilt from them when the batch starts, appended to as pairs finish, rebuilt in input order
-when it ends. A lock file (with the owner's PID) keeps a second batch out; the batch's settings are recorded so
+finished records: rebuilt from them when the batch starts, appended to as pairs finish (each pair's lines
+whole or not at all), rebuilt in input order when it ends. Where a rebuild cannot be written (a full disk), the
+file is cut back to its last complete line instead, so it always parses line by line; the record files stay
+the truth, and the next run rebuilds it from them. A lock file (with the owner's PID) keeps a second batch out; the batch's settings are recorded so
 that resuming with other settings is refused unless forced.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import OutputError, UsageError
-from ..files import write_text_atomic
+from ..files import append_all_or_nothing, cut_partial_line, write_error, write_text_atomic
 from ..outputs import make_dir
 from ..pairs import PairItem
 
@@ -77,7 +79,7 @@ class BatchStore:
         self.results_name = results_name
         self.parquet = parquet
         self._lock_fd: int | None = None
-        self._results = None
+        self._results: int | None = None  # the results file, open for appending
 
     # -- lock ----------------------------------------------------------------------------------------------
     def __enter__(self) -> "BatchStore":
@@ -88,9 +90,7 @@ class BatchStore:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._results is not None:
-            self._results.close()
-            self._results = None
+        self._close_results()
         self.clean_temp_files()
         if self._lock_fd is not None:
             try:
@@ -168,28 +168,49 @@ class BatchStore:
             else:
                 todo.append(item)
         self._rebuild(items, finished)
-        self._results = open(self.path / self.results_name, "a", encoding="utf-8")
+        target = self.path / self.results_name
+        try:
+            self._results = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
+                                    0o666)
+        except OSError as e:
+            raise write_error(target, e) from None
         return finished, todo
 
     def add(self, item: PairItem, record: dict | list, write: bool = True) -> None:
-        """Keep a finished pair: its record file (unless a worker wrote it already) and its results line(s)."""
+        """Keep a finished pair: its record file (unless a worker wrote it already), then its results line(s),
+        appended whole or not at all."""
         if write:
             write_record(self.records_dir, item, record)
         if self._results is not None:
-            self._results.write("".join(line + "\n" for line in record_lines(record)))
-            self._results.flush()
+            data = "".join(line + "\n" for line in record_lines(record)).encode("utf-8")
+            append_all_or_nothing(self._results, data, self.path / self.results_name)
 
-    def finish(self, items: list[PairItem], records: dict[str, dict | list]) -> None:
-        if self._results is not None:
-            self._results.close()
-            self._results = None
-        self._rebuild(items, records)
+    def finish(self, items: list[PairItem], records: dict[str, dict | list], failing: bool = False) -> None:
+        """The final results file. ``failing``: the batch is ending on an error, which is the one to report; a
+        rebuild that fails too leaves the appended lines (cut to the last whole one) for the next run."""
+        self._close_results()
+        try:
+            self._rebuild(items, records)
+        except OutputError:
+            if not failing:
+                raise
+            return
         if self.parquet:
             self._write_parquet(items, records)
 
+    def _close_results(self) -> None:
+        if self._results is not None:
+            os.close(self._results)
+            self._results = None
+
     def _rebuild(self, items: Iterable[PairItem], records: dict[str, dict | list]) -> None:
         lines = [line for it in items if it.id in records for line in record_lines(records[it.id])]
-        write_text_atomic(self.path / self.results_name, "".join(line + "\n" for line in lines))
+        target = self.path / self.results_name
+        try:
+            write_text_atomic(target, "".join(line + "\n" for line in lines))
+        except OutputError:
+            cut_partial_line(target)  # no room for a new copy: at least the old one parses line by line
+            raise
 
     def _write_parquet(self, items: list[PairItem], records: dict[str, dict | list]) -> None:
         try:
@@ -208,5 +229,9 @@ class BatchStore:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         schema = pa.schema([("id", pa.string()), ("pair_id", pa.string()), ("status", pa.string()),
                             ("record", pa.string())])
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
-        os.replace(tmp, target)
+        try:
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
+            os.replace(tmp, target)
+        except OSError as e:  # pyarrow's IO errors are OSErrors too
+            tmp.unlink(missing_ok=True)
+            raise write_error(target, e) from None

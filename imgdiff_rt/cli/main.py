@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -51,7 +52,8 @@ class _Group(LazyGroup):
                 raise  # Click's usage block helps with a mistyped option; a file problem is one line
             _fail(e.format_message(), 2)
         except OSError as e:  # a file problem the library did not foresee: still one line, never a traceback
-            _fail(f"{e.filename}: {e.strerror or e}" if e.filename else str(e), 2)
+            full = e.errno in (errno.ENOSPC, errno.EDQUOT)  # the machine's state, not bad input: exit 1
+            _fail(f"{e.filename}: {e.strerror or e}" if e.filename else str(e), 1 if full else 2)
 
 
 def _name_flag(group: click.Group, ctx: click.Context, error: ImgDiffError) -> str:
