@@ -71,3 +71,22 @@ def triton_server_env():
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no Triton server environment: {e}")
+
+
+def headless_chromium():
+    """Debian's chromium driven by Playwright (never `playwright install`), for a module-scoped fixture to
+    ``yield from``; a skip where either is absent."""
+    import shutil
+
+    import pytest
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium; .ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=args)
+        yield b
+        b.close()

@@ -25,9 +25,6 @@ import httpx  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 def _free_port() -> int:
@@ -111,13 +108,9 @@ def test_spool_folder_is_removed_when_the_server_stops(tmp_path):
 
 @pytest.fixture(scope="module")
 def browser():
-    if CHROMIUM is None:
-        pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium; .ci/run installs it)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield b
-        b.close()
+    from helpers import headless_chromium
+
+    yield from headless_chromium()
 
 
 def _classes(page, selector: str) -> list[str]:

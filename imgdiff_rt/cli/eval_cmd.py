@@ -15,6 +15,7 @@ from ..files import write_text_atomic
 from ..outputs import check_writable_dir, make_dir
 from ..pairs import load_pairs
 from ..pipeline import Pipeline
+from ..report_html import write_report
 from .batch_cli import batch_options, execute
 from .options import detector_options
 
@@ -72,3 +73,4 @@ def eval_command(pairs: Path, out_dir: Path | None, pipeline: Pipeline, batch: B
                   "failed_pairs": summary.failed, "unscored_pairs": summary.unscored,
                   "settings": pipeline.settings()}
         write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(result, indent=2) + "\n")
+        write_report(out_dir, f"imgdiff-rt eval --pairs {pairs}", items, records, metrics=result)

@@ -15,6 +15,7 @@ from ..batch import RESULTS_FILE, BatchOptions, RunJob
 from ..outputs import FORMATS, check_writable_dir, make_dir, pair_payload, write_pair
 from ..pairs import load_pairs, safe_stem
 from ..pipeline import Pipeline, _default_id as default_pair_id
+from ..report_html import write_report
 from .batch_cli import batch_options, execute, is_default
 from .options import NOTICE_KEY, detector_options
 
@@ -103,8 +104,9 @@ def _run_pairs(pairs: Path, left: Path | None, right: Path | None, out_dir: Path
         raise UsageError("--pairs needs --out DIR (results go to DIR/results.jsonl)")
     items = load_pairs(pairs)
     check_writable_dir(out_dir)
-    summary, _ = execute(pipeline, items, RunJob(fmt), out_dir, batch)
+    summary, records = execute(pipeline, items, RunJob(fmt), out_dir, batch)
     _notice(pipeline)
+    write_report(out_dir, f"imgdiff-rt run --pairs {pairs}", items, records)
     click.echo(summary.line(out_dir / RESULTS_FILE), err=True)
     if summary.failed:
         sys.exit(1)
