@@ -173,3 +173,49 @@ def test_kill_9_at_random_points_then_resume(tmp_path):
     assert [r["id"] for r in got] == [f"p{k:04d}" for k in range(n)]
     assert not list(out.glob(".*.tmp"))
     print(f"\nkill -9 at {kills} random points, then resume: {len(got)}/{n} pairs, each once")
+
+
+# ---- a killed Ray driver -----------------------------------------------------------------------------------
+def _live_holders(session: Path) -> list[int]:
+    """Live processes (not zombies) with files open in ``session``."""
+    from imgdiff_rt.batch.ray_watchdog import _holders
+
+    alive = []
+    for pid in _holders(str(session), {os.getpid()}):
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.append(pid)
+        except OSError:
+            pass
+    return alive
+
+
+def test_killing_the_ray_driver_leaves_no_process_or_folder(tmp_path):
+    pytest.importorskip("ray")
+    pairs = make_pairs(tmp_path / "src", 60, size=(240, 320))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-c", "from imgdiff_rt.cli.main import cli; cli()", "run", "--pairs",
+                             str(pairs), "--out", str(out), "--engine", "ray", "--workers", "1", "--batch-size", "1",
+                             "--quiet"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ray_root = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray"
+    deadline, session = time.monotonic() + 120, None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            session = next(iter(ray_root.glob(f"session_*_{proc.pid}")), None)
+            if session is not None and len(parsed_lines(out / "results.jsonl")) >= 2:
+                break  # the cluster is up and pairs are being computed
+            time.sleep(0.2)
+        assert session is not None and proc.poll() is None, "the batch ended before it could be killed"
+        assert _live_holders(session)  # the cluster's processes, found by their open files
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        end = time.monotonic() + 30
+        while time.monotonic() < end and (session.exists() or _live_holders(session)):
+            time.sleep(0.5)
+        assert not _live_holders(session), "Ray processes outlived their driver"
+        assert not session.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = len(parsed_lines(out / "results.jsonl"))
+    print(f"\nRay driver killed with {done}/60 pairs done: no process, no session folder left")

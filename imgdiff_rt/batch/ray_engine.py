@@ -19,6 +19,7 @@ from typing import Callable
 from ..errors import UsageError
 from ..pairs import PairItem
 from ..pipeline import Pipeline
+from . import ray_watchdog
 from .jobs import process_item
 from .store import write_record
 
@@ -53,19 +54,22 @@ class PairWorker:
         return {"id": ids, "record": records}
 
 
-def _start(ray, address: str | None, workers: int | None) -> bool:
-    """Join ``address``, or start a local cluster on this machine's cores; True when we started it."""
+def _start(ray, address: str | None, workers: int | None):
+    """Join ``address``, or start a local cluster on this machine's cores. Returns the watchdog of a cluster we
+    started (it reaps the cluster however the driver ends; see :mod:`.ray_watchdog`), else None."""
     if ray.is_initialized():
-        return False
+        return None
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.WARNING}
     if address is None:
         ray.init(num_cpus=max(os.cpu_count() or 1, workers or 1), **quiet)
-        return True
+        from ray._private import worker as ray_worker  # the session folder is only known to the node object
+
+        return ray_watchdog.start(ray_worker._global_node.get_session_dir_path())
     try:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise UsageError(f"cannot join the Ray cluster at {address}: {e}") from None
-    return False
+    return None
 
 
 def run_ray(pipeline: Pipeline, todo: list[PairItem], job, out_dir: Path, on_record: Callable,
@@ -73,7 +77,7 @@ def run_ray(pipeline: Pipeline, todo: list[PairItem], job, out_dir: Path, on_rec
     ray = _import_ray()
     if not todo:
         return
-    started = _start(ray, options.address, options.workers)
+    watchdog = _start(ray, options.address, options.workers)
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the batch shows its own progress
@@ -96,5 +100,6 @@ def run_ray(pipeline: Pipeline, todo: list[PairItem], job, out_dir: Path, on_rec
             seen.add(pair_id)
             on_record(by_id[pair_id], json.loads(row["record"]), True)
     finally:
-        if started:
+        if watchdog is not None:
             ray.shutdown()
+            ray_watchdog.stop(watchdog)
