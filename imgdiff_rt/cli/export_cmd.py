@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from ..export.build import ExportOptions
 from ..models.specs import CAPTIONER_FAMILIES, FORMATS, PRECISIONS
 
@@ -49,7 +50,7 @@ def _progress(started: float):
 @click.option("--random-init", is_flag=True, help="Real-size architectures with random weights (no download).")
 @click.option("--tiny", is_flag=True, help="Small configs of the same architectures, random weights (tests).")
 @click.option("--force", is_flag=True, help="Re-export every graph even when its manifest entry is current.")
-@click.option("--check", "check_dir", type=click.Path(file_okay=False), metavar="DIR",
+@click.option("--check", "check_dir", type=click.Path(), metavar="DIR",
               help="Re-verify an existing bundle (hashes + parity on fresh inputs) instead of exporting.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or check report) as JSON on stdout.")
 def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, device, imgsz, out_dir, random_init,
@@ -74,6 +75,9 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, dev
             raise UsageError(f"device {placed}: bundle checks (check) run on the CPU", parameter="device")
         from ..export.bundle_check import check_bundle
 
+        if not Path(check_dir).is_dir():
+            raise InputError(f"{check_dir}: {'is a file' if Path(check_dir).exists() else 'not found'}; --check "
+                             "takes a model bundle folder (the --out of `imgdiff-rt export`, with manifest.json)")
         say(f"checking {check_dir}")
         from .quiet_stdout import stdout_to_stderr
 

@@ -44,6 +44,22 @@ class SegmenterInfo:
         return asdict(self)
 
 
+def import_ultralytics():
+    """Ultralytics, imported so that it writes nothing outside imgdiff-rt's own folders and nothing on stdout
+    (which carries result JSON): on first import it creates a settings file, by default under
+    ``~/.config/Ultralytics``, and announces it on stdout. Its settings go to ``$IMGDIFF_RT_HOME/ultralytics``
+    (a ``YOLO_CONFIG_DIR`` the user set wins), its announcement and its logger to stderr."""
+    import contextlib
+    import sys
+
+    from .bundle import default_bundle_dir
+
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(default_bundle_dir().parent / "ultralytics"))
+    with contextlib.redirect_stdout(sys.stderr):  # its logger's handler takes sys.stdout as it is now
+        import ultralytics.utils
+    return ultralytics
+
+
 def _torch_modules():
     import torch  # heavy: imported on use so the package imports without torch
 
@@ -66,6 +82,7 @@ def _architecture_for(source: str) -> tuple[str, int]:
 
 
 def _build_from_config(source: str, tiny: bool):
+    import_ultralytics()
     from ultralytics.nn.tasks import SegmentationModel, yaml_model_load
 
     yaml_name, num_classes = _architecture_for(source)
@@ -95,6 +112,7 @@ def _calibrate_batchnorm(model, batches: int = 3, size: int = 160) -> None:
 def _safe_load_checkpoint(path: Path):
     """An Ultralytics checkpoint through its safe loader (``torch.load(weights_only=True)`` against an
     allow-list of model classes): a checkpoint carrying any other code is refused, never run."""
+    import_ultralytics()
     from ultralytics.nn import tasks
 
     if not getattr(getattr(tasks, "_SafeLoad", None), "SUPPORTED", False) or not hasattr(tasks, "SAFE_LOAD"):
@@ -113,6 +131,7 @@ def _safe_load_checkpoint(path: Path):
 
 def _load_checkpoint(source: str):
     """Load an Ultralytics checkpoint; fetch it through Ultralytics only when a network is allowed."""
+    import_ultralytics()
     path = Path(source).expanduser()
     if not path.is_file():
         offline = os.environ.get("YOLO_OFFLINE", "").lower() in {"1", "true", "yes"}
@@ -141,6 +160,7 @@ def _load_checkpoint(source: str):
 
 def _prepare_for_export(model):
     """Eval, fused, head in export mode: what Ultralytics' exporter does before torch.onnx.export."""
+    import_ultralytics()
     from ultralytics.nn.modules import C2f
     from ultralytics.nn.modules.head import Detect
 

@@ -44,11 +44,11 @@ def _segmenter_module(bundle: Bundle):
 def _load_segmenter(file: str, _mtime_ns: int, source: str, tiny: bool):
     import torch
 
-    from ...models.segmenter_model import build_segmenter
+    from ...models.segmenter_model import build_segmenter, import_ultralytics
 
     # the same architecture with any weights, then the exported weights loaded over them; Ultralytics logs
     # to stdout, which carries the result JSON, so its chatter is muted while building
-    from ultralytics.utils import LOGGER
+    LOGGER = import_ultralytics().utils.LOGGER
 
     level = LOGGER.level
     LOGGER.setLevel(logging.ERROR)
