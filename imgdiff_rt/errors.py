@@ -46,6 +46,17 @@ class TruthError(InputError):
     """Ground truth (truth.json or a change mask) that cannot be read."""
 
 
+class SettingsMismatchError(UsageError):
+    """A batch output folder made with other settings; ``folder`` and ``difference`` let an edge name its own
+    flags for redoing or forcing."""
+
+    def __init__(self, folder: object, difference: str):
+        super().__init__(f"{folder} holds pairs made with other settings ({difference}); use the same settings, "
+                         "or redo (recompute every pair), or force (keep the finished pairs and go on with the "
+                         "new settings)")
+        self.folder, self.difference = folder, difference
+
+
 class OutputError(ImgDiffError):
     """An output location that cannot be written."""
 

@@ -1,5 +1,5 @@
-"""Batch progress on stderr: a bar with count, rate and ETA on a terminal, a plain line every few seconds
-otherwise (logs, CI), nothing when quiet. The rate counts only pairs computed in this run (not the ones a
+"""Batch progress on stderr: a bar with count, rate and ETA on a terminal, plain lines otherwise (logs, CI): one
+at the start, one every few seconds, one at the end, so even a short batch shows what it did; nothing when quiet. The rate counts only pairs computed in this run (not the ones a
 resumed batch skipped), from the first one on, so start-up (models, a Ray cluster) does not skew the ETA."""
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Progress:
         self.computed = 0
         self._first: float | None = None  # when the first pair of this run finished
         self._last_line = time.monotonic()
+        self._last_shown: int | None = None  # the count the last plain line showed
         self._bar = None
 
     @property
@@ -62,6 +63,8 @@ class Progress:
                                      console=Console(file=self.stream), transient=False)
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total, completed=self.already, rate="")
+        elif self.mode == "lines":
+            self._print_line()
         return self
 
     def advance(self) -> None:
@@ -73,10 +76,15 @@ class Progress:
             self._bar.update(self._task, completed=self.finished,
                              rate="" if rate is None else f"{rate:.2f} {self.label}/s")
         elif self.mode == "lines" and time.monotonic() - self._last_line >= PLAIN_EVERY_S:
-            self._last_line = time.monotonic()
-            print(self.line(), file=self.stream, flush=True)
+            self._print_line()
+
+    def _print_line(self) -> None:
+        self._last_line, self._last_shown = time.monotonic(), self.finished
+        print(self.line(), file=self.stream, flush=True)
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+        elif self.mode == "lines" and self._last_shown != self.finished:
+            self._print_line()  # where the batch ended, unless the last line already said it

@@ -19,7 +19,7 @@ import socket
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import OutputError, UsageError
+from ..errors import OutputError, SettingsMismatchError
 from ..files import append_all_or_nothing, cut_partial_line, write_error, write_text_atomic
 from ..outputs import make_dir
 from ..pairs import PairItem
@@ -148,9 +148,7 @@ class BatchStore:
         if isinstance(recorded, dict) and recorded != settings and not redo:
             diff = settings_difference(recorded, settings)
             if not force:
-                raise UsageError(f"{self.path} holds pairs made with other settings ({diff}); use the same "
-                                 "settings, or redo (recompute every pair), or force (keep the finished pairs "
-                                 "and go on with the new settings)")
+                raise SettingsMismatchError(self.path, diff)
             warning = f"warning: {self.path} holds pairs made with other settings ({diff}); kept them (forced)"
         write_text_atomic(path, json.dumps(settings, indent=2, sort_keys=True) + "\n")
         return warning

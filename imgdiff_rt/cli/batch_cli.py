@@ -12,11 +12,13 @@ import click
 
 from ..batch import ENGINES, BatchInterrupted, BatchOptions, BatchSummary, EvalJob, RunJob, run_batch
 from ..batch.runner import DEFAULT_RAY_BATCH_SIZE
-from ..errors import OutputError, UsageError
+from ..batch.store import record_status
+from ..errors import OutputError, SettingsMismatchError, UsageError
 from ..pairs import PairItem
 from ..pipeline import Pipeline
 
 INTERRUPTED_EXIT = 130  # the shell's code for a command ended by Ctrl-C
+MAX_FAILURES_SHOWN = 5  # failed pairs named under the summary line; the results file has them all
 
 
 def batch_options(f: Callable) -> Callable:
@@ -80,3 +82,18 @@ def execute(pipeline: Pipeline, items: list[PairItem], job: RunJob | EvalJob, ou
     except BatchInterrupted as e:
         click.echo(str(e), err=True)
         sys.exit(INTERRUPTED_EXIT)
+    except SettingsMismatchError as e:
+        raise UsageError(f"{e.folder} holds pairs made with other settings ({e.difference}); use the same "
+                         "settings, or --redo to recompute every pair, or --force to keep the finished pairs and "
+                         "go on with the new settings") from None
+
+
+def failure_lines(items: list[PairItem], records: dict, limit: int = MAX_FAILURES_SHOWN) -> list[str]:
+    """``failed: ID: ERROR`` for the first ``limit`` failed pairs in the batch's order, then how many more."""
+    failed = [(it.id, records[it.id]) for it in items
+              if isinstance(records.get(it.id), dict) and record_status(records[it.id]) == "failed"]
+    lines = [f"failed: {pair_id}: " + str(record.get("error")).replace("\n", "\\n")  # one line per pair
+             for pair_id, record in failed[:limit]]
+    if len(failed) > limit:
+        lines.append(f"... and {len(failed) - limit} more failed (see the results file)")
+    return lines

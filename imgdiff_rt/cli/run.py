@@ -16,7 +16,7 @@ from ..outputs import FORMATS, check_writable_dir, make_dir, pair_payload, write
 from ..pairs import load_pairs, safe_stem
 from ..pipeline import Pipeline, _default_id as default_pair_id
 from ..report_html import write_report
-from .batch_cli import batch_options, execute, is_default
+from .batch_cli import batch_options, execute, failure_lines, is_default
 from .options import NOTICE_KEY, detector_options
 
 
@@ -108,6 +108,8 @@ def _run_pairs(pairs: Path, left: Path | None, right: Path | None, out_dir: Path
     _notice(pipeline)
     write_report(out_dir, f"imgdiff-rt run --pairs {pairs}", items, records)
     click.echo(summary.line(out_dir / RESULTS_FILE), err=True)
+    for line in failure_lines(items, records):
+        click.echo(line, err=True)
     if summary.failed:
         sys.exit(1)
 
