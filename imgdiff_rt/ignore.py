@@ -48,6 +48,29 @@ def parse_box(spec: str | Sequence[Any]) -> Box:
     return values  # type: ignore[return-value]
 
 
+def parse_boxes(value: Any) -> tuple[Box, ...]:
+    """The boxes a request field or a pairs-file record gives: ``"x0,y0,x1,y1"`` (several joined by ``;``), four
+    numbers (one box), or a list of those; UsageError naming the problem otherwise."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [part for part in value.split(";") if part.strip()]
+    if isinstance(value, (list, tuple)):
+        if len(value) > MAX_IGNORE_BOXES:
+            raise UsageError(f"ignore: at most {MAX_IGNORE_BOXES} boxes, got {len(value)}", parameter="ignore")
+        if len(value) == 4 and all(_is_number(v) for v in value):
+            return (parse_box(value),)
+        if all(isinstance(v, str) or (isinstance(v, (list, tuple)) and len(v) == 4 and all(map(_is_number, v)))
+               for v in value):
+            return tuple(parse_box(v) for v in value)
+    raise UsageError("ignore: give boxes as \"x0,y0,x1,y1\" or [x0, y0, x1, y1], or a list of them",
+                     parameter="ignore")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def is_fractional(box: Box) -> bool:
     return all(v <= 1.0 for v in box)
 
