@@ -212,9 +212,25 @@ def _flow_alignment(left: np.ndarray, right: np.ndarray, requested: str) -> Alig
         return AlignedPair(warped, valid, replace(alignment, overlap=overlap))
     warped, valid = warp_with_flow(right, fitted.flow)
     valid = valid & _inner_band(fitted.camera if fitted.camera is not None else fitted.flow)
+    gain = improvement(left, right, warped, valid)
+    facts["improvement"] = None if gain is None else round(gain, 3)
     alignment = Alignment("flow", matrix, 0, float(valid.mean()), "", requested, facts,
                           reverse_view(left, right, fitted))
     return AlignedPair(warped, valid, alignment)
+
+
+def improvement(left: np.ndarray, right: np.ndarray, warped: np.ndarray, valid: np.ndarray) -> float | None:
+    """Mean grey-level difference after the warp over the same before it, on the overlap: a real camera motion
+    registered brings it well under 1; a warp bent around the changes themselves leaves it near 1. None when
+    the warp left no overlap to compare."""
+    step = max(1, int(np.sqrt(left.shape[0] * left.shape[1] / 65536)))
+    lg, rg, wg = (cv2.cvtColor(np.ascontiguousarray(im[::step, ::step]), cv2.COLOR_RGB2GRAY).astype(np.int16)
+                  for im in (left, right, warped))
+    v = valid[::step, ::step]
+    if not v.any():
+        return None
+    before = float(np.abs(lg - rg)[v].mean())
+    return float(np.abs(lg - wg)[v].mean()) / before if before > 0 else 1.0
 
 
 def align_pair(left: np.ndarray, right: np.ndarray, method: str) -> AlignedPair:

@@ -64,19 +64,28 @@ def load_truth(path: str | Path, size: tuple[int, int] | None = None) -> list[Bo
     if not p.is_file():
         raise TruthError(f"{p}: truth file not found")
     if p.suffix.lower() == ".json":
-        try:
-            data = loads_json(read_text_file(p, TruthError))
-            items = data["changes"] if isinstance(data, dict) else data
-            boxes = [tuple(int(v) for v in (it["bbox"] if isinstance(it, dict) else it)) for it in items]
-        except (ValueError, KeyError, TypeError) as e:
-            raise TruthError(f"{p}: not a truth file with 'changes' boxes ({e})") from None
-        if any(len(b) != 4 or b[2] <= b[0] or b[3] <= b[1] for b in boxes):
-            raise TruthError(f"{p}: every bbox must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
-        return boxes  # type: ignore[return-value]
+        return [tuple(c["bbox"]) for c in load_truth_changes(p)]  # type: ignore[misc]
     mask = read_image(p)[:, :, 0]
     if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
         mask = cv2.resize(mask, tuple(size), interpolation=cv2.INTER_NEAREST)
     return truth_boxes_from_mask(mask)
+
+
+def load_truth_changes(path: str | Path) -> list[dict]:
+    """The changes of a truth.json as dicts, each with its ``bbox`` and whatever labels it carries (``kind``,
+    ``colour_left``, ``colour_right``: scored by words.scoring)."""
+    p = Path(path)
+    try:
+        data = loads_json(read_text_file(p, TruthError))
+        items = data["changes"] if isinstance(data, dict) else data
+        changes = [dict(it) if isinstance(it, dict) else {"bbox": it} for it in items]
+        for change in changes:
+            change["bbox"] = [int(v) for v in change["bbox"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise TruthError(f"{p}: not a truth file with 'changes' boxes ({e})") from None
+    if any(len(c["bbox"]) != 4 or c["bbox"][2] <= c["bbox"][0] or c["bbox"][3] <= c["bbox"][1] for c in changes):
+        raise TruthError(f"{p}: every bbox must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
+    return changes
 
 
 @dataclass

@@ -29,5 +29,7 @@ def imgdiff_records(result: Result, stem: str) -> list[dict]:
             "bbox": r.bbox_norm(result.size),
             "captions1": r.caption_left,
             "captions2": r.caption_right,
+            "change": r.change,  # the kind and colours the answer was built from (words.kinds)
+            "warnings": list(result.warnings),  # the pair's: an answer from an unsure comparison says so
         })
     return records

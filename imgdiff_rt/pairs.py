@@ -2,7 +2,8 @@
 
 Accepted sources (:func:`load_pairs` tells them apart):
 
-- a JSONL file of ``{"id", "left", "right", "truth"?}`` lines, paths relative to the file;
+- a JSONL file of ``{"id", "left", "right", "truth"?, "ignore"?}`` lines, paths relative to the file (``ignore``:
+  the pair's own ignore boxes, as ``--ignore`` takes them or a list of them);
 - a Parquet file with the same columns (needs ``pyarrow``, part of ``imgdiff-rt[ray]``);
 - ``synth``'s output folder (it holds ``pairs.jsonl``);
 - a folder with ``left/`` and ``right/`` of matching names (optionally ``truth/NAME.json`` or a mask);
@@ -21,8 +22,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PairsFileError
+from .errors import PairsFileError, UsageError
 from .files import read_text_file
+from .ignore import parse_boxes
 
 MAX_PAIRS_FILE_BYTES = 1 << 30  # a million pairs' lines fit several times over
 
@@ -43,6 +45,8 @@ class PairItem:
     error: str | None = None  # set when the line describing this pair could not be used
     truth_boxes: tuple[Box, ...] | None = None  # truth known from the layout itself (e.g. "no change")
     unscored: str | None = None  # why this pair has no truth, when the source says so
+    expects_change: bool = False  # the source says one change is there, not where (CLEVR-Change's semantic pairs)
+    ignore: tuple[tuple[float, float, float, float], ...] = ()  # this pair's own ignore boxes (ignore.parse_box)
 
     @property
     def file_stem(self) -> str:
@@ -56,14 +60,17 @@ class PairItem:
         """Plain types only (for Ray Data and Parquet)."""
         return {"id": self.id, "left": _str(self.left), "right": _str(self.right), "truth": _str(self.truth),
                 "error": self.error, "unscored": self.unscored,
-                "truth_boxes": None if self.truth_boxes is None else json.dumps(self.truth_boxes)}
+                "truth_boxes": None if self.truth_boxes is None else json.dumps(self.truth_boxes),
+                "expects_change": self.expects_change,
+                "ignore": json.dumps(self.ignore) if self.ignore else None}
 
     @classmethod
     def from_row(cls, row: dict) -> "PairItem":
         boxes = row.get("truth_boxes")
         return cls(row["id"], _path(row.get("left")), _path(row.get("right")), _path(row.get("truth")),
                    row.get("error"), None if boxes is None else tuple(tuple(b) for b in json.loads(boxes)),
-                   row.get("unscored"))
+                   row.get("unscored"), bool(row.get("expects_change")),
+                   tuple(tuple(b) for b in json.loads(row["ignore"])) if row.get("ignore") else ())
 
 
 def _str(p: Path | None) -> str | None:
@@ -105,7 +112,11 @@ def _item_from_record(rec: object, where: str, fallback: str, base: Path) -> Pai
     if any("\0" in p for p in paths):  # no file system takes it; the pair fails here, not deep in a reader
         return PairItem(pair_id, None, None, error=f"{where}: malformed pairs line (a path holds a NUL byte)")
     truth = base / rec["truth"] if isinstance(rec.get("truth"), str) and rec["truth"] else None
-    return PairItem(pair_id, base / rec["left"], base / rec["right"], truth)
+    try:
+        ignore = parse_boxes(rec.get("ignore"))
+    except UsageError as e:
+        return PairItem(pair_id, None, None, error=f"{where}: malformed pairs line ({e})")
+    return PairItem(pair_id, base / rec["left"], base / rec["right"], truth, ignore=ignore)
 
 
 def _unique_ids(entries: list[tuple[PairItem, str, str]]) -> list[PairItem]:
@@ -167,7 +178,8 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _from_two_folders(first: Path, second: Path, truth_dir: Path | None, id_suffix: str = "",
-                      truth_boxes: tuple | None = None, unscored: str | None = None) -> list[PairItem]:
+                      truth_boxes: tuple | None = None, unscored: str | None = None,
+                      expects_change: bool = False) -> list[PairItem]:
     """Pairs by matching file stem; a first image with no partner is an item with an error."""
     seconds = {p.stem: p for p in _images(second)}
     truths = {}
@@ -183,7 +195,7 @@ def _from_two_folders(first: Path, second: Path, truth_dir: Path | None, id_suff
             items.append(PairItem(pair_id, left, None, error=f"{second}: no image named {left.stem}.*"))
         else:
             items.append(PairItem(pair_id, left, right, truths.get(left.stem), truth_boxes=truth_boxes,
-                                  unscored=unscored))
+                                  unscored=unscored, expects_change=expects_change))
     return items
 
 
@@ -191,7 +203,7 @@ def _from_clevr(path: Path) -> list[PairItem]:
     items = []
     if (path / "semantic").is_dir():
         items += _from_two_folders(path / "before", path / "semantic", None, "-semantic",
-                                   unscored=CLEVR_SEMANTIC_UNSCORED)
+                                   unscored=CLEVR_SEMANTIC_UNSCORED, expects_change=True)
     if (path / "nonsemantic").is_dir():  # only camera and light jitter: the truth is "no change"
         items += _from_two_folders(path / "before", path / "nonsemantic", None, "-nonsemantic", truth_boxes=())
     return items

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 
 from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
-from .describe import describe_regions
 from .errors import UsageError
 from .ignore import IgnoreSpec, drop_ignored
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
@@ -28,6 +27,8 @@ from .runtime.detect import ModelDetector, SegmentConfig
 from .runtime import segmenter_features as SF
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
 from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, weights_block
+from .words.caveats import fit_barely_helped, with_caveats
+from .words.describe import describe_regions
 
 DETECTORS = ("pixel", "segment", "hybrid")
 
@@ -193,11 +194,13 @@ class Pipeline:
         if self.align != "none":
             result, images = self.register(result, images)
         result, images = self.detect(result, images)
+        if not result.regions and fit_barely_helped(result):
+            result = self.compare_unaligned(result, images)
         if self._segmenter_onnx is not None:
             result = self.filter_features(result, images)
         result = result.with_timing("detect", (time.perf_counter() - t1) * 1e3)
         t2 = time.perf_counter()
-        result = self.describe(result, images)
+        result = self.describe(with_caveats(result), images)
         result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
         if self.captioner != "none":
             # after describe: the captioner replaces the measured descriptions with its captions
@@ -233,6 +236,15 @@ class Pipeline:
         aligned = align_pair(images.left, images.right, self.align)
         return (result.with_settings(alignment=aligned.alignment.to_settings()),
                 replace(images, right=aligned.right, valid=aligned.valid, alignment=aligned.alignment))
+
+    def compare_unaligned(self, result: Result, images: PairImages) -> Result:
+        """A poor registration that found nothing may have bent the image around the changes: the pair as it
+        is gets compared too, and the result records what that finds (its warning says so). The aligned answer
+        stays: on the sets measured, reporting the unaligned regions instead scored worse (docs/descriptions.md)."""
+        plain = replace(images, right=images.right_unwarped, valid=None, alignment=None, change_mask=None)
+        found, _ = self.detect(result, plain)
+        share = sum(r.area for r in found.regions) / float(result.size[0] * result.size[1])
+        return result.with_settings(compared_unaligned={"regions": len(found.regions), "share": round(share, 4)})
 
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         if self.detector == "segment":

@@ -30,6 +30,7 @@ class Region:
     mean_diff: float | None = None
     peak_diff: float | None = None
     mask: dict | None = None  # the region's pixels: COCO uncompressed RLE over the left image (detection.masks)
+    change: dict | None = None  # what the description was built from: kind, each side's colour (words.kinds)
 
     def bbox_norm(self, size: tuple[int, int]) -> list[float]:
         w, h = size
@@ -51,6 +52,7 @@ class Region:
             "mean_diff": None if self.mean_diff is None else round(float(self.mean_diff), 4),
             "peak_diff": None if self.peak_diff is None else round(float(self.peak_diff), 4),
             "mask": self.mask,
+            "change": self.change,
         }
 
     @classmethod
@@ -68,6 +70,7 @@ class Region:
             mean_diff=d.get("mean_diff"),
             peak_diff=d.get("peak_diff"),
             mask=d.get("mask"),
+            change=d.get("change"),
         )
 
 
@@ -84,6 +87,7 @@ class Result:
     timings_ms: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, Any] = field(default_factory=dict)  # what each graph that ran was (weights_report)
+    warnings: tuple[str, ...] = ()  # why the answer may be unsure (words.caveats); empty when all is well
 
     def replace(self, **changes: Any) -> Result:
         return dataclasses.replace(self, **changes)
@@ -94,6 +98,9 @@ class Result:
     def with_settings(self, **items: Any) -> Result:
         return self.replace(settings={**self.settings, **items})
 
+    def with_warning(self, text: str) -> Result:
+        return self if text in self.warnings else self.replace(warnings=(*self.warnings, text))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
@@ -103,6 +110,7 @@ class Result:
             "size": [int(self.size[0]), int(self.size[1])],
             "regions": [r.to_dict(self.size) for r in self.regions],
             "description": self.description,
+            "warnings": list(self.warnings),
             "timings_ms": dict(self.timings_ms),
             "settings": dict(self.settings),
             "weights": dict(self.weights),
@@ -122,6 +130,7 @@ class Result:
             size=(int(d["size"][0]), int(d["size"][1])),
             regions=tuple(Region.from_dict(r) for r in d.get("regions", [])),
             description=d.get("description"),
+            warnings=tuple(str(w) for w in d.get("warnings", ())),
             timings_ms=dict(d.get("timings_ms", {})),
             settings=dict(d.get("settings", {})),
             weights=dict(d.get("weights", {})),

@@ -17,6 +17,7 @@ from skimage.segmentation import felzenszwalb
 
 from .detection.jitter import jitter_image, move_box
 from .errors import UsageError
+from .words.colours import ACHROMATIC_CHROMA, TYPICAL, lch, name_surface, oklab, oklab_to_rgb
 from .limits import check_count
 
 KINDS = ("remove", "recolour", "paste")
@@ -26,6 +27,7 @@ LEVEL_AREA = {1: (0.006, 0.05), 2: (0.0012, 0.006)}
 # object-like segments at one scale still offer candidates.
 LEVEL_SCALES = {1: (200.0, 400.0, 800.0), 2: (75.0, 150.0, 300.0)}
 MIN_VISIBLE_DELTA_E = 12.0  # mean CIELAB difference a change must reach to count as visible
+MIN_RECOLOUR_HUE_DEG = 60.0  # a recolour's named target lies at least this far in hue from the region's own
 CHANGED_PIXEL_DELTA_E = 6.0  # a pixel belongs to the truth box when it changed at least this much
 TRUTH_SCHEMA = "imgdiff-rt/truth/v1"
 
@@ -107,22 +109,28 @@ def remove_region(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.inpaint(img, grown * 255, radius, cv2.INPAINT_TELEA)
 
 
-def recolour_region(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Rotate the hue (a*, b* plane) by 90-270 degrees; give near-grey regions a clear colour instead."""
-    lab = _lab(img)
-    a, b = lab[..., 1][mask], lab[..., 2][mask]
-    chroma = float(np.hypot(a, b).mean())
-    if chroma < 20.0:
-        hue = rng.uniform(0, 2 * math.pi)
-        a2, b2 = a + 45 * math.cos(hue), b + 45 * math.sin(hue)
-    else:
-        t = rng.uniform(math.pi / 2, 3 * math.pi / 2)
-        a2, b2 = a * math.cos(t) - b * math.sin(t), a * math.sin(t) + b * math.cos(t)
-    lab[..., 1][mask], lab[..., 2][mask] = a2, b2
-    rgb = cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+def recolour_region(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Paint the region a named colour far from its own (words.colours.TYPICAL), keeping its shading: the
+    lightness pattern is shifted into the colour's range and the hue set to the colour's. Returns the new image
+    and the colour's name, so descriptions can be scored."""
+    lab = oklab(img[mask])
+    light, chroma, hue = lch(lab)
+    own = name_surface(lab)
+    own_hue = float(np.degrees(np.arctan2(np.median(lab[:, 2]), np.median(lab[:, 1]))) % 360)
+    chromatic = float(np.median(chroma)) >= ACHROMATIC_CHROMA
+    targets = [t for t, (h, _, _) in TYPICAL.items() if t != own.term
+               and not (chromatic and abs((h - own_hue + 180) % 360 - 180) < MIN_RECOLOUR_HUE_DEG)]
+    target = targets[int(rng.integers(len(targets)))]
+    t_hue, t_chroma, (lo, hi) = TYPICAL[target]
+    med = float(np.median(light))
+    new_l = light - med + float(np.clip(med, lo, hi))
+    new_c = t_chroma * np.clip(chroma / max(float(np.median(chroma)), 1e-3), 0.6, 1.4) if chromatic \
+        else np.full_like(chroma, t_chroma)
+    angle = np.radians(t_hue)
+    painted = np.stack([new_l, new_c * np.cos(angle), new_c * np.sin(angle)], axis=1)
     out = img.copy()
-    out[mask] = np.clip(rgb[mask] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return out
+    out[mask] = oklab_to_rgb(painted)
+    return out, target
 
 
 def paste_region(img: np.ndarray, mask: np.ndarray, taken: list, rng: np.random.Generator,
@@ -174,10 +182,12 @@ def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
         if any(_overlaps(_grow(box, margin), t) for t in taken):
             continue
         kind = kinds[int(rng.integers(len(kinds)))]
+        words = {}
         if kind == "remove":
             candidate, changed = remove_region(right, mask), mask
         elif kind == "recolour":
-            candidate, changed = recolour_region(right, mask, rng), mask
+            (candidate, target), changed = recolour_region(right, mask, rng), mask
+            words = {"colour_right": target}
         else:
             pasted = paste_region(right, mask, [_grow(t, margin) for t in taken], rng)
             if pasted is None:
@@ -194,7 +204,7 @@ def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
         right = candidate
         taken.append(tbox)
         changes.append({"kind": kind, "bbox": list(tbox), "area": int(really.sum()),
-                        "mean_delta_e": round(float(delta[changed].mean()), 2)})
+                        "mean_delta_e": round(float(delta[changed].mean()), 2), **words})
     if not changes:
         raise UsageError(f"no region of this photo suits a level-{level} change (try the other level)")
     truth = {"schema": TRUTH_SCHEMA, "size": [w, h], "level": level, "seed": seed,

@@ -340,7 +340,7 @@ def test_eval_unscored_pairs_and_resume(tmp_path, shared_data, monkeypatch):
     out = tmp_path / "eval"
     res = CliRunner().invoke(cli, ["eval", "--pairs", str(src), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "pairs       2 (1 unscored)" in res.output and "failed" not in res.output
+    assert "pairs       3: 2 scored, 1 unscored" in res.output and "failed" not in res.output
     got = rows(out / "eval.jsonl")
     assert [r.get("unscored") for r in got].count("no truth given for this pair") == 1
     summary = json.loads((out / "eval_summary.json").read_text())
@@ -348,7 +348,9 @@ def test_eval_unscored_pairs_and_resume(tmp_path, shared_data, monkeypatch):
 
     monkeypatch.setattr(Pipeline, "process", lambda *a, **k: pytest.fail("a finished pair was computed again"))
     again = CliRunner().invoke(cli, ["eval", "--pairs", str(src), "--out", str(out)])
-    assert again.exit_code == 0 and again.output.splitlines()[1:] == res.output.splitlines()[1:]
+    assert again.exit_code == 0 and again.stdout.splitlines()[1:] == res.stdout.splitlines()[1:]
+    resumed = json.loads((out / "eval_summary.json").read_text())  # counted from every record, not this run's
+    assert resumed["unscored_pairs"] == 1 and resumed["counts"]["scored"] == 2
 
 
 def test_eval_records_cannot_collide_with_the_summary(tmp_path):

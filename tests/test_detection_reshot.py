@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.align import Alignment, align_pair, already_registered
-from imgdiff_rt.describe import _lab, classify_change, describe_regions, region_mask
+from imgdiff_rt.words.describe import describe_regions, region_mask, words_for
+from imgdiff_rt.words.kinds import classify
 from imgdiff_rt.detection.photometric import compensate
 from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels, registration_gates
@@ -115,8 +116,8 @@ def test_describing_on_a_window_names_the_same_change_as_on_the_whole_image():
     found = detect_pixels(left, right, PixelConfig())
     result = Result("pair", None, None, (left.shape[1], left.shape[0]), regions=found.regions)
     described = describe_regions(result, left, right, found.mask)
-    lab_l, lab_r = _lab(left), _lab(right)
-    kinds = [classify_change(lab_l, lab_r, region_mask(r, found.mask)) for r in described.regions]
+    kinds = [classify(left, right, region_mask(r, found.mask)) for r in described.regions]
     assert sorted(k.kind for k in kinds) == ["appeared", "recoloured"]
     for region, kind in zip(described.regions, kinds):
-        assert kind.phrase in region.description
+        assert words_for(kind, size=result.size).phrase in region.description
+        assert region.change["kind"] == kind.kind

@@ -5,9 +5,9 @@ import pytest
 from imgdiff_rt.result import SCHEMA, Region, Result
 
 REGION_KEYS = {"id", "bbox", "bbox_norm", "score", "area", "source", "similarity", "caption_left",
-               "caption_right", "description", "mean_diff", "peak_diff", "mask"}
-RESULT_KEYS = {"schema", "id", "left", "right", "size", "regions", "description", "timings_ms", "settings",
-               "weights"}
+               "caption_right", "description", "mean_diff", "peak_diff", "mask", "change"}
+RESULT_KEYS = {"schema", "id", "left", "right", "size", "regions", "description", "warnings", "timings_ms",
+               "settings", "weights"}
 
 
 def _result():
@@ -30,6 +30,15 @@ def test_round_trip_and_frozen():
     assert again.to_dict() == res.to_dict()
     with pytest.raises(AttributeError):
         res.id = "other"  # type: ignore[misc]
+
+
+def test_warnings_round_trip_once_each_and_older_records_read_as_none():
+    res = _result().with_warning("the right image was resized").with_warning("the right image was resized")
+    assert res.warnings == ("the right image was resized",)
+    assert Result.from_dict(json.loads(res.to_json())).warnings == res.warnings
+    older = json.loads(_result().to_json())
+    del older["warnings"]
+    assert Result.from_dict(older).warnings == ()
 
 
 def test_stages_return_new_results():

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..batch import EvalJob, tally_records
+from ..batch.jobs import pair_counts, tally_words
 from ..batch.runner import BatchOptions
 from ..errors import UsageError
 from ..evaluate import MATCH_IOU, describe_run, pixel_tally_records
@@ -17,6 +18,7 @@ from ..pairs import load_pairs
 from ..pipeline import Pipeline
 from ..report_html import write_report
 from .batch_cli import batch_options, execute
+from ..words.scoring import words_line
 from .options import detector_options
 
 SUMMARY_FILE = "eval_summary.json"
@@ -49,28 +51,51 @@ def eval_command(pairs: Path, out_dir: Path | None, pipeline: Pipeline, batch: B
     summary, records = execute(pipeline, items, EvalJob(), out_dir, batch)
     rows = [records[it.id] for it in items if it.id in records]
     tally = tally_records(rows)
-    if not tally.times_ms:
+    counts = pair_counts(rows, len(items))
+    if not tally.times_ms and not counts["expects_change"]:
         first = next((r for r in rows if isinstance(r, dict) and ("error" in r or "unscored" in r)), {})
         raise UsageError(f"{pairs}: no pair could be evaluated ({first.get('error') or first.get('unscored')})")
     s = tally.summary()
-    notes = [f"{n} {what}" for n, what in ((summary.failed, "failed"), (summary.unscored, "unscored")) if n]
-    click.echo(f"pairs       {s['pairs']}" + (f" ({', '.join(notes)})" if notes else ""))
+    click.echo(f"pairs       {counts['pairs']}: {counts['scored']} scored, {counts['unscored']} unscored"
+               + (f", {counts['failed']} failed" if counts["failed"] else ""))
+    if s["truths"]:  # pairs with no change score only as "flagged" below: P/R/F1 would mean nothing
+        _echo_boxes(s)
+    pixels = pixel_tally_records(rows)
+    if pixels is not None:  # mask truth: the change-detection papers' pixel scores
+        p = pixels.summary()
+        click.echo(f"pixels      P {p['precision']:.3f}  R {p['recall']:.3f}  F1 {p['f1']:.3f}  IoU {p['iou']:.3f}"
+                   f" pooled over {p['pairs']} masks; per image F1 {p['mean_per_image']['f1']:.3f}")
+    _echo_layout_counts(counts)
+    words = tally_words(rows)
+    if words is not None:
+        click.echo("words       " + words_line(words.summary()))
+    click.echo(f"ran         {describe_run(pipeline.settings())}")
+    if out_dir is not None:
+        make_dir(out_dir)
+        result = {**s, **({"pixels": pixels.summary()} if pixels is not None else {}),
+                  **({"words": words.summary()} if words is not None else {}), "counts": counts,
+                  "failed_pairs": counts["failed"], "unscored_pairs": counts["unscored"],
+                  "settings": pipeline.settings()}
+        write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(result, indent=2) + "\n")
+        write_report(out_dir, f"imgdiff-rt eval --pairs {pairs}", items, records, metrics=result)
+
+
+def _echo_boxes(s: dict) -> None:
     for key in ("precision", "recall", "f1"):
         click.echo(f"{key:<11} {s[key]:.3f}")
     click.echo(f"mean IoU    {s['mean_iou'] if s['mean_iou'] is None else format(s['mean_iou'], '.3f')}")
     click.echo(f"median ms   {s['median_ms']:.1f}")
     click.echo(f"matched     {s['true_positives']} of {s['truths']} truths, {s['predictions']} predictions"
                f" (IoU >= {MATCH_IOU} or centre inside)")
-    pixels = pixel_tally_records(rows)
-    if pixels is not None:  # mask truth: the change-detection papers' pixel scores
-        p = pixels.summary()
-        click.echo(f"pixels      P {p['precision']:.3f}  R {p['recall']:.3f}  F1 {p['f1']:.3f}  IoU {p['iou']:.3f}"
-                   f" pooled over {p['pairs']} masks; per image F1 {p['mean_per_image']['f1']:.3f}")
-    click.echo(f"ran         {describe_run(pipeline.settings())}")
-    if out_dir is not None:
-        make_dir(out_dir)
-        result = {**s, **({"pixels": pixels.summary()} if pixels is not None else {}),
-                  "failed_pairs": summary.failed, "unscored_pairs": summary.unscored,
-                  "settings": pipeline.settings()}
-        write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(result, indent=2) + "\n")
-        write_report(out_dir, f"imgdiff-rt eval --pairs {pairs}", items, records, metrics=result)
+
+
+def _echo_layout_counts(counts: dict) -> None:
+    """What pairs with a known answer but no boxes say: a change there found or not, no change flagged or not."""
+    if counts["expects_change"]:
+        n, found = counts["expects_change"], counts["found"]
+        click.echo(f"found       {found} of {n} pairs known to hold a change ({found / n:.3f})")
+    if counts["no_change"]:
+        n, flagged = counts["no_change"], counts["flagged"]
+        click.echo(f"flagged     {flagged} of {n} pairs known to hold no change ({flagged / n:.3f})")
+    if counts["warned"]:
+        click.echo(f"warnings    {counts['warned']} of {counts['pairs']} pairs carry a warning")

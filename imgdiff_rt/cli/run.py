@@ -61,6 +61,8 @@ def run(left: Path | None, right: Path | None, pairs: Path | None, json_out: str
     _check_single_pair_outputs(left, right, out_dir, json_out, fmt, stem)
     with pipeline:
         processed = pipeline.process(left, right, id=pair_id)
+    for warning in processed.result.warnings:  # also in the JSON; said here once so nobody misses it
+        click.echo(f"warning: {warning}", err=True)
     if out_dir is not None:
         payload = write_pair(processed, make_dir(out_dir), fmt, stem)
     else:
@@ -110,6 +112,11 @@ def _run_pairs(pairs: Path, left: Path | None, right: Path | None, out_dir: Path
     click.echo(summary.line(out_dir / RESULTS_FILE), err=True)
     for line in failure_lines(items, records):
         click.echo(line, err=True)
+    warned = sum(any(isinstance(r, dict) and r.get("warnings") for r in (rec if isinstance(rec, list) else [rec]))
+                 for rec in records.values())
+    if warned:
+        click.echo(f"{warned} of {len(items)} pairs carry a warning (their records say why; report.html lists "
+                   "them)", err=True)
     if summary.failed:
         sys.exit(1)
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from ..describe import position_words, summary_line
+from ..words.describe import position_words, summary_line
 from ..errors import UsageError
 from ..models.bundle import Bundle
 from ..result import Result
@@ -190,7 +190,7 @@ class BlipCaptioner:
     # -- the stage -----------------------------------------------------------------------------------
     def caption(self, result: Result, images: Any) -> Result:
         if not result.regions:
-            return result.replace(description=summary_line([])).with_settings(caption_dropped=[])
+            return result.replace(description=summary_line([], result.warnings)).with_settings(caption_dropped=[])
         crops = [c for r in result.regions for c in region_crops(images, r)]  # L0, R0, L1, R1, ...
         texts = self.caption_images(crops)
         lefts, rights = texts[0::2], texts[1::2]
@@ -205,7 +205,7 @@ class BlipCaptioner:
                         f"{right or 'nothing recognisable'} in the right image")
             kept.append(replace(region, caption_left=left, caption_right=right, description=sentence))
             parts.append(f"{where} ({left or '?'} -> {right or '?'})")
-        return result.replace(regions=tuple(kept), description=summary_line(parts)).with_settings(
+        return result.replace(regions=tuple(kept), description=summary_line(parts, result.warnings)).with_settings(
             caption_dropped=dropped)
 
     def settings(self) -> dict:

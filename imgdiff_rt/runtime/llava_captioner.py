@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..describe import position_words, summary_line
+from ..words.describe import position_words, summary_line
 from ..errors import ModelError
 from ..models.bundle import Bundle
 from ..imgdiff_format import QUESTION
@@ -116,13 +116,13 @@ class LlavaCaptioner:
     # -- the stage -----------------------------------------------------------------------------------
     def caption(self, result: Result, images: Any) -> Result:
         if not result.regions:
-            return result.replace(description=summary_line([]))
+            return result.replace(description=summary_line([], result.warnings))
         answers = self.answer_images([boxed_side_by_side(images, r) for r in result.regions])
         regions, parts = [], []
         for region, answer in zip(result.regions, answers):
             regions.append(replace(region, description=answer))
             parts.append(f"{position_words(region.bbox, result.size)} ({_first_sentence(answer)})")
-        return result.replace(regions=tuple(regions), description=summary_line(parts))
+        return result.replace(regions=tuple(regions), description=summary_line(parts, result.warnings))
 
     def settings(self) -> dict:
         return {"captioner": "llava", **self.info, "beams": self.beams, "max_new_tokens": self.max_new_tokens,

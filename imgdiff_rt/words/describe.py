@@ -1,5 +1,6 @@
-"""Descriptions without a model: a short sentence per region built only from measurements (where it is, how
-big it is, and the kind of change when the pixels tell it), and a one-line summary for the pair."""
+"""Descriptions without a model: a sentence per region built from measurements (where it is, how big, the kind
+of change seen from both sides and the colours people would name), and a summary line for the pair in the same
+words. What each sentence was built from is kept in the region's ``change`` block."""
 
 from __future__ import annotations
 
@@ -8,37 +9,13 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from .detection.masks import decode as decode_mask
-from .result import Region, Result
+from ..detection.masks import decode as decode_mask
+from ..result import Region, Result
+from .colours import ColourName
+from .kinds import ChangeFacts, classify, ring_px
+from .relations import Relation, relate
 
-# Basic colour terms with sRGB prototypes; a measured colour takes the nearest one in CIELAB.
-COLOUR_PROTOTYPES = {
-    "black": (20, 20, 20), "gray": (128, 128, 128), "white": (240, 240, 240),
-    "red": (200, 30, 30), "orange": (240, 140, 20), "yellow": (235, 220, 40),
-    "green": (40, 160, 50), "cyan": (40, 200, 210), "blue": (40, 70, 200),
-    "purple": (130, 50, 170), "pink": (240, 140, 180), "brown": (130, 80, 40),
-    "dark green": (20, 80, 30), "dark blue": (20, 30, 100), "beige": (220, 200, 160),
-}
-_NAMES = list(COLOUR_PROTOTYPES)
-_PROTO_LAB = cv2.cvtColor(
-    np.array([COLOUR_PROTOTYPES[n] for n in _NAMES], np.float32).reshape(1, -1, 3) / 255.0, cv2.COLOR_RGB2LAB
-).reshape(-1, 3)
-
-UNIFORM_STD = 7.0  # deltaE spread under which a surface counts as uniform
-SAME_AS_SURROUND = 12.0  # deltaE: the region looks like its surround (nothing there)
-STANDS_OUT = 20.0  # deltaE: the region clearly differs from its surround (something there)
-BRIGHTNESS_STEP = 10.0  # L* change that reads as brighter / darker
-
-
-@dataclass(frozen=True)
-class ChangeKind:
-    kind: str  # appeared, disappeared, recoloured, brighter, darker, changed
-    phrase: str  # the region's sentence
-    short: str  # the form used in the pair's summary line
-
-
-def colour_name(lab: np.ndarray) -> str:
-    return _NAMES[int(np.argmin(((_PROTO_LAB - lab[None, :]) ** 2).sum(axis=1)))]
+SIZE_WORDS = ((0.002, "tiny"), (0.01, "small"), (0.05, "medium"))  # share of the image below which each applies
 
 
 def position_words(bbox: tuple[int, int, int, int], size: tuple[int, int]) -> str:
@@ -52,53 +29,51 @@ def position_words(bbox: tuple[int, int, int, int], size: tuple[int, int]) -> st
 
 def size_words(area: int, size: tuple[int, int]) -> str:
     frac = area / float(size[0] * size[1])
-    word = "tiny" if frac < 0.002 else "small" if frac < 0.01 else "medium" if frac < 0.05 else "large"
+    word = next((name for limit, name in SIZE_WORDS if frac < limit), "large")
     return f"{word}, {frac * 100:.1f}% of the image"
 
 
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+def _thing(colour: ColourName, noun: str = "object") -> str:
+    return f"{colour.words} {noun}" if colour.term else noun
 
 
-def _ring_px(area: int) -> int:
-    return max(3, int(0.15 * np.sqrt(max(area, 1))))
+def _unnamed_note(facts: ChangeFacts) -> str:
+    reasons = sorted({c.reason for c in (facts.colour_left, facts.colour_right) if c.term is None and c.reason})
+    return f" ({' and '.join(reasons)} to name its colour)" if reasons else ""
 
 
-def classify_change(left_lab: np.ndarray, right_lab: np.ndarray, region_mask: np.ndarray) -> ChangeKind:
-    """Name the kind of change from the pixels inside ``region_mask`` and a ring around it."""
-    ring_px = _ring_px(int(region_mask.sum()))
-    grown = cv2.dilate(region_mask.astype(np.uint8), np.ones((2 * ring_px + 1,) * 2, np.uint8)).astype(bool)
-    ring = grown & ~region_mask
-    inside_l, inside_r = left_lab[region_mask], right_lab[region_mask]
-    med_l, med_r = np.median(inside_l, axis=0), np.median(inside_r, axis=0)
-    if ring.sum() >= 8:
-        surround = np.concatenate([left_lab[ring], right_lab[ring]])
-        med_s = np.median(surround, axis=0)
-        surround_uniform = float(np.linalg.norm(surround - med_s, axis=1).mean()) < UNIFORM_STD
-        spread = lambda px, med: float(np.linalg.norm(px - med, axis=1).mean())  # noqa: E731
-        d_l = float(np.linalg.norm(med_l - med_s))
-        d_r = float(np.linalg.norm(med_r - med_s))
-        l_plain = d_l < SAME_AS_SURROUND and spread(inside_l, med_s) < 2 * UNIFORM_STD
-        r_plain = d_r < SAME_AS_SURROUND and spread(inside_r, med_s) < 2 * UNIFORM_STD
-        if surround_uniform and l_plain and d_r > STANDS_OUT:
-            name = colour_name(med_r)
-            return ChangeKind("appeared", f"a {name} object appears in the right image on a uniform "
-                                          f"{colour_name(med_s)} surface", f"{name} object appeared")
-        if surround_uniform and r_plain and d_l > STANDS_OUT:
-            name = colour_name(med_l)
-            return ChangeKind("disappeared", f"a {name} object in the left image is gone from the right "
-                                             f"image, leaving a uniform {colour_name(med_s)} surface",
-                              f"{name} object disappeared")
-    name_l, name_r = colour_name(med_l), colour_name(med_r)
-    d_ab = float(np.linalg.norm(med_l[1:] - med_r[1:]))
-    d_light = float(med_r[0] - med_l[0])
-    if name_l != name_r and d_ab > 15.0:
-        return ChangeKind("recoloured", f"colour changed from {name_l} to {name_r}",
-                          f"colour {name_l} -> {name_r}")
-    if abs(d_light) > BRIGHTNESS_STEP and d_ab < 15.0:
-        word = "brighter" if d_light > 0 else "darker"
-        return ChangeKind(word, f"{word} in the right image ({name_l} to {name_r})", word)
-    return ChangeKind("changed", "the content differs", "content changed")
+@dataclass(frozen=True)
+class Words:
+    phrase: str  # the region's sentence after "Where (size): "
+    short: str  # the form the pair's summary line uses
+
+
+def words_for(facts: ChangeFacts, relation: Relation | None = None, size: tuple[int, int] = (1, 1)) -> Words:
+    """The sentence and the summary form of one region's change."""
+    old, new = facts.colour_left, facts.colour_right
+    kind = relation.kind if relation is not None else facts.kind
+    note = _unnamed_note(facts)
+    if kind == "moved":
+        where = position_words(relation.other_bbox, size)
+        if relation.role == "to":
+            return Words(f"the {_thing(new)} moved here from the {where}{note}", f"{_thing(new)} moved here")
+        return Words(f"the {_thing(old)} moved from here to the {where}{note}", f"{_thing(old)} moved away")
+    if kind == "appeared":
+        return Words(f"a {_thing(new)} appears that is not in the left image{note}", f"{_thing(new)} added")
+    if kind == "copied":
+        where = position_words(relation.other_bbox, size)
+        return Words(f"a {_thing(new)} appears, a copy of the one at the {where}{note}", f"{_thing(new)} copied")
+    if kind == "disappeared":
+        return Words(f"the {_thing(old)} in the left image is gone{note}", f"{_thing(old)} removed")
+    if kind == "recoloured":
+        if old.term and new.term:
+            return Words(f"the {old.words} object turned {new.words}", f"{old.words} -> {new.words}")
+        return Words(f"the object changed colour{note}", "colour changed")
+    if kind in ("brighter", "darker"):
+        return Words(f"the {_thing(old, 'surface')} is {kind} in the right image{note}", kind)
+    if kind == "replaced":
+        return Words(f"the {_thing(old)} was replaced by a {_thing(new)}{note}", f"{_thing(old)} replaced")
+    return Words(f"the {_thing(old, 'surface')} changed in texture or detail{note}", "texture or detail changed")
 
 
 def region_mask(region: Region, change_mask: np.ndarray) -> np.ndarray:
@@ -112,30 +87,48 @@ def region_mask(region: Region, change_mask: np.ndarray) -> np.ndarray:
     return mask
 
 
+def _window(mask: np.ndarray) -> tuple[slice, slice]:
+    """The region's pixels and the ring around them: all a description looks at."""
+    bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
+    m = ring_px(int(mask[by:by + bh, bx:bx + bw].sum())) + 1
+    return slice(max(0, by - m), by + bh + m), slice(max(0, bx - m), bx + bw + m)
+
+
+def _own_pixels(region: Region, change_mask: np.ndarray) -> np.ndarray:
+    mask = region_mask(region, change_mask)
+    if not mask.any():  # a model detector's box carries no changed pixels: the box stands for them
+        x0, y0, x1, y1 = region.bbox
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def _classify(mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> ChangeFacts:
+    window = _window(mask)
+    return classify(left[window], right[window], mask[window])
+
+
 def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change_mask: np.ndarray) -> Result:
-    """Fill ``description`` of each region and of the pair. ``right`` is already in the left frame."""
-    left_lab, right_lab = _lab(left), _lab(right)
-    regions = []
-    parts = []
-    for r in result.regions:
-        x0, y0, x1, y1 = r.bbox
-        mask = region_mask(r, change_mask)
-        if not mask.any():
-            mask[y0:y1, x0:x1] = True
-        # only the region's pixels and their ring matter: classify on that window, not on the whole image
-        bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
-        m = _ring_px(int(mask[by:by + bh, bx:bx + bw].sum())) + 1
-        window = (slice(max(0, by - m), by + bh + m), slice(max(0, bx - m), bx + bw + m))
-        kind = classify_change(left_lab[window], right_lab[window], mask[window])
-        where = position_words(r.bbox, result.size)
-        sentence = f"{where[0].upper()}{where[1:]} ({size_words(r.area, result.size)}): {kind.phrase}."
-        regions.append(replace(r, description=sentence))
-        parts.append(f"{where} ({kind.short})")
-    return result.replace(regions=tuple(regions), description=summary_line(parts))
+    """Fill ``description`` and ``change`` of each region and the pair's summary. ``right`` is already in the
+    left frame."""
+    masks = [_own_pixels(r, change_mask) for r in result.regions]
+    facts = [_classify(m, left, right) for m in masks]
+    relations = relate(result.regions, facts, masks, left, right)
+    regions, parts = [], []
+    for region, fact in zip(result.regions, facts):
+        relation = relations.get(region.id)
+        words = words_for(fact, relation, result.size)
+        where = position_words(region.bbox, result.size)
+        sentence = f"{where[0].upper()}{where[1:]} ({size_words(region.area, result.size)}): {words.phrase}."
+        change = {**fact.to_dict(), **(relation.to_dict() if relation is not None else {})}
+        regions.append(replace(region, description=sentence, change=change))
+        parts.append(f"{where} ({words.short})")
+    return result.replace(regions=tuple(regions), description=summary_line(parts, result.warnings))
 
 
-def summary_line(parts: list[str]) -> str:
+def summary_line(parts: list[str], warnings: tuple[str, ...] = ()) -> str:
+    """The pair's line. With nothing found it says so, and when a warning holds, that the answer is unsure."""
     if not parts:
-        return "No differences found."
+        return "No differences found, but see the warnings: the answer is unsure." if warnings \
+            else "No differences found."
     noun = "difference" if len(parts) == 1 else "differences"
     return f"{len(parts)} {noun}: " + ", ".join(parts) + "."
