@@ -109,6 +109,8 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
             shutil.rmtree(spool, ignore_errors=True)
 
     click.echo(f"imgdiff-rt web: http://{host}:{port}/  (API docs: /docs)", err=True)
+    if ctx.meta.get(NOTICE_KEY):  # as `run` says it: what this server's pipeline falls back to, or lacks
+        click.echo(ctx.meta[NOTICE_KEY], err=True)
     stopped_by = serve(app, host, port, header_timeout_s, cleanup)
     if stopped_by:
         click.echo(f"imgdiff-rt web: stopped ({stopped_by}), spool folder removed", err=True)

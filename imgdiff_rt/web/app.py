@@ -187,6 +187,9 @@ def _diff_request_doc(options: RequestOptions) -> dict:
         "left": {"type": "string", "format": "binary", "description": "left image (PNG, JPEG, WebP, BMP, TIFF)"},
         "right": {"type": "string", "format": "binary", "description": "right image"},
         "options": {"type": "string", "description": 'optional JSON object of options, e.g. {"align": true}'},
+        "ignore": {"type": "string", "description": "optional boxes whose changes never count (added to the "
+                   "server's): x0,y0,x1,y1 in left-image pixels or fractions 0-1 of the size, several joined "
+                   'by ";", or a JSON list of boxes; also "ignore" in options'},
     }
     for o in options.describe():
         props[o["field"]] = {"type": "string", "description": o["help"] or "",

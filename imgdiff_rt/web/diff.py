@@ -15,15 +15,17 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import UsageError
+from ..ignore import IgnoreSpec
 from ..imageio import decode_image_bytes
 from ..pipeline import Pipeline, Processed
 from .limits import MAX_FIELD_BYTES, MAX_FORM_FIELDS, JobSlots, WebLimits
-from .request_options import RequestOptions, parse_json_options, request_pipeline, shown
+from .request_options import RequestOptions, parse_ignore, parse_json_options, request_pipeline, shown
 from .store import Job, JobStore, new_job_id
 from .uploads import check_upload, client_file_name, display_name
 
 SIDES = ("left", "right")
 OPTIONS_FIELD = "options"
+IGNORE_FIELD = "ignore"  # boxes whose changes never count, as --ignore takes them (not a server option)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Upload:
 class DiffRequest:
     uploads: dict[str, Upload]
     overrides: dict[str, Any]
+    ignore: IgnoreSpec | None = None  # this request's ignore boxes, on top of the server's
 
 
 class DiffService:
@@ -78,6 +81,7 @@ class DiffService:
         uploads: dict[str, Upload] = {}
         fields: dict[str, str] = {}
         json_options: dict[str, Any] = {}
+        ignore: IgnoreSpec | None = None
         seen: set[str] = set()
         for key, value in form.multi_items():
             if key in seen:  # never last-wins: the client meant one of them, and we cannot tell which
@@ -90,6 +94,8 @@ class DiffService:
             elif key == OPTIONS_FIELD:
                 text = await value.read(MAX_FIELD_BYTES + 1) if isinstance(value, UploadFile) else value
                 json_options = parse_json_options(text)
+            elif key == IGNORE_FIELD and not isinstance(value, UploadFile):
+                ignore = parse_ignore(value)
             elif isinstance(value, UploadFile):
                 raise UsageError(f"field '{shown(key)}' is a file; only 'left' and 'right' take files"
                                  if not self.options.knows(key) else f"option '{key}' must be a text field")
@@ -99,12 +105,16 @@ class DiffService:
         if missing:
             raise UsageError(f"missing file field {' and '.join(repr(m) for m in missing)}: send two images "
                              "as multipart fields 'left' and 'right'")
+        if IGNORE_FIELD in json_options:
+            if ignore is not None:
+                raise UsageError("option 'ignore' is given both as a field and in 'options'")
+            ignore = parse_ignore(json_options.pop(IGNORE_FIELD), from_json=True)
         overrides = self.options.parse(fields)
         from_json = self.options.parse(json_options, from_json=True)
         twice = sorted(set(overrides) & set(from_json))
         if twice:
             raise UsageError(f"option {twice[0]!r} is given both as a field and in 'options'")
-        return DiffRequest(uploads, {**overrides, **from_json})
+        return DiffRequest(uploads, {**overrides, **from_json}, ignore)
 
     async def _upload(self, side: str, file: UploadFile) -> Upload:
         name = display_name(side, file.filename)
@@ -120,7 +130,7 @@ class DiffService:
                        for s in SIDES)
         decode_ms = (time.perf_counter() - t0) * 1e3
         job_id = new_job_id()
-        processed = pipeline.process(left, right, id=job_id)
+        processed = pipeline.process(left, right, id=job_id, ignore=request.ignore)
         result = processed.result.replace(left=request.uploads["left"].file_name,
                                           right=request.uploads["right"].file_name)
         # the pipeline's own "load" only converts the decoded arrays; reading the uploads is timed here

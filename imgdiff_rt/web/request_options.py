@@ -17,6 +17,7 @@ import click
 
 from ..errors import UsageError
 from ..files import loads_json
+from ..ignore import IgnoreSpec, parse_boxes
 
 # Per pair, without reopening model sessions: the pixel detector's settings, registration and the pixel cap.
 PER_REQUEST = ("align", "photometric", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap",
@@ -111,6 +112,18 @@ def parse_json_options(text: str | bytes) -> dict[str, Any]:
     if not isinstance(found, dict):
         raise UsageError("field 'options' must be a JSON object of option names and values")
     return found
+
+
+def parse_ignore(raw: Any, from_json: bool = False) -> IgnoreSpec | None:
+    """A request's ``ignore`` boxes (added to the server's): as ``--ignore`` takes them, several joined by ``;``,
+    or a JSON list of them (in 'options', or as the field's text)."""
+    if isinstance(raw, str) and not from_json and raw.lstrip().startswith("["):
+        try:
+            raw = loads_json(raw)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise UsageError(f"field 'ignore' is not valid JSON ({e})") from None
+    spec = IgnoreSpec(parse_boxes(raw))
+    return spec or None
 
 
 def request_pipeline(server_pipeline, server_values: dict[str, Any], overrides: dict[str, Any],

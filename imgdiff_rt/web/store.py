@@ -37,7 +37,7 @@ class Job:
 
     def __post_init__(self) -> None:
         im = self.processed.images
-        arrays = {id(a): a for a in (im.left, im.right, im.right_unwarped, im.valid, im.change_mask)
+        arrays = {id(a): a for a in (im.left, im.right, im.right_unwarped, im.valid, im.change_mask, im.ignore)
                   if a is not None}  # right and right_unwarped are one array unless registered or resized
         self.pixel_bytes = sum(a.nbytes for a in arrays.values())
 
@@ -70,7 +70,8 @@ class Job:
         """As `run --out` draws it: random or tiny weights are said in a footer (the picture gets shared alone)."""
         im, result = self.processed.images, self.processed.result
         return self._picture("annotated", lambda: with_footer(
-            side_by_side(im.left, im.right_unwarped, result.regions, self.homography), footer_label(result.weights)))
+            side_by_side(im.left, im.right_unwarped, result.regions, self.homography, ignore=im.ignore),
+            footer_label(result.weights)))
 
     def mask_png(self) -> bytes | None:
         mask = self.processed.images.change_mask
