@@ -133,6 +133,25 @@ def choose_detector(requested: str | None, bundle_dir: str | Path) -> DetectorCh
     return DetectorChoice(DEFAULT_MODEL_DETECTOR)
 
 
+#: the export flags that rebuild a bundle's graphs with the same kind of weights
+_EXPORT_FLAGS = {"tiny": "--tiny --random-init ", "random-init": "--random-init "}
+
+
+def require_precision(detector: str, bundle_dir: str | Path, backend: str, precision: str) -> None:
+    """A model detector asked for int8 ONNX on a bundle whose CLIP has no int8 graph: a UsageError naming the
+    export that adds it (the segmenter may run fp32: a registered one exists in one precision only)."""
+    if detector not in MODEL_DETECTORS or backend != "onnx" or precision != "int8":
+        return
+    bundle_dir = Path(bundle_dir).expanduser()
+    bundle = _load(bundle_dir)
+    if bundle is None or "int8" in bundle.precisions("clip_image") or not bundle.has_graph("clip_image"):
+        return  # no bundle or no CLIP: _require_graphs has said what is missing
+    flags = _EXPORT_FLAGS.get(bundle.weights_label("clip_image"), "")
+    raise UsageError(f"precision 'int8': the bundle at {bundle_dir} has no int8 clip_image graph (it has "
+                     f"{', '.join(bundle.precisions('clip_image'))}); add int8 graphs with `imgdiff-rt export "
+                     f"{flags}--precision int8 --out {bundle_dir}`, or run fp32", parameter="precision")
+
+
 def _require_graphs(detector: str, bundle: Bundle | None, bundle_dir: Path) -> None:
     if bundle is None:
         raise UsageError(f"detector {detector!r} needs a model bundle: no model bundle at {bundle_dir}; create "

@@ -125,7 +125,7 @@ def test_a_present_bundle_with_untrained_clip_keeps_the_pixel_default(models, mo
     (["--detector", "segment", "--models", "{tmp}/none"], "no model bundle at"),
     (["--detector", "segment", "--models", "{models}", "--pair-gate", "0.9"], "--pair-gate"),
     (["--detector", "segment", "--models", "{models}", "--max-proposals", "0"], "max-proposals"),
-    (["--detector", "segment", "--models", "{models}", "--precision", "int8"], "no clip_image onnx int8"),
+    (["--detector", "segment", "--models", "{models}", "--precision", "int8"], "no int8 clip_image graph"),
 ])
 def test_model_usage_errors_are_one_line(models, tmp_path, args, message):
     fill = {"tmp": tmp_path, "models": models}

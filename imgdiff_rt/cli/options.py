@@ -13,7 +13,7 @@ from ..extras import require_options
 from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
-from ..weights_report import choose_detector, weights_notice
+from ..weights_report import choose_detector, require_precision, weights_notice
 from ..models.specs import PRECISIONS
 from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
@@ -195,6 +195,7 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
         raise UsageError("--url and --protocol are for --backend triton")
     if backend == "triton":
         _check_triton_run(bundle_dir, detector, captioner, explicit)
+    require_precision(detector, bundle_dir, backend, precision)
     server = {k: v for k, v in (("url", url), ("protocol", protocol)) if v is not None}
     precision, placed, generation = _placement(device, half, backend, precision)
     caption_options = {"beams": beams, **({"max_new_tokens": max_new_tokens} if max_new_tokens else {}),
