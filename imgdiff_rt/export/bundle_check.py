@@ -62,6 +62,12 @@ def _check_int8(bundle: Bundle, entry: dict) -> dict:
                                      [spec.dummy_inputs(4, rng=None, **dims)])}
 
 
+def _said(say: Progress, key: str, row: dict) -> dict:
+    """``row``, once its line is said: every entry the report counts is listed."""
+    say(f"  {key}: {'ok' if row['ok'] else 'FAILED: ' + row.get('error', '')}")
+    return row
+
+
 def check_bundle(root: str | Path, progress: Progress | None = None, parity: bool = True) -> dict:
     """{entry key: {"sha256_ok", "parity"/"accuracy"/"layout", "ok"}}; ModelError naming every failure."""
     say = progress or (lambda _msg: None)
@@ -90,15 +96,15 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
                     row["accuracy"] = _check_int8(bundle, entry)
             except ImgDiffError as e:
                 row["ok"], row["error"] = False, str(e)
-        say(f"  {key}: {'ok' if row['ok'] else 'FAILED: ' + row.get('error', '')}")
-        report[key] = row
+        report[key] = _said(say, key, row)
     for family, gen in bundle.manifest.get("generation", {}).items():
         if "path" in gen and not (bundle.root / gen["path"] / "config.json").is_file():
-            report[f"generation/{family}"] = {"ok": False, "error": f"{gen['path']}/config.json missing"}
+            key = f"generation/{family}"
+            report[key] = _said(say, key, {"ok": False, "error": f"{gen['path']}/config.json missing"})
     if parity:  # every real tokenizer must still turn a sentence into ids and back
         from .preflight import check_bundle_tokenizers
 
-        report.update(check_bundle_tokenizers(bundle))
+        report.update({k: _said(say, k, row) for k, row in check_bundle_tokenizers(bundle).items()})
     failed = {k: r.get("error", "failed") for k, r in report.items() if not r["ok"]}
     if failed:
         raise ModelError(f"bundle {bundle.root} failed its check: " + "; ".join(f"{k}: {v}" for k, v in failed.items()))

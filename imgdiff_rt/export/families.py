@@ -60,7 +60,7 @@ def export_hf_family(run: _Run, family: str, source: str | None) -> None:
     source = source or DEFAULT_SOURCES[family]
     if run.reuse_family(family, source):
         return
-    run.say(f"{family}: loading {source} ({run.opts.weights()})")
+    run.say(f"{family}: {_source_line(source, run.opts.weights())}")
     loaded = hf_models.load_family(family, source, run.opts.weights())
     if loaded.tokenizer is not None:  # an empty tokenizer would make every caption '' (preflight.py)
         loaded.extra["tokenizer_round_trip"] = tokenizer_round_trip(loaded.tokenizer, loaded.tokenizer_synthetic,
@@ -70,6 +70,16 @@ def export_hf_family(run: _Run, family: str, source: str | None) -> None:
     for spec, module in hf_models.graphs_for(loaded):
         run.build(spec, _HfGraph(run, loaded, module), source, src)
     _save_family_parts(run, loaded, src)
+
+
+def _source_line(source: str, weights: str) -> str:
+    """What an export does for a source: random weights are built here, never downloaded, and a log line that
+    reads like a download would mislead."""
+    if weights == "tiny":
+        return f"building a tiny config of {source}'s architecture with random weights (no download)"
+    if weights == "random-init":
+        return f"building {source}'s real-size architecture with random weights (no download)"
+    return f"loading {source} ({weights})"
 
 
 def _save_family_parts(run: _Run, loaded, src: dict) -> None:

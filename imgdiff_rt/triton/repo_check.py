@@ -4,11 +4,13 @@ The committed ``triton_models/`` holds configs and ``model.py`` files only (no w
 over it by default would replace the committed copy, and serving it would only end in a wall of server log.
 So both commands default to a folder under the models home, and a repository whose graph models have no
 weight files is refused with one line saying how to write one. The weights kind each served graph was
-exported with is read back from the ONNX files' metadata, so `serve` can say when they are not trained.
+exported with is read back (the manifest's label `triton-repo` wrote beside it, else the ONNX file's metadata),
+so `serve` can say when they are not trained, in the words `run` uses.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..errors import UsageError
@@ -17,6 +19,8 @@ from ..models.specs import SPECS
 
 REPO_DIR_NAME = "triton-repo"
 WEIGHT_FILES = ("1/model.onnx", "1/model.plan", "model.onnx")
+#: beside each graph's config: the weights kind the bundle's manifest gives it, as `run` reports it
+WEIGHTS_LABEL_FILE = "weights.json"
 
 
 def default_repo_dir() -> Path:
@@ -50,13 +54,25 @@ def check_servable(repo: str | Path) -> Path:
     return repo
 
 
+def _written_label(path: Path) -> str | None:
+    try:
+        label = json.loads(path.read_text()).get("weights")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return label if isinstance(label, str) else None
+
+
 def served_weights(repo: str | Path) -> dict[str, str]:
-    """{graph: weights kind} read from the metadata of each graph's ONNX file in ``repo`` ("unknown" when the
-    file carries none, e.g. a registered foreign ONNX)."""
+    """{graph: weights kind}: what `triton-repo` recorded from the bundle's manifest, else the metadata of each
+    graph's ONNX file ("unknown" when it carries none, e.g. a registered foreign ONNX)."""
     from ..models.onnx_file import read_metadata
 
     found = {}
     for graph in graph_models(Path(repo).expanduser()):
+        label = _written_label(graph / WEIGHTS_LABEL_FILE)
+        if label is not None:
+            found[graph.name] = label
+            continue
         onnx_file = next((graph / f for f in ("1/model.onnx", "model.onnx") if (graph / f).is_file()), None)
         if onnx_file is None:
             continue

@@ -24,6 +24,7 @@ from ..runtime.detect import SegmentConfig
 from ..runtime.preprocess import clip_norm_from
 from .config import Options, ensemble_config, glue_config, graph_config, graph_max_batch
 from .glue import GlueParams
+from .repo_check import WEIGHTS_LABEL_FILE
 
 GRAPHS = tuple(SPECS)
 GLUE_CLASSES = {"preprocess": "PreprocessModel", "proposals": "ProposalsModel", "filter": "FilterModel",
@@ -124,6 +125,8 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
                 link_or_copy(files[name], d / "model.onnx")  # the entrypoint builds a missing engine from it
                 _write(d / "spec.json", json.dumps({"spec": name, "sizes": dict(spec.sizes),
                                                     "max_batch": graph_max_batch(spec, opts, params)}, indent=1))
+            if weights and bundle is not None:  # the kind `run` reports from the manifest (the ONNX may lack it)
+                _write(d / WEIGHTS_LABEL_FILE, json.dumps({"weights": bundle.weights_label(name)}) + "\n")
             written[name] = sorted(p.name for p in version.iterdir())
         for name in ("preprocess", "proposals", "filter"):
             _write(staging / name / "config.pbtxt", _HEADER + glue_config(name, params))
