@@ -71,8 +71,6 @@ def words_for(facts: ChangeFacts, relation: Relation | None = None, size: tuple[
         return Words(f"the object changed colour{note}", "colour changed")
     if kind in ("brighter", "darker"):
         return Words(f"the {_thing(old, 'surface')} is {kind} in the right image{note}", kind)
-    if kind == "replaced":
-        return Words(f"the {_thing(old)} was replaced by a {_thing(new)}{note}", f"{_thing(old)} replaced")
     return Words(f"the {_thing(old, 'surface')} changed in texture or detail{note}", "texture or detail changed")
 
 

@@ -1,34 +1,32 @@
 """The kind of a change, read from both sides of a region: what each side shows inside the changed pixels and
-how that compares with the surround and with the other side.
+how that compares with the other side and with the surround.
 
-- recoloured: the same shape on both sides (lightness pattern correlated) in another colour;
-- brighter / darker: the same shape and colour, lighter or darker;
-- appeared / disappeared: one side continues its surround (nothing there) while the other stands out from it;
-- replaced: both sides show something, different in shape and colour;
+- recoloured: the same structure on both sides (their edges coincide) in another colour, or two
+  colours and neither side decidedly empty (a re-shot object's edges never quite agree);
+- brighter / darker: the same structure and colour name, lighter or darker;
+- appeared / disappeared: detail (gradient energy) on one side only: an object there, an empty surface on the
+  other (an inpainted or bare surface has none);
 - changed: the same colour and something else differs (texture, material, detail).
+The thresholds were measured on synth's edits and CLEVR-Change's labelled recolours (docs/descriptions.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from .colours import MIN_PIXELS, ColourName, name_surface, oklab
 
-SAME_SHAPE_CORR = 0.55  # lightness correlation between the sides above which they show one shape
+SAME_STRUCTURE = 0.35  # edge-strength correlation from which both sides show one structure
+ONE_SIDED_DETAIL = 0.5  # log2 ratio of the sides' gradient energy from which one side holds an object alone
+ONE_SIDED_OUTLINE = 0.5  # the same ratio along the region's outline, when the detail is undecided
 CHANGED_OKLAB = 0.03  # Oklab distance under which a pixel of the region did not really change
 CHANGED_SHARE_OF_P90 = 0.35  # ...and under this share of the region's 90th percentile change
 LIGHTNESS_STEP = 0.06  # Oklab L change that reads as brighter / darker
 HUE_STEP = 0.05  # Oklab a/b change that reads as another colour even under one name
 BINS = 6  # per Oklab axis, for the colour histograms that compare a side with its surround
-# log2 ratio of the outline's strength right / left: from OUTLINE_ONE_SIDED on, one side has the object's outline
-# and the other does not (appeared / disappeared); under OUTLINE_TWO_SIDED, two colours that each differ from their
-# surround mean a recolour; from OUTLINE_DECISIVE on, a one-sided outline outweighs a shared shape
-OUTLINE_ONE_SIDED = 0.5
-OUTLINE_TWO_SIDED = 1.0
-OUTLINE_DECISIVE = 1.5
 SURROUND_LIKE = 0.45  # histogram overlap with the surround from which a side "continues its surround"
 STANDS_OUT_GAP = 0.2  # ...when the other side's overlap is lower by at least this
 
@@ -40,23 +38,20 @@ class ChangeFacts:
     kind: str
     colour_left: ColourName
     colour_right: ColourName
-    shape_corr: float
+    structure: float  # correlation of the two sides' edge strengths (1: the same edges)
+    detail_ratio: float  # log2 of the right side's gradient energy over the left's
+    outline_ratio: float  # the same along the region's outline
     surround_left: float  # share of the left side's colours also found around the region (1: like its surround)
     surround_right: float
     lightness_change: float  # Oklab L, right minus left
-    outline_left: float = 0.0  # mean lightness gradient along the region's outline on each side
-    outline_right: float = 0.0
-
-    @property
-    def outline_ratio(self) -> float:
-        return float(np.log2((self.outline_right + 1e-3) / (self.outline_left + 1e-3)))
+    hue_change: float  # Oklab a/b distance between the sides' medians
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "colour_left": self.colour_left.to_dict(),
-                "colour_right": self.colour_right.to_dict(), "shape_corr": round(self.shape_corr, 3),
+                "colour_right": self.colour_right.to_dict(), "structure": round(self.structure, 3),
+                "detail_ratio": round(self.detail_ratio, 3), "outline_ratio": round(self.outline_ratio, 3),
                 "like_surround": [round(self.surround_left, 3), round(self.surround_right, 3)],
-                "lightness_change": round(self.lightness_change, 3),
-                "outline": [round(self.outline_left, 4), round(self.outline_right, 4)]}
+                "lightness_change": round(self.lightness_change, 3)}
 
 
 def ring_px(area: int) -> int:
@@ -76,23 +71,37 @@ def _like_surround(inside: np.ndarray, ring: np.ndarray) -> float:
     return float(np.minimum(_histogram(inside), _histogram(ring)).sum())
 
 
+def _gradients(light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    light = np.ascontiguousarray(light)
+    return cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3)
+
+
+def _log_ratio(right: float, left: float) -> float:
+    return float(np.log2((right + 1e-3) / (left + 1e-3)))
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3:
-        return 0.0
     sa, sb = float(a.std()), float(b.std())
-    if sa < 1e-3 or sb < 1e-3:
-        return 0.0  # a flat side has no shape to share
+    if a.size < 3 or sa < 1e-6 or sb < 1e-6:
+        return 0.0  # a side with no edges shares no structure
     return float(((a - a.mean()) * (b - b.mean())).mean() / (sa * sb))
 
 
-def _outline_strength(light: np.ndarray, mask: np.ndarray) -> float:
-    """Mean lightness gradient along the region's outline: an object has an edge there, an empty surface none."""
-    gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3)
-    gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3)
-    m = mask.astype(np.uint8)
+def _structure(left_l: np.ndarray, right_l: np.ndarray, changed: np.ndarray) -> tuple[float, float, float]:
+    """(edge agreement, detail ratio, outline ratio) over the changed pixels and their edge. Edges agree when
+    their strengths correlate, whichever way they step: an object turned from darker to lighter than its floor
+    keeps its outline with the sign flipped."""
+    (lx, ly), (rx, ry) = _gradients(left_l), _gradients(right_l)
+    m = changed.astype(np.uint8)
     k = np.ones((5, 5), np.uint8)
-    band = (cv2.dilate(m, k) > 0) & ~(cv2.erode(m, k) > 0)
-    return float(np.hypot(gx, gy)[band].mean()) if band.any() else 0.0
+    near = cv2.dilate(m, k) > 0
+    outline = near & ~(cv2.erode(m, k) > 0)
+    edges_l, edges_r = np.sqrt(lx ** 2 + ly ** 2), np.sqrt(rx ** 2 + ry ** 2)
+    agree = _correlation(edges_l[near], edges_r[near])
+    energy = lambda edges, where: float(np.sqrt((edges[where] ** 2).mean())) if where.any() else 0.0  # noqa: E731
+    detail = _log_ratio(energy(edges_r, near), energy(edges_l, near))
+    edge = _log_ratio(energy(edges_r, outline), energy(edges_l, outline))
+    return agree, detail, edge
 
 
 def changed_pixels(left_lab: np.ndarray, right_lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -106,36 +115,31 @@ def changed_pixels(left_lab: np.ndarray, right_lab: np.ndarray, mask: np.ndarray
     return changed if int(changed.sum()) >= MIN_PIXELS else mask
 
 
-def _same_shape_kind(left: ColourName, right: ColourName, d_light: float, d_ab: float) -> str:
-    if left.term != right.term and d_ab >= HUE_STEP:
+def _same_structure_kind(f: ChangeFacts) -> str:
+    if f.colour_left.term != f.colour_right.term and f.hue_change >= HUE_STEP:
         return "recoloured"
-    if abs(d_light) >= LIGHTNESS_STEP:
-        return "brighter" if d_light > 0 else "darker"
-    return "recoloured" if d_ab >= HUE_STEP else "changed"
+    if abs(f.lightness_change) >= LIGHTNESS_STEP:
+        return "brighter" if f.lightness_change > 0 else "darker"
+    return "recoloured" if f.hue_change >= HUE_STEP else "changed"
 
 
-def _kind(f: ChangeFacts, ring_terms: tuple[str | None, str | None], d_ab: float) -> str:
-    """The decision, in the order measured best on synth's edits and CLEVR-Change's recolours
-    (docs/descriptions.md): one shape on both sides; two different colours that each differ from their own
-    surround; an outline on one side only; one side continuing its surround; else by the colour names."""
-    left, right = f.colour_left, f.colour_right
-    outline = f.outline_ratio
-    if f.shape_corr >= SAME_SHAPE_CORR and abs(outline) < OUTLINE_DECISIVE:
-        return _same_shape_kind(left, right, f.lightness_change, d_ab)
-    if left.term != right.term and left.term != ring_terms[0] and right.term != ring_terms[1] \
-            and abs(outline) < OUTLINE_TWO_SIDED and d_ab >= HUE_STEP:
-        return "recoloured"
-    if outline >= OUTLINE_ONE_SIDED:
-        return "appeared"
-    if outline <= -OUTLINE_ONE_SIDED:
-        return "disappeared"
-    if f.shape_corr >= SAME_SHAPE_CORR:
-        return _same_shape_kind(left, right, f.lightness_change, d_ab)
+def decide(f: ChangeFacts) -> str:
+    """The kind, in the order measured best: one structure on both sides; detail on one side only; an outline on
+    one side only; one side continuing its surround; else by the colour names."""
+    if f.structure >= SAME_STRUCTURE:
+        return _same_structure_kind(f)
+    for ratio, limit in ((f.detail_ratio, ONE_SIDED_DETAIL), (f.outline_ratio, ONE_SIDED_OUTLINE)):
+        if ratio >= limit:
+            return "appeared"
+        if ratio <= -limit:
+            return "disappeared"
     if f.surround_left >= SURROUND_LIKE and f.surround_left - f.surround_right >= STANDS_OUT_GAP:
         return "appeared"
     if f.surround_right >= SURROUND_LIKE and f.surround_right - f.surround_left >= STANDS_OUT_GAP:
         return "disappeared"
-    return "recoloured" if left.term != right.term and d_ab >= HUE_STEP else "changed"
+    if f.colour_left.term != f.colour_right.term and f.hue_change >= HUE_STEP:
+        return "recoloured"
+    return "changed"
 
 
 def classify(left_rgb: np.ndarray, right_rgb: np.ndarray, mask: np.ndarray) -> ChangeFacts:
@@ -147,14 +151,9 @@ def classify(left_rgb: np.ndarray, right_rgb: np.ndarray, mask: np.ndarray) -> C
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).astype(bool)
     ring = grown & ~mask
     in_l, in_r = left_lab[changed], right_lab[changed]
-    name_l, name_r = name_surface(in_l), name_surface(in_r)
-    corr = _correlation(left_lab[..., 0][mask], right_lab[..., 0][mask])
-    like_l, like_r = _like_surround(in_l, left_lab[ring]), _like_surround(in_r, right_lab[ring])
-    d_light = float(np.median(in_r[:, 0]) - np.median(in_l[:, 0])) if len(in_l) else 0.0
-    d_ab = float(np.linalg.norm(np.median(in_r[:, 1:], axis=0) - np.median(in_l[:, 1:], axis=0))) \
-        if len(in_l) else 0.0
-    edge_l = _outline_strength(np.ascontiguousarray(left_lab[..., 0]), changed)
-    edge_r = _outline_strength(np.ascontiguousarray(right_lab[..., 0]), changed)
-    facts = ChangeFacts("changed", name_l, name_r, corr, like_l, like_r, d_light, edge_l, edge_r)
-    ring_terms = (name_surface(left_lab[ring]).term, name_surface(right_lab[ring]).term)
-    return replace(facts, kind=_kind(facts, ring_terms, d_ab))
+    agree, detail, edge = _structure(left_lab[..., 0], right_lab[..., 0], changed)
+    med_l, med_r = np.median(in_l, axis=0), np.median(in_r, axis=0)
+    facts = ChangeFacts("changed", name_surface(in_l), name_surface(in_r), agree, detail, edge,
+                        _like_surround(in_l, left_lab[ring]), _like_surround(in_r, right_lab[ring]),
+                        float(med_r[0] - med_l[0]), float(np.linalg.norm(med_r[1:] - med_l[1:])))
+    return ChangeFacts(decide(facts), *list(vars(facts).values())[1:])
