@@ -57,7 +57,7 @@ class PairItem:
         return self.truth is not None or self.truth_boxes is not None
 
     def to_row(self) -> dict:
-        """Plain types only (for Ray Data and Parquet)."""
+        """Plain types only (for Ray actors and Parquet)."""
         return {"id": self.id, "left": _str(self.left), "right": _str(self.right), "truth": _str(self.truth),
                 "error": self.error, "unscored": self.unscored,
                 "truth_boxes": None if self.truth_boxes is None else json.dumps(self.truth_boxes),

@@ -9,6 +9,10 @@ import time
 from typing import TextIO
 
 PLAIN_EVERY_S = 10.0
+#: records arriving this soon after the first came with it (a Ray task returns several at once): the rate counts
+#: from the first record on, without them, over at least MIN_RATE_WINDOW_S, so a burst never reads as a speed
+FIRST_BURST_S = 0.05
+MIN_RATE_WINDOW_S = 0.2
 MODES = ("auto", "bar", "lines", "quiet")
 
 
@@ -28,6 +32,8 @@ class Progress:
         self.mode, self.total, self.already, self.label = mode, total, already, label
         self.computed = 0
         self._first: float | None = None  # when the first pair of this run finished
+        self._burst = 0  # pairs that finished with the first one
+        self._rate_shown = False  # a plain line has shown a rate
         self._last_line = time.monotonic()
         self._last_shown: int | None = None  # the count the last plain line showed
         self._bar = None
@@ -37,10 +43,10 @@ class Progress:
         return self.already + self.computed
 
     def rate(self) -> float | None:
-        if self._first is None or self.computed < 2:
+        if self._first is None or self.computed <= self._burst:
             return None
         elapsed = time.monotonic() - self._first
-        return (self.computed - 1) / elapsed if elapsed > 0 else None
+        return (self.computed - self._burst) / elapsed if elapsed >= MIN_RATE_WINDOW_S else None
 
     def eta_s(self) -> float | None:
         rate = self.rate()
@@ -71,15 +77,19 @@ class Progress:
         self.computed += 1
         if self._first is None:
             self._first = time.monotonic()
+        if time.monotonic() - self._first < FIRST_BURST_S:
+            self._burst += 1
         if self._bar is not None:
             rate = self.rate()
             self._bar.update(self._task, completed=self.finished,
-                             rate="" if rate is None else f"{rate:.2f} {self.label}/s")
-        elif self.mode == "lines" and time.monotonic() - self._last_line >= PLAIN_EVERY_S:
-            self._print_line()
+                             rate=f"{'?' if rate is None else format(rate, '.2f')} {self.label}/s")
+        elif self.mode == "lines" and (time.monotonic() - self._last_line >= PLAIN_EVERY_S
+                                       or (not self._rate_shown and self.rate() is not None)):
+            self._print_line()  # every few seconds, and as soon as a rate is known (after start-up)
 
     def _print_line(self) -> None:
         self._last_line, self._last_shown = time.monotonic(), self.finished
+        self._rate_shown = self._rate_shown or self.rate() is not None
         print(self.line(), file=self.stream, flush=True)
 
     def __exit__(self, *exc) -> None:

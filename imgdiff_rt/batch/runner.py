@@ -83,15 +83,18 @@ def run_batch(pipeline: Pipeline, items: list[PairItem], job: RunJob | EvalJob, 
         records, todo = store.split(items, options.redo)
         summary.skipped = len(records)
         try:
-            _execute(engine, pipeline, items, todo, job, store, out_dir, records, summary, options)
+            note = _execute(engine, pipeline, items, todo, job, store, out_dir, records, summary, options)
         except BaseException:
             store.finish(items, records, failing=True)
             raise
         store.finish(items, records)
+    if note:
+        warn(note)
     return summary, records
 
 
-def _execute(engine, pipeline, items, todo, job, store, out_dir, records, summary, options) -> None:
+def _execute(engine, pipeline, items, todo, job, store, out_dir, records, summary, options) -> str | None:
+    """Run the engine under the progress display; returns the engine's note on how it went (or None)."""
     with Progress(len(items), already=len(items) - len(todo), mode=options.progress) as progress:
         def on_record(item: PairItem, record: dict | list, written: bool) -> None:
             if store is not None:
@@ -101,6 +104,6 @@ def _execute(engine, pipeline, items, todo, job, store, out_dir, records, summar
             progress.advance()
 
         try:
-            engine(pipeline, todo, job, out_dir, on_record, options)
+            return engine(pipeline, todo, job, out_dir, on_record, options)
         except KeyboardInterrupt:
             raise BatchInterrupted(summary.finished, summary.total) from None
