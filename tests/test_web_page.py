@@ -179,6 +179,24 @@ def test_page_compares_the_example_pair(server, browser, tmp_path):
     page.close()
 
 
+def test_page_shows_the_warnings_of_an_unsure_answer(server, browser, shared_data):
+    """A LEVIR-CD tile whose registration fitted poorly: the page lists the warning beside the summary."""
+    page = browser.new_page()
+    page.goto(server.base + "/")
+    tile = "test_55_0256_0000.png"
+    page.set_input_files("#file-left", str(shared_data / "levir-cd" / "A" / tile))
+    page.set_input_files("#file-right", str(shared_data / "levir-cd" / "B" / tile))
+    page.click("#compare")
+    page.wait_for_selector("#warnings:not([hidden]) li", timeout=60_000)
+    assert "registration fitted poorly" in page.inner_text("#warnings")
+    assert page.inner_text("#summary") != "No differences found."
+    page.click("#use-example")  # the next answer, with nothing to warn about, hides them again
+    page.wait_for_selector("#compare:not([disabled])")
+    page.click("#compare")
+    page.wait_for_selector("#warnings[hidden]", state="attached", timeout=60_000)
+    page.close()
+
+
 def test_page_shows_an_api_error(server, browser):
     page = browser.new_page()
     page.goto(server.base + "/")

@@ -126,6 +126,7 @@ async function compare() {
   form.append("right", state.files.right);
   const options = changedOptions();
   if (Object.keys(options).length) form.append("options", JSON.stringify(options));
+  if (ignoreField()) form.append("ignore", ignoreField()); // ignore.js
   $("#compare").disabled = true;
   const started = performance.now();
   $("#status").textContent = "comparing…";
@@ -133,6 +134,7 @@ async function compare() {
     const resp = await fetch("/v1/diff", { method: "POST", body: form });
     const body = await resp.json();
     if (!resp.ok) {
+      clearResult();
       showError(`${resp.status}: ${body.error}`);
       $("#status").textContent = "";
       return;
@@ -140,11 +142,22 @@ async function compare() {
     $("#status").textContent = `done in ${((performance.now() - started) / 1000).toFixed(2)} s (round trip)`;
     await showResult(body);
   } catch (err) {
+    clearResult();
     showError(`request failed: ${err}`);
     $("#status").textContent = "";
   } finally {
     $("#compare").disabled = false;
   }
+}
+
+function clearResult() {
+  // an error's message must not sit beside the previous pair's boxes and list, as if they were its result
+  state.result = null;
+  state.selected = null;
+  $("#result").hidden = true;
+  document.querySelectorAll("#views svg.boxes").forEach((svg) => svg.replaceChildren());
+  $("#regions").replaceChildren();
+  $("#summary").textContent = "";
 }
 
 async function showResult(result) {
@@ -160,6 +173,7 @@ async function showResult(result) {
   }
   drawBoxes($(".boxes", views.left), result.regions.map((r) => r.bbox), result.regions, w, h);
   drawBoxes($(".boxes", views.right), result.job.right_boxes, result.regions, w, h);
+  drawIgnored(result); // ignore.js
   listRegions(result);
   listTimings(result);
   setDownloads(result);
@@ -192,6 +206,9 @@ function listRegions(result) {
   const n = result.regions.length;
   $("#regions-title").textContent = `Regions (${n})`;
   $("#summary").textContent = result.description || (n ? "" : "No differences found.");
+  const warnings = $("#warnings");
+  warnings.replaceChildren(...(result.warnings || []).map((w) => el("li", {}, w)));
+  warnings.hidden = !(result.warnings || []).length;
   for (const r of result.regions) {
     const li = el("li", { "data-id": r.id });
     const head = el("div");
