@@ -24,6 +24,7 @@ from .result import Result
 from .models.bundle import require_bundle
 from .runtime.caption_stage import CAPTIONERS
 from .runtime.detect import ModelDetector, SegmentConfig
+from .runtime.object_names import ObjectNamer, namer_for
 from .runtime import segmenter_features as SF
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
 from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, weights_block
@@ -115,6 +116,8 @@ class Pipeline:
         self._detector: ModelDetector | None = None
         self._captioner = None
         self._captioner_ready = False
+        self._namer: ObjectNamer | None = None
+        self._namer_ready = False
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, backend: str = "onnx", detector: str = "segment",
@@ -147,6 +150,9 @@ class Pipeline:
         if self._captioner is not None:
             self._captioner.close()
             self._captioner, self._captioner_ready = None, False
+        if self._namer is not None:
+            self._namer.close()
+        self._namer, self._namer_ready = None, False
 
     def __enter__(self) -> "Pipeline":
         return self.open()
@@ -289,7 +295,15 @@ class Pipeline:
                                       self.feature_threshold)
         return result.replace(regions=tuple(kept)).with_settings(segmenter_filter=facts)
 
-    @staticmethod
-    def describe(result: Result, images: PairImages) -> Result:
+    def describe(self, result: Result, images: PairImages) -> Result:
         mask = images.change_mask if images.change_mask is not None else np.zeros(images.left.shape[:2], bool)
-        return describe_regions(result, images.left, images.right, mask)
+        namer = self.object_namer()
+        if namer is not None:
+            result = result.with_settings(object_names=namer.settings())
+        return describe_regions(result, images.left, images.right, mask, namer.name if namer else None)
+
+    def object_namer(self) -> ObjectNamer | None:
+        """The bundle's registered real segmenter, opened once, when it can name what changed (else None)."""
+        if not self._namer_ready:
+            self._namer, self._namer_ready = namer_for(self.models, self.threads), True
+        return self._namer

@@ -5,6 +5,7 @@ words. What each sentence was built from is kept in the region's ``change`` bloc
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -48,30 +49,34 @@ class Words:
     short: str  # the form the pair's summary line uses
 
 
-def words_for(facts: ChangeFacts, relation: Relation | None = None, size: tuple[int, int] = (1, 1)) -> Words:
-    """The sentence and the summary form of one region's change."""
+def words_for(facts: ChangeFacts, relation: Relation | None = None, size: tuple[int, int] = (1, 1),
+              noun: str = "object") -> Words:
+    """The sentence and the summary form of one region's change; ``noun`` is what the object is, when a real
+    segmenter named it."""
     old, new = facts.colour_left, facts.colour_right
     kind = relation.kind if relation is not None else facts.kind
     note = _unnamed_note(facts)
+    before, after = _thing(old, noun), _thing(new, noun)
     if kind == "moved":
         where = position_words(relation.other_bbox, size)
         if relation.role == "to":
-            return Words(f"the {_thing(new)} moved here from the {where}{note}", f"{_thing(new)} moved here")
-        return Words(f"the {_thing(old)} moved from here to the {where}{note}", f"{_thing(old)} moved away")
+            return Words(f"the {after} moved here from the {where}{note}", f"{after} moved here")
+        return Words(f"the {before} moved from here to the {where}{note}", f"{before} moved away")
     if kind == "appeared":
-        return Words(f"a {_thing(new)} appears that is not in the left image{note}", f"{_thing(new)} added")
+        return Words(f"a {after} appears that is not in the left image{note}", f"{after} added")
     if kind == "copied":
         where = position_words(relation.other_bbox, size)
-        return Words(f"a {_thing(new)} appears, a copy of the one at the {where}{note}", f"{_thing(new)} copied")
+        return Words(f"a {after} appears, a copy of the one at the {where}{note}", f"{after} copied")
     if kind == "disappeared":
-        return Words(f"the {_thing(old)} in the left image is gone{note}", f"{_thing(old)} removed")
+        return Words(f"the {before} in the left image is gone{note}", f"{before} removed")
     if kind == "recoloured":
         if old.term and new.term:
-            return Words(f"the {old.words} object turned {new.words}", f"{old.words} -> {new.words}")
-        return Words(f"the object changed colour{note}", "colour changed")
+            return Words(f"the {old.words} {noun} turned {new.words}", f"{old.words} -> {new.words}")
+        return Words(f"the {noun} changed colour{note}", "colour changed")
+    surface = noun if noun != "object" else "surface"
     if kind in ("brighter", "darker"):
-        return Words(f"the {_thing(old, 'surface')} is {kind} in the right image{note}", kind)
-    return Words(f"the {_thing(old, 'surface')} changed in texture or detail{note}", "texture or detail changed")
+        return Words(f"the {_thing(old, surface)} is {kind} in the right image{note}", kind)
+    return Words(f"the {_thing(old, surface)} changed in texture or detail{note}", "texture or detail changed")
 
 
 def region_mask(region: Region, change_mask: np.ndarray) -> np.ndarray:
@@ -105,19 +110,27 @@ def _classify(mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> ChangeFa
     return classify(left[window], right[window], mask[window])
 
 
-def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change_mask: np.ndarray) -> Result:
+#: names the object of each region: (their pixels, kinds, left, right) -> {"name", "score", "side"} or None each
+ObjectNames = Callable[[list, list, np.ndarray, np.ndarray], list]
+
+
+def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change_mask: np.ndarray,
+                     name_objects: ObjectNames | None = None) -> Result:
     """Fill ``description`` and ``change`` of each region and the pair's summary. ``right`` is already in the
-    left frame."""
+    left frame. ``name_objects``: a real segmenter's class names for the regions (runtime.object_names)."""
     masks = [_own_pixels(r, change_mask) for r in result.regions]
     facts = [_classify(m, left, right) for m in masks]
     relations = relate(result.regions, facts, masks, left, right)
+    kinds = [relations[r.id].kind if r.id in relations else f.kind for r, f in zip(result.regions, facts)]
+    objects = name_objects(masks, kinds, left, right) if name_objects is not None else [None] * len(masks)
     regions, parts = [], []
-    for region, fact in zip(result.regions, facts):
+    for region, fact, thing in zip(result.regions, facts, objects):
         relation = relations.get(region.id)
-        words = words_for(fact, relation, result.size)
+        words = words_for(fact, relation, result.size, thing["name"] if thing else "object")
         where = position_words(region.bbox, result.size)
         sentence = f"{where[0].upper()}{where[1:]} ({size_words(region.area, result.size)}): {words.phrase}."
-        change = {**fact.to_dict(), **(relation.to_dict() if relation is not None else {})}
+        change = {**fact.to_dict(), **(relation.to_dict() if relation is not None else {}),
+                  **({"object": thing} if thing else {})}
         regions.append(replace(region, description=sentence, change=change))
         parts.append(f"{where} ({words.short})")
     return result.replace(regions=tuple(regions), description=summary_line(parts, result.warnings))
