@@ -27,7 +27,8 @@ from .runtime.detect import ModelDetector, SegmentConfig
 from .runtime.object_names import ObjectNamer, namer_for
 from .runtime import segmenter_features as SF
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
-from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, weights_block
+from .models.auto_precision import AUTO as AUTO_PRECISION
+from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, graph_precisions, weights_block
 from .words.caveats import fit_barely_helped, with_caveats
 from .words.describe import describe_regions
 
@@ -77,7 +78,7 @@ class Pipeline:
 
     def __init__(self, detector: str = "pixel", captioner: str = "none", align: str | bool = DEFAULT_ALIGN,
                  pixel: PixelConfig | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, *,
-                 models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = "fp32",
+                 models: str | os.PathLike | None = None, backend: str = "onnx", precision: str = AUTO_PRECISION,
                  segment: SegmentConfig | None = None, threads: int | None = None,
                  caption_options: dict | None = None, session_options: dict | None = None,
                  feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD,
@@ -163,8 +164,16 @@ class Pipeline:
     def weights(self) -> dict:
         """Which weights the graphs this pipeline runs carry (the result's ``weights`` block), read once."""
         if getattr(self, "_weights", None) is None:
-            self._weights = weights_block(self.models, self.detector, self.captioner, self.feature_filter)
+            self._weights = weights_block(self.models, self.detector, self.captioner, self.feature_filter,
+                                          self.graph_precisions())
         return self._weights
+
+    def graph_precisions(self) -> dict[str, str]:
+        """{graph: the precision it runs in} (``precision`` auto resolved per graph from the bundle's checks)."""
+        if getattr(self, "_precisions", None) is None:
+            self._precisions = graph_precisions(self.models, self.detector, self.captioner, self.feature_filter,
+                                                self.backend, self.precision, self.session_options)
+        return self._precisions
 
     def settings(self) -> dict:
         out = {"detector": self.detector, "captioner": self.captioner, "align": self.align,
@@ -172,7 +181,8 @@ class Pipeline:
         if self.ignore:
             out["ignore"] = self.ignore.to_settings()
         if self.detector in MODEL_DETECTORS or self.captioner != "none":
-            out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision}
+            out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision,
+                             "precisions": self.graph_precisions()}
         if self.detector in MODEL_DETECTORS:
             out["segment"] = self.segment.to_settings()
         if self._segmenter_onnx is not None:

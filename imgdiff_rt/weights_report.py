@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .extras import models_install_hint
+from .models import auto_precision as AP
 from .models.bundle import MANIFEST, Bundle
 from .models.specs import family_specs
 
@@ -38,9 +39,28 @@ def graphs_used(detector: str, captioner: str, feature_filter: str = "none") -> 
     return graphs + (list(family_specs(captioner)) if captioner != "none" else [])
 
 
+def graph_precisions(bundle_dir: str | Path | None, detector: str, captioner: str, feature_filter: str,
+                     backend: str, precision: str, session_opts: dict | None = None) -> dict[str, str]:
+    """{graph: the precision it runs in} for a run (``auto`` resolved per graph as the sessions resolve it;
+    ``fp32-dequantized`` for the fp32 rebuild of an int8 segmenter); {} when no model runs."""
+    used = graphs_used(detector, captioner, feature_filter)
+    bundle = _load(Path(bundle_dir).expanduser()) if used and bundle_dir is not None else None
+    if bundle is None:
+        return {}
+    out = {}
+    for name in used:
+        if not bundle.has_graph(name):
+            continue
+        wanted = AP.resolve(bundle, name, precision, backend, session_opts)
+        ran = wanted if backend == "tensorrt" else bundle.precision_for(name, wanted) or wanted
+        out[name] = AP.label(bundle, name, ran)
+    return out
+
+
 def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str,
-                  feature_filter: str = "none") -> dict:
-    """{"models_ran", "graphs": {graph: {"weights", "source"}}, "all_pretrained", "note"?} for a result."""
+                  feature_filter: str = "none", precisions: dict[str, str] | None = None) -> dict:
+    """{"models_ran", "graphs": {graph: {"weights", "source", "precision"?}}, "all_pretrained", "note"?} for a
+    result (``precisions``: ``graph_precisions``' answer, recorded per graph)."""
     used = graphs_used(detector, captioner, feature_filter)
     if not used or bundle_dir is None:
         return {"models_ran": False, "graphs": {}, "all_pretrained": None,
@@ -51,7 +71,8 @@ def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str,
     for name in used:
         entries = bundle.graph_entries(name) if bundle is not None else []
         source = (entries[0].get("source") or {}) if entries else {}
-        graphs[name] = {"weights": source.get("weights", "absent"), "source": source.get("label") or source.get("id")}
+        graphs[name] = {"weights": source.get("weights", "absent"), "source": source.get("label") or source.get("id"),
+                        **({"precision": precisions[name]} if precisions and name in precisions else {})}
     if captioner != "none" and bundle is not None and bundle.generation(captioner):
         gen = bundle.generation(captioner)
         graphs[f"{captioner}_generation"] = {"weights": gen.get("weights", "unknown"),

@@ -33,8 +33,12 @@ STAGE_KEYS = ("segment", "clip", "caption")
 #: which stage a graph (or the PyTorch decoder) belongs to, for the per-stage FLOPs
 STAGE_OF_GRAPH = {"segmenter": "segment", "clip_image": "clip", "blip_vision": "caption", "clip_text": "caption",
                   "decoder": "caption"}
-COLUMNS = {"torch": "Img-Diff reference (PyTorch eager fp32: CLIP on every candidate, BLIP one crop at a time)",
-           "onnx": "product default (ONNX Runtime fp32, pixel gate, batched de-duplicated captions)",
+COLUMNS = {"torch": "Img-Diff reference (PyTorch eager fp32 CLIP and BLIP, the registered segmenter graph: CLIP on "
+                    "every candidate, BLIP one crop at a time)",
+           "default": "product default: exactly what `run --models B --detector segment --captioner blip` builds "
+                      "(precision auto: per graph the fastest artifact whose export checks passed; pixel gate, "
+                      "batched de-duplicated captions)",
+           "onnx": "product on the fp32 graphs (ONNX Runtime fp32, pixel gate, batched de-duplicated captions)",
            "onnx-int8": "product on the int8 graphs (ONNX Runtime int8, pixel gate, batched captions)"}
 
 
@@ -167,7 +171,18 @@ def reference_detector(ctx: Context):
     detector = ModelDetector(ctx.bundle, "onnx", "fp32", SegmentConfig(pixel_gate=None), **ctx.opts())
     detector.clip.close()
     detector.clip = open_session(ctx.bundle, "clip_image", "torch", "fp32", **ctx.opts())
+    registered = registered_precision(ctx.bundle)
+    if registered != detector.segmenter_precision:  # the graph as registered, not a rebuild of it
+        detector.segmenter.close()
+        detector.segmenter = open_session(ctx.bundle, "segmenter", "onnx", registered, **ctx.opts())
+        detector.segmenter_precision = registered
     return detector
+
+
+def registered_precision(bundle) -> str:
+    """The precision of the segmenter graph as exported or registered (not a dequantized rebuild of it)."""
+    first = [e["precision"] for e in bundle.graph_entries("segmenter", "onnx") if not e.get("dequantized_from")]
+    return first[0] if first else bundle.precision_for("segmenter", "fp32")
 
 
 def _product_detector(ctx: Context, choice: BackendChoice):
@@ -226,11 +241,16 @@ def _product_pipeline(ctx: Context, choice: BackendChoice):
                                 caption_options=_caption_options(ctx), session_options=ctx.session_opts)
 
 
+def _segmenter_label(ctx: Context, detector) -> str:
+    from ..models.auto_precision import label
+
+    return label(ctx.bundle, "segmenter", detector.segmenter_precision)
+
+
 # ---- workloads ----------------------------------------------------------------------------------------------
 def _cell_info(ctx: Context, pairs: list[RealPair], skipped: dict[str, str]) -> dict:
     return {"pairs": [f"{p.set}/{p.name}" for p in pairs], "skipped_sets": skipped,
-            "segmenter": {"weights": ctx.bundle.weights_label("segmenter"),
-                          "precision": ctx.bundle.precision_for("segmenter", "fp32")}}
+            "segmenter": {"weights": ctx.bundle.weights_label("segmenter"), "precision": registered_precision(ctx.bundle)}}
 
 
 def detect_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
@@ -255,6 +275,7 @@ def detect_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> 
 
     return Workload(choice.name, run, items=len(pairs), unit="pair", count=lambda: count_call(ctx, run, None),
                     info={"label": COLUMNS[choice.name], "calls": calls, "accuracy": accuracy(ctx, choice, False),
+                          "segmenter_precision": _segmenter_label(ctx, detector),
                           "cell_info": _cell_info(ctx, pairs, skipped)})
 
 
@@ -282,6 +303,7 @@ def pipeline_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -
     return Workload(choice.name, run, items=len(pairs), unit="pair",
                     count=lambda: count_call(ctx, run, captioner),
                     info={"label": COLUMNS[choice.name], "calls": calls, "accuracy": accuracy(ctx, choice, True),
+                          "segmenter_precision": _segmenter_label(ctx, pipeline._detector),
                           "align": pipeline.align, "cell_info": _cell_info(ctx, pairs, skipped)})
 
 
@@ -290,13 +312,20 @@ def accuracy(ctx: Context, choice: BackendChoice, captions: bool) -> dict:
     """{graph: the export's parity (fp32) or int8-vs-fp32 agreement figure} for the graphs this column runs."""
     from ..models.export_checks import parity_cell
 
-    graphs = ("clip_image", "blip_vision") if captions else ("clip_image",)
+    from ..models.auto_precision import resolve
+
+    graphs = ("segmenter", "clip_image", "blip_vision") if captions else ("segmenter", "clip_image")
     if choice.name == REFERENCE:
-        return {g: "PyTorch eager fp32: the reference" for g in graphs}
+        return {g: "PyTorch eager fp32: the reference" for g in graphs[1:]}
     out = {}
     for graph in graphs:
+        precision = resolve(ctx.bundle, graph, choice.precision, choice.backend, ctx.opts())
+        if graph == "segmenter":
+            precision = ctx.bundle.precision_for(graph, precision)
+            if precision == registered_precision(ctx.bundle):
+                continue  # the reference's own graph: nothing to compare
         try:
-            entry = ctx.bundle.entry(graph, "onnx", choice.precision)
+            entry = ctx.bundle.entry(graph, "onnx", precision)
         except ModelError:  # a bundle without the entry has no figure; say so
             out[graph] = "not recorded"
             continue

@@ -104,8 +104,10 @@ def render_real(r: dict) -> list[str]:
         seg = cell.get("segmenter") or {}
         skipped = "; ".join(f"{k} skipped: {v}" for k, v in (cell.get("skipped_sets") or {}).items())
         lines.append(f"- {cell['key']}: {len(cell.get('pairs', []))} pairs ({', '.join(cell.get('pairs', []))})"
-                     f"{'; ' + skipped if skipped else ''}; segmenter {seg.get('weights')} {seg.get('precision')} "
-                     "on ONNX Runtime in every column (the same work on both sides).")
+                     f"{'; ' + skipped if skipped else ''}; segmenter {seg.get('weights')} on ONNX Runtime, "
+                     f"the graph each column ran: "
+                     + ", ".join(f"{n} {e.get('segmenter_precision') or seg.get('precision')}"
+                                 for n, e in cell["backends"].items()) + ".")
         captioned = {n: sum(p.get("captioned_regions") or 0 for p in e.get("pairs_detail") or [])
                      for n, e in cell["backends"].items()}
         if any(p.get("captioned_regions") is not None for e in cell["backends"].values()

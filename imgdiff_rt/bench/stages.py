@@ -54,6 +54,7 @@ class BackendChoice:
 
 BACKENDS = {b.name: b for b in (
     BackendChoice("torch", "torch", "fp32", "PyTorch eager fp32"),
+    BackendChoice("default", "onnx", "auto", "ONNX Runtime, precision auto (run's default)"),
     BackendChoice("onnx", "onnx", "fp32", "ONNX Runtime fp32"),
     BackendChoice("onnx-int8", "onnx", "int8", "ONNX Runtime int8"),
     BackendChoice("tensorrt", "tensorrt", "fp16", "TensorRT fp16"),

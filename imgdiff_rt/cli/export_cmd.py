@@ -28,6 +28,10 @@ def _progress(started: float):
               help="Ultralytics checkpoint path or name (FastSAM-s.pt, FastSAM-x.pt, yolov8*-seg.pt), or none.")
 @click.option("--segmenter-onnx", type=click.Path(dir_okay=False), metavar="PATH",
               help="Register an already-exported segmenter ONNX as is (layout checked against the spec).")
+@click.option("--segmenter-fp32", is_flag=True,
+              help="With --segmenter-onnx of an ORT dynamic-int8 graph: also register its dequantized fp32 rebuild "
+                   "(the same int8-rounded weights in fp32 Convs, faster on CPUs), checked against the registered "
+                   "graph on photos; --precision auto (run's default) runs it when the check passed.")
 @click.option("--clip", default=ExportOptions.clip, show_default=True, metavar="SRC",
               help="Hugging Face id or local folder of a CLIP model, or none.")
 @click.option("--captioner", default=ExportOptions.captioner, show_default=True,
@@ -53,7 +57,7 @@ def _progress(started: float):
 @click.option("--check", "check_dir", type=click.Path(), metavar="DIR",
               help="Re-verify an existing bundle (hashes + parity on fresh inputs) instead of exporting.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest (or check report) as JSON on stdout.")
-def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, device, imgsz, out_dir, random_init,
+def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, precision, half, device, imgsz, out_dir, random_init,
            tiny, force, check_dir, as_json) -> None:
     """Export the segmenter, CLIP and the captioner's image encoder to ONNX (and TensorRT engines), check
     parity against PyTorch, and write a versioned bundle with manifest.json.
@@ -97,6 +101,7 @@ def export(segmenter, segmenter_onnx, clip, captioner, fmt, precision, half, dev
     opts = ExportOptions(
         segmenter=None if segmenter.lower() in none or segmenter_onnx else segmenter,
         segmenter_onnx=segmenter_onnx,
+        segmenter_fp32=segmenter_fp32,
         clip=None if clip.lower() in none else clip,
         captioner=None if captioner.lower() in none else captioner,
         formats=FORMATS if fmt == "all" else (fmt,),

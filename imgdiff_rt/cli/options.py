@@ -14,6 +14,7 @@ from ..models.bundle import MANIFEST, default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
 from ..weights_report import choose_detector, require_precision, weights_notice
+from ..models.auto_precision import AUTO as AUTO_PRECISION
 from ..models.specs import PRECISIONS
 from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
 from ..runtime.detect import SegmentConfig
@@ -45,8 +46,12 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (("--backend",), dict(type=click.Choice(BACKEND_NAMES), default="onnx", show_default=True,
                           help="Where the models run: ONNX Runtime, PyTorch eager (reference), TensorRT engines, "
                                "or a Triton server.")),
-    (("--precision",), dict(type=click.Choice(PRECISIONS), default=PRECISIONS[0], show_default=True,
-                            help="Which of the bundle's artifacts to run (TensorRT engines are fp16).")),
+    (("--precision",), dict(type=click.Choice((AUTO_PRECISION, *PRECISIONS)), default=AUTO_PRECISION,
+                            show_default=True,
+                            help="Which of the bundle's artifacts to run: auto picks per graph the fastest on the "
+                                 "CPU whose export checks passed (an int8 graph within its accuracy bounds, a "
+                                 "registered int8 segmenter's dequantized fp32 rebuild), else fp32; the settings "
+                                 "and weights block record what ran (TensorRT engines are fp16).")),
     (("--threads",), dict(type=int, default=None, help="CPU threads per model session [default: all].")),
     (("--device",), dict(default=None, metavar="cpu|cuda[:N]",
                          help="Where the models run: ONNX Runtime's CPU or CUDA provider (on GPU N) and the PyTorch "
@@ -160,7 +165,7 @@ def fallback_notice(detector: str | None, models: Path | None) -> str | None:
 
 def build_pipeline(detector: str | None, captioner: str, align: str, max_regions: int, min_area: int | None,
                    threshold: str | None, metric: str, blur_sigma: float, merge_gap: float, max_pixels: int,
-                   models: Path | None = None, backend: str = "onnx", precision: str = "fp32",
+                   models: Path | None = None, backend: str = "onnx", precision: str = AUTO_PRECISION,
                    threads: int | None = None, clip_threshold: float = SegmentConfig.clip_threshold,
                    max_proposals: int = SegmentConfig.max_proposals, pair_gate: str | None = None,
                    pixel_gate: str | None = None,

@@ -66,6 +66,7 @@ def artifacts_for(formats: tuple[str, ...], precision: str) -> list[Artifact]:
 class ExportOptions:
     segmenter: str | None = DEFAULT_SOURCES["segmenter"]  # None: no segmenter
     segmenter_onnx: str | None = None
+    segmenter_fp32: bool = False  # with segmenter_onnx (dynamic int8): also its dequantized fp32 rebuild
     clip: str | None = DEFAULT_SOURCES["clip"]
     captioner: str | None = "blip"  # "blip[:SRC]", "llava[:SRC]" or None
     formats: tuple[str, ...] = ("onnx",)
@@ -220,6 +221,9 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
     check_device(parse_device(opts.device))  # a missing GPU is one line here, not a failure deep in a check
     if opts.segmenter_onnx and opts.segmenter is not None and opts.segmenter != ExportOptions.segmenter:
         raise UsageError("segmenter and segmenter_onnx exclude each other", parameter="segmenter_onnx")
+    if opts.segmenter_fp32 and not opts.segmenter_onnx:
+        raise UsageError("segmenter_fp32 rebuilds a registered int8 segmenter: pass segmenter_onnx (--segmenter-onnx "
+                         "PATH) too", parameter="segmenter_fp32")
     captioner = parse_captioner(opts.captioner)
     from .preflight import check_export_ready
 

@@ -62,6 +62,17 @@ def _check_int8(bundle: Bundle, entry: dict) -> dict:
                                      [spec.dummy_inputs(4, rng=None, **dims)])}
 
 
+def _check_dequantized(bundle: Bundle, entry: dict) -> dict:
+    """A dequantized fp32 segmenter against the registered int8 graph it was rebuilt from, as at export."""
+    from .dequantized import check_against_registered
+
+    source = bundle.entries[entry["dequantized_from"]]
+    spec = bundle.spec(entry["spec"], "onnx", entry["precision"])
+    imgsz = int(spec.sizes.get("imgsz") or entry["inputs"][spec.input_names[0]]["shape"][2])
+    return check_against_registered(spec, bundle.root / source["file"], bundle.root / entry["file"], imgsz,
+                                    bundle.tensor_names(entry["spec"], "onnx", entry["precision"]))
+
+
 def _said(say: Progress, key: str, row: dict) -> dict:
     """``row``, once its line is said: every entry the report counts is listed."""
     say(f"  {key}: {'ok' if row['ok'] else 'FAILED: ' + row.get('error', '')}")
@@ -85,6 +96,8 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
             try:
                 if entry.get("format") == "engine":
                     row["parity"] = {"skipped": "engines need TensorRT and a GPU to run"}
+                elif entry.get("dequantized_from"):
+                    row["parity"] = _check_dequantized(bundle, entry)
                 elif entry["source"].get("weights") == "registered-onnx":
                     from .segmenter import register_segmenter_onnx
 

@@ -176,6 +176,37 @@ def register_foreign_segmenter(run: _Run) -> None:
     entry["inputs"] = {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.input_names}
     entry["outputs"] = {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.output_names}
     run.say(f"  segmenter: layout ok ({info['num_classes']} classes, {info['shapes']['images']})")
+    if run.opts.segmenter_fp32:
+        _register_dequantized(run, spec, entry, info)
+
+
+def _register_dequantized(run: _Run, spec, registered: dict, info: dict) -> None:
+    """The fp32 rebuild of the registered int8 graph beside it, with its check against that graph."""
+    from ..bench.int8_study import dequantize_conv_integer
+    from ..errors import UsageError
+    from .dequantized import check_against_registered
+
+    if registered["precision"] != "int8" or info.get("quantization") != "dynamic-int8":
+        raise UsageError(f"segmenter_fp32: {info['path']} is not an ORT dynamic-int8 graph (quantization: "
+                         f"{info.get('quantization')}); nothing to dequantize", parameter="segmenter_fp32")
+    t = time.perf_counter()
+    src_path, rel = run.staging / registered["file"], B.artifact_relpath("segmenter", "onnx", "fp32")
+    run.say("  segmenter: dequantized fp32 rebuild of the registered int8 graph")
+    rebuilt = dequantize_conv_integer(src_path, run.staging / rel)
+    imgsz = (info.get("imgsz") or [run.opts.imgsz])[0]
+    check = check_against_registered(spec, src_path, run.staging / rel, imgsz, info["tensor_names"])
+    fp = B.fingerprint(registered=info["sha256"], dequantized=True)
+    src = {**registered["source"], "label": registered["source"]["label"] + ", dequantized to fp32"}
+    entry = run.add_entry(spec, B.entry_key("segmenter", "onnx", "fp32"), "onnx", "fp32", fp, src,
+                          time.perf_counter() - t, tensor_names=info["tensor_names"],
+                          dequantized_from=B.entry_key("segmenter", "onnx", "int8"), parity=check,
+                          rebuild={"convs_rebuilt": rebuilt["convs_rebuilt"]})
+    for key in ("opset", "inputs", "outputs"):
+        entry[key] = registered[key]
+    worst = min(r["min_cosine"] for r in check["outputs"].values())
+    run.say(f"  segmenter: fp32 rebuild cos>={worst:.4f} vs registered, detections "
+            f"{check['detections']['matched']}/{check['detections']['reference_detections']}, CPU ms "
+            f"{check['cpu_ms']['registered']} -> {check['cpu_ms']['dequantized']}")
 
 
 def _save_torch_weights(loaded, folder: Path, src: dict) -> dict:

@@ -11,6 +11,10 @@ def parity_cell(entry: dict) -> str:
         cosines = [r["min_cosine"] for r in rows if "min_cosine" in r]
         return f"int8 cos>={min(cosines):.4f}" if cosines else "measured"
     parity = entry.get("parity") or {}
+    if entry.get("dequantized_from") and "detections" in parity:
+        cosine = min(r["min_cosine"] for r in parity["outputs"].values())
+        found = parity["detections"]
+        return f"fp32 rebuild vs int8: cos>={cosine:.4f}, detections {found['matched']}/{found['reference_detections']}"
     if "skipped" in parity:
         return "skipped: " + str(parity["skipped"]).split(":")[0]
     rows = [r for r in (parity.get("outputs") or {}).values() if isinstance(r, dict)]

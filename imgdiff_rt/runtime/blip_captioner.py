@@ -8,6 +8,7 @@ cosine >= 0.85 with the bundle's ``clip_text`` graph and CLIP tokenizer, else (n
 tokenizer whose placeholder words mean nothing) exact normalised-string equality; the settings say which.
 """
 
+from ..models import auto_precision as AP
 from __future__ import annotations
 
 import re
@@ -76,6 +77,7 @@ class ClipTextSimilarity:
 
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir))
         # int8 of a text tower buys little for a few short captions; fall back to fp32 where no int8 exists
+        precision = AP.resolve(bundle, "clip_text", precision, backend, session_opts)
         if precision not in bundle.precisions("clip_text"):
             precision = "fp32"
         return cls(session_factory(bundle, "clip_text", backend=backend, precision=precision, **session_opts),

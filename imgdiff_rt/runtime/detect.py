@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelError, UsageError
 from ..limits import MAX_REGIONS, check_count, check_fraction, check_number
+from ..models import auto_precision as AP
 from ..models.bundle import Bundle
 from ..models.specs import DEFAULT_IMGSZ
 from ..result import Region
@@ -97,7 +98,9 @@ class ModelDetector:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         self.backend, self.precision, self.config = backend, precision, config or SegmentConfig()
         # A registered segmenter may exist in one precision only; settings record what really ran.
-        seg_precision = precision if backend == "tensorrt" else self.bundle.precision_for("segmenter", precision)
+        seg_precision = AP.resolve(self.bundle, "segmenter", precision, backend, session_opts)
+        seg_precision = seg_precision if backend == "tensorrt" else self.bundle.precision_for("segmenter",
+                                                                                                seg_precision)
         if seg_precision is None:
             raise ModelError(f"bundle {self.bundle.root} has no segmenter graph; export one with `imgdiff-rt export`")
         self.segmenter_precision = seg_precision

@@ -88,6 +88,6 @@ def half_precision(half: bool, precision: str) -> str:
     """``precision``, or fp16 for ``half`` (the alias users know from Ultralytics); UsageError on a contradiction."""
     if not half:
         return precision
-    if precision not in ("fp32", "fp16"):
+    if precision not in ("auto", "fp32", "fp16"):
         raise UsageError(f"half is precision fp16; it contradicts precision {precision}", parameter="half")
     return "fp16"

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ModelError, SpecLayoutError, UsageError
 from ..models.bundle import Bundle
+from ..models import auto_precision as AP
 from ..models.specs import PRECISIONS, ModelSpec
 
 
@@ -146,11 +147,13 @@ def get_backend(name: str) -> Callable[..., Session]:
 def open_session(bundle: Bundle | str | Path, spec_name: str, backend: str = "onnx", precision: str = "fp32",
                  **opts: Any) -> Session:
     """A session for ``spec_name`` of ``bundle`` on ``backend``. Options by backend: onnx ``threads``,
-    ``providers``; tensorrt ``cuda_graphs``; torch ``threads``. Unknown options are ignored by a backend."""
-    if precision not in PRECISIONS:
-        raise UsageError(f"precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    ``providers``; tensorrt ``cuda_graphs``; torch ``threads``. Unknown options are ignored by a backend.
+    ``precision`` auto: the graph's fastest artifact whose export checks passed (``models.auto_precision``)."""
+    if precision not in PRECISIONS and precision != AP.AUTO:
+        raise UsageError(f"precision {precision!r}: use one of {', '.join((AP.AUTO, *PRECISIONS))}")
     if not isinstance(bundle, Bundle):
         bundle = Bundle.load(bundle)
+    precision = AP.resolve(bundle, spec_name, precision, backend, opts)
     return get_backend(backend)(bundle, spec_name, precision, **opts)
 
 
