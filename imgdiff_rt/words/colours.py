@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # sRGB (linear) -> LMS -> Oklab (Björn Ottosson's published matrices)
@@ -42,10 +43,14 @@ NO_MODIFIER = ("yellow", "cyan", "pink", "white", "black", "beige")
 
 
 def oklab(rgb: np.ndarray) -> np.ndarray:
-    """(..., 3) uint8 sRGB -> (..., 3) float32 Oklab (L 0..1, a, b about -0.4..0.4)."""
-    lin = _LINEAR[np.asarray(rgb, np.uint8)]
-    lms = np.cbrt(lin @ _M1.T)
-    return lms @ _M2.T
+    """(..., 3) uint8 sRGB -> (..., 3) float32 Oklab (L 0..1, a, b about -0.4..0.4), by OpenCV's per-pixel
+    table and matrix kernels (a description converts every region's window)."""
+    arr = np.asarray(rgb, np.uint8)
+    pixels = np.ascontiguousarray(arr.reshape(-1, 1, 3))
+    if pixels.size == 0:
+        return np.zeros(arr.shape, np.float32)
+    lms = cv2.pow(np.maximum(cv2.transform(cv2.LUT(pixels, _LINEAR), _M1), 0.0), 1.0 / 3.0)
+    return cv2.transform(lms, _M2).reshape(arr.shape)
 
 
 def oklab_to_rgb(lab: np.ndarray) -> np.ndarray:

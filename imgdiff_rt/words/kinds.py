@@ -26,6 +26,7 @@ CHANGED_OKLAB = 0.03  # Oklab distance under which a pixel of the region did not
 CHANGED_SHARE_OF_P90 = 0.35  # ...and under this share of the region's 90th percentile change
 LIGHTNESS_STEP = 0.06  # Oklab L change that reads as brighter / darker
 HUE_STEP = 0.05  # Oklab a/b change that reads as another colour even under one name
+MAX_SAMPLE = 4096  # pixels per side that name colours and compare with the surround
 BINS = 6  # per Oklab axis, for the colour histograms that compare a side with its surround
 SURROUND_LIKE = 0.45  # histogram overlap with the surround from which a side "continues its surround"
 STANDS_OUT_GAP = 0.2  # ...when the other side's overlap is lower by at least this
@@ -104,6 +105,13 @@ def _structure(left_l: np.ndarray, right_l: np.ndarray, changed: np.ndarray) -> 
     return agree, detail, edge
 
 
+def _sample(pixels: np.ndarray) -> np.ndarray:
+    """At most MAX_SAMPLE pixels, evenly spread: a mode and medians need no more, and big regions stay cheap."""
+    if len(pixels) <= MAX_SAMPLE:
+        return pixels
+    return pixels[np.linspace(0, len(pixels) - 1, MAX_SAMPLE).astype(np.int64)]
+
+
 def changed_pixels(left_lab: np.ndarray, right_lab: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The region's pixels that really changed (its mask also holds the gaps the morphology closed)."""
     dist = np.linalg.norm(left_lab - right_lab, axis=-1)
@@ -150,10 +158,10 @@ def classify(left_rgb: np.ndarray, right_rgb: np.ndarray, mask: np.ndarray) -> C
     r = ring_px(int(mask.sum()))
     grown = cv2.dilate(mask.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)).astype(bool)
     ring = grown & ~mask
-    in_l, in_r = left_lab[changed], right_lab[changed]
+    in_l, in_r = _sample(left_lab[changed]), _sample(right_lab[changed])
     agree, detail, edge = _structure(left_lab[..., 0], right_lab[..., 0], changed)
     med_l, med_r = np.median(in_l, axis=0), np.median(in_r, axis=0)
     facts = ChangeFacts("changed", name_surface(in_l), name_surface(in_r), agree, detail, edge,
-                        _like_surround(in_l, left_lab[ring]), _like_surround(in_r, right_lab[ring]),
+                        _like_surround(in_l, _sample(left_lab[ring])), _like_surround(in_r, _sample(right_lab[ring])),
                         float(med_r[0] - med_l[0]), float(np.linalg.norm(med_r[1:] - med_l[1:])))
     return ChangeFacts(decide(facts), *list(vars(facts).values())[1:])

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 
 from ..result import Region
-from .kinds import ChangeFacts
+from .colours import oklab
+from .kinds import ChangeFacts, changed_pixels
 
 MOVED_CORR = 0.5  # lightness correlation of the two crops (resized to one size) for "the same object"
 MOVED_AREA_RATIO = 2.5  # the two regions' areas differ at most by this factor
 COPIED_SCORE = 0.85  # template match (normalised correlation) of an appeared object found in the left image
-MATCH_MAX_SIDE = 512  # the left image is searched at most this large
+MATCH_MAX_SIDE = 256  # the left image is searched at most this large (a masked search costs its area squared)
 MIN_TEMPLATE_PX = 8
 
 
@@ -79,7 +80,10 @@ def _copy_source(region: Region, mask: np.ndarray, left: np.ndarray,
     small = cv2.resize(cv2.cvtColor(left, cv2.COLOR_RGB2GRAY), (int(w * scale), int(h * scale)),
                        interpolation=cv2.INTER_AREA)
     template = cv2.resize(_gray(right, region.bbox).astype(np.uint8), (tw, th), interpolation=cv2.INTER_AREA)
-    own = cv2.resize(mask[y0:y1, x0:x1].astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
+    # the pixels that really changed: the pasted object itself, not the margin the detector's mask adds
+    crop = (slice(y0, y1), slice(x0, x1))
+    changed = changed_pixels(oklab(left[crop]), oklab(right[crop]), mask[crop])
+    own = cv2.resize(changed.astype(np.uint8), (tw, th), interpolation=cv2.INTER_NEAREST)
     if int(own.sum()) < MIN_TEMPLATE_PX ** 2 or float(template[own > 0].std()) < 2.0:
         return None  # a flat patch matches anywhere
     scores = np.nan_to_num(cv2.matchTemplate(small, template, cv2.TM_CCOEFF_NORMED, mask=own * 255),
@@ -87,10 +91,27 @@ def _copy_source(region: Region, mask: np.ndarray, left: np.ndarray,
     # the region's own place does not count: there the left image shows what was there before
     sx0, sy0 = max(0, int(x0 * scale) - tw + 1), max(0, int(y0 * scale) - th + 1)
     scores[sy0:int(y1 * scale), sx0:int(x1 * scale)] = -1.0
-    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
-    if best < COPIED_SCORE:
+    _, _, _, (bx, by) = cv2.minMaxLoc(scores)
+    # judged at full size around the place found: downscaling blurs fine texture out of the correlation
+    found = _full_size_match(left, right, changed, region.bbox, (int(bx / scale), int(by / scale)),
+                             int(np.ceil(1 / scale)) + 1)
+    return None if found is None else (found[0], found[1], found[0] + (x1 - x0), found[1] + (y1 - y0))
+
+
+def _full_size_match(left: np.ndarray, right: np.ndarray, changed: np.ndarray, box: tuple[int, int, int, int],
+                     near: tuple[int, int], radius: int) -> tuple[int, int] | None:
+    x0, y0, x1, y1 = box
+    template = _gray(right, box).astype(np.uint8)
+    h, w = template.shape
+    wx0, wy0 = max(0, near[0] - radius), max(0, near[1] - radius)
+    window = _gray(left, (wx0, wy0, near[0] + w + radius, near[1] + h + radius)).astype(np.uint8)
+    if window.shape[0] < h or window.shape[1] < w:
         return None
-    return (int(bx / scale), int(by / scale), int(bx / scale) + (x1 - x0), int(by / scale) + (y1 - y0))
+    scores = np.nan_to_num(cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED,
+                                             mask=changed.astype(np.uint8) * 255), nan=-1.0, posinf=-1.0,
+                           neginf=-1.0)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    return (wx0 + bx, wy0 + by) if best >= COPIED_SCORE else None
 
 
 def relate(regions, facts: list[ChangeFacts], masks: list[np.ndarray], left: np.ndarray,
