@@ -17,6 +17,8 @@ FORBIDDEN = {
     "triton": {"export", "bench", "cli", "web"},
     "bench": {"export", "cli", "web"},
     "cli": {"export"},
+    # the words take object names as a function: no model, session or edge behind them
+    "words": {"models", "export", "runtime", "triton", "bench", "cli", "web", "pipeline", "batch"},
 }
 #: the deliberate exceptions: the CLI's export command and the container entrypoint that builds engines where
 #: they run
