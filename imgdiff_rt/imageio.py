@@ -61,7 +61,9 @@ def pil_to_rgb8(img: Image.Image) -> np.ndarray:
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))
+    if mode != "RGB":  # convert copies the image even when it is RGB already
+        img = img.convert("RGB")
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
 def array_to_rgb8(arr: np.ndarray, name: str = "<array>") -> np.ndarray:
@@ -131,7 +133,8 @@ def decode_image_bytes(data: bytes, name: str, max_pixels: int = DEFAULT_MAX_PIX
         if "truncated" in msg.lower() or isinstance(e, EOFError):
             raise ImageReadError(f"{name}: image data is truncated or corrupt ({msg})") from None
         raise ImageReadError(f"{name}: cannot decode image ({msg})") from None
-    return pil_to_rgb8(ImageOps.exif_transpose(img))
+    ImageOps.exif_transpose(img, in_place=True)  # in place: no copy of a large image without an orientation tag
+    return pil_to_rgb8(img)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

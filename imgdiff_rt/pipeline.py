@@ -16,6 +16,7 @@ import numpy as np
 
 from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
 from .errors import UsageError
+from .fastpath import detect_windowed
 from .ignore import IgnoreSpec, drop_ignored
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .limits import MAX_THREADS, check_count
@@ -265,8 +266,12 @@ class Pipeline:
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         if self.detector == "segment":
             return self.detect_models(result, images, ())
-        found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment,
-                              images.ignore)
+        # a pair compared as it is, mostly identical pixels: the same regions from windows around what differs
+        found = detect_windowed(images.left, images.right, self.pixel, images.alignment, images.ignore) \
+            if images.valid is None else None
+        if found is None:
+            found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment,
+                                  images.ignore)
         result = result.replace(regions=found.regions).with_settings(
             threshold_used=round(found.threshold_used, 4), min_area_used=found.min_area_used,
             tolerance_px_used=found.tolerance_used, min_mean_used=round(found.min_mean_used, 3),
