@@ -1,6 +1,9 @@
 """The measurement sets behind the pixel detector's defaults (docs/detection.md), loaded into memory once:
-synthetic pairs (levels 1 and 2, their JPEG-85 copies, and re-shot copies with viewpoint/light jitter) made from
-the scikit-image photos, CLEVR-Change (semantic vs nonsemantic) and LEVIR-CD (building masks) from ../shared."""
+synthetic pairs (levels 1 and 2, their JPEG-85 copies, re-shot copies with mild viewpoint/light jitter and with
+strong jitter - zoom, more parallax, a moved light -, and the magazine-puzzle level 3 with each change's shape)
+made from the scikit-image photos, CLEVR-Change (semantic vs nonsemantic) and LEVIR-CD (building masks) from
+../shared. A synthetic pair is (left, right, truth boxes, tags): tags name each change's shape ("object",
+"border", "thin", "adjacent") and "faint" for low-contrast ones, so a score can say which kinds are missed."""
 
 from __future__ import annotations
 
@@ -18,13 +21,18 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-def synthetic_set(level: int, per_photo: int = 10, spots: int = 3, jitter: bool = False) -> list:
+def _tags(change: dict) -> tuple[str, ...]:
+    return (change.get("shape", "object"),) + (("faint",) if change.get("faint") else ())
+
+
+def synthetic_set(level: int, per_photo: int = 10, spots: int | None = 3, jitter: bool | str = False) -> list:
     pairs = []
     for name in PHOTOS:
         img = read_image(np.asarray(getattr(data, name)()))
         for seed in range(per_photo):
             p = synthesize(img, spots=spots, level=level, seed=seed, jitter=jitter)
-            pairs.append((p.left, p.right, [tuple(c["bbox"]) for c in p.truth["changes"]]))
+            changes = p.truth["changes"]
+            pairs.append((p.left, p.right, [tuple(c["bbox"]) for c in changes], [_tags(c) for c in changes]))
     return pairs
 
 
@@ -33,7 +41,7 @@ def jpeg_copy(pairs: list, quality: int = 85) -> list:
     def jpeg(arr):
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
         return cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return [(jpeg(left), jpeg(right), truth) for left, right, truth in pairs]
+    return [(jpeg(left), jpeg(right), *rest) for left, right, *rest in pairs]
 
 
 def levir_set() -> list:
@@ -61,6 +69,8 @@ def all_sets(per_photo: int = 10) -> dict:
     sets["synth-l2-jpeg85"] = jpeg_copy(sets["synth-l2"])
     sets["synth-jitter-l1"] = synthetic_set(1, per_photo, jitter=True)
     sets["synth-jitter-l2"] = synthetic_set(2, per_photo, jitter=True)
+    sets["synth-puzzle"] = synthetic_set(3, per_photo, spots=None)
+    sets["synth-jitter-strong-l1"] = synthetic_set(1, per_photo, jitter="strong")
     if (SHARED / "clevr-change").exists():
         sets["clevr"] = clevr_set()
     if (SHARED / "levir-cd").exists():

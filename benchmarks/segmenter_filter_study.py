@@ -43,7 +43,7 @@ def main() -> None:
             "jitter-l1": synthetic_set(1, args.per_photo, jitter=True)}
     cells: dict[float, list[str]] = {t: [] for t in THRESHOLDS}
     for name, pairs in sets.items():
-        scored = [(similarities(pipe, features, left, right), truth) for left, right, truth in pairs]
+        scored = [(similarities(pipe, features, left, right), truth) for left, right, truth, *_ in pairs]
         for t in THRESHOLDS:
             tally = Tally()
             for (boxes, sims), truth in scored:

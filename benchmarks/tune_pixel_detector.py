@@ -29,12 +29,23 @@ from imgdiff_rt.pixel_detector import PixelConfig  # noqa: E402
 
 
 def score_boxes(pipeline: Pipeline, pairs: list) -> dict:
+    """Pooled P/R/F1; for sets whose changes carry tags, how many of each tag were missed ("missed")."""
     tally = Tally()
-    for left, right, truth in pairs:
+    missed: dict[str, list[int]] = {}
+    for left, right, truth, *tags in pairs:
         t = time.perf_counter()
         res = pipeline(left, right)
-        tally.add([r.bbox for r in res.regions], truth, (time.perf_counter() - t) * 1e3)
-    return tally.summary()
+        matches = tally.add([r.bbox for r in res.regions], truth, (time.perf_counter() - t) * 1e3)
+        found = {j for _, j, _ in matches}
+        for j, change_tags in enumerate(tags[0] if tags else ()):
+            for tag in change_tags:
+                counts = missed.setdefault(tag, [0, 0])
+                counts[0] += j not in found
+                counts[1] += 1
+    summary = tally.summary()
+    if any(n for _, n in missed.values()):
+        summary["missed"] = {tag: f"{m}/{n}" for tag, (m, n) in sorted(missed.items())}
+    return summary
 
 
 def score_levir(pipeline: Pipeline, pairs: list) -> dict:
@@ -74,7 +85,8 @@ def format_row(label: str, row: dict) -> str:
         elif name == "levir":
             cells.append(f"levir F1 {s['f1']:.3f} bR {s['building_recall']:.2f}")
         else:
-            cells.append(f"{name} {s['precision']:.2f}/{s['recall']:.2f}")
+            cells.append(f"{name} {s['precision']:.2f}/{s['recall']:.2f}"
+                         + (f" (F1 {s['f1']:.3f}; missed {s['missed']})" if "missed" in s else ""))
     ms = row.get("synth-l1", {}).get("median_ms")
     reshot_ms = row.get("synth-jitter-l1", {}).get("median_ms")
     return f"{label} | " + " | ".join(cells) + (f" | {ms:.0f} ms" if ms else "") + \

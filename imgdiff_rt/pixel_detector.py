@@ -18,21 +18,22 @@ import numpy as np
 from .detection.label_stats import label_boxes, label_sums
 from .detection.masks import encode as encode_mask
 from .detection.objects import split_objects_with_blobs
+from .detection.regions import SCORE_SCALE, grow_from_seeds, merge_boxes, region_score  # noqa: F401 (API)
 from .detection.photometric import compensate
 from .errors import UsageError
 from .limits import MAX_BLUR_SIGMA, MAX_KERNEL_PX, MAX_REGIONS, check_count, check_fraction, check_number
 from .result import Region
 
 METRICS = ("lab", "absdiff")
-# Scale that maps a metric's mean difference to a 0..1 score: a clear change is far above it.
-SCORE_SCALE = {"lab": 40.0, "absdiff": 100.0}
 # Per-metric defaults (docs/pixel-detector.md has the measurements behind them).
 DEFAULT_THRESHOLD = {"lab": "8", "absdiff": "15"}
 DEFAULT_NOISE_FLOOR = {"lab": 8.0, "absdiff": 15.0}
+# Default threshold only: a region grows from its clear pixels into those above the pair's own noise
+# (grow_k robust sigmas over the median) and above this floor, about one just-noticeable difference.
+DEFAULT_GROW_FLOOR = {"lab": 2.3, "absdiff": 5.0}
 PHOTOMETRIC = ("none", "global", "local")
 OBJECTS = ("split", "blobs")
 MAX_TOLERANCE_PX = 8
-SIBLING_SHARE = 0.8  # objects split from one blob re-join when the smaller is under this share of the larger
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,11 @@ class PixelConfig:
     open_px: int = 3
     close_px: int = 15
     min_area: int | None = None  # None: 0.02% of the image, at least 16 px
-    merge: str = "box"  # "box": merge boxes closer than merge_gap (never two objects split from one blob)
+    merge: str = "box"  # "box": merge boxes closer than merge_gap (never two objects split from one blob)...
     merge_gap: float = 0.02  # fraction of the image diagonal
+    # ...on resampled pairs only: there residue cuts a change into fragments; on a pair compared as it is, the
+    # growth below joins a change's fragments, and box distance would only join separate changes
+    merge_resampled_only: bool = True
     max_regions: int = 10
     tolerance_px: int = 2  # a pixel matches if its colour is found within this radius in the other image...
     unresampled_tolerance_px: int = 1  # ...or this one when the right image was not resampled (at most sub-pixel)
@@ -107,6 +111,11 @@ class PixelConfig:
     # does in both: what one imperfect warp smears is not smeared the same way by the other.
     both_views_residual_px: float = 1.0
     gate_resampled_only: bool = True  # the noise gate applies only to pairs whose right image was resampled
+    # Default threshold, pairs not resampled: regions grow into pixels grow_k robust sigmas above the pair's noise
+    # and above grow_floor (None: the metric's default; grow_k 0: off). A resampled pair's weak difference is
+    # residue at edges, not noise, so it grows nothing there.
+    grow_k: float = 5.0
+    grow_floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -132,6 +141,9 @@ class PixelConfig:
         check_fraction("residual_min_area_per_px", self.residual_min_area_per_px)
         check_fraction("residual_min_area_cap", self.residual_min_area_cap)
         check_number("both_views_residual_px", self.both_views_residual_px, 0.0)
+        check_number("grow_k", self.grow_k, 0.0)
+        if self.grow_floor is not None:
+            check_number("grow_floor", self.grow_floor, 0.0)
         if self.photometric not in PHOTOMETRIC:
             raise UsageError(f"photometric {self.photometric!r}: choose one of {', '.join(PHOTOMETRIC)}")
         if self.objects not in OBJECTS:
@@ -143,6 +155,9 @@ class PixelConfig:
     def resolved_noise_floor(self) -> float:
         return self.noise_floor if self.noise_floor is not None else DEFAULT_NOISE_FLOOR[self.metric]
 
+    def resolved_grow_floor(self) -> float:
+        return self.grow_floor if self.grow_floor is not None else DEFAULT_GROW_FLOOR[self.metric]
+
     def resolved_min_area(self, width: int, height: int) -> int:
         if self.min_area is not None:
             return int(self.min_area)
@@ -150,7 +165,7 @@ class PixelConfig:
 
     def to_settings(self) -> dict[str, Any]:
         return {**asdict(self), "threshold": str(self.resolved_threshold()),
-                "noise_floor": self.resolved_noise_floor()}
+                "noise_floor": self.resolved_noise_floor(), "grow_floor": self.resolved_grow_floor()}
 
 
 @dataclass(frozen=True)
@@ -241,50 +256,9 @@ def clean_mask(binary: np.ndarray, open_px: int, close_px: int) -> np.ndarray:
     return m.astype(bool)
 
 
-def merge_boxes(boxes: np.ndarray, gap: float, parents: np.ndarray | None = None,
-                areas: np.ndarray | None = None) -> np.ndarray:
-    """Group boxes (N x 4, x0,y0,x1,y1) whose edge-to-edge distance is <= gap; returns a group id per box.
-    Two objects split from one blob (same ``parents`` id) are joined only when one is much smaller than the
-    other (a lobe of one changed object): merging is for the fragments of one change, not for the neighbours of
-    similar size the split separated."""
-    n = len(boxes)
-    parent = np.arange(n)
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    if n > 1:
-        x0, y0, x1, y1 = (boxes[:, k].astype(np.float64) for k in range(4))
-        dx = np.maximum(0, np.maximum(x0[:, None] - x1[None, :], x0[None, :] - x1[:, None]))
-        dy = np.maximum(0, np.maximum(y0[:, None] - y1[None, :], y0[None, :] - y1[:, None]))
-        close = np.hypot(dx, dy) <= gap
-        if parents is not None:
-            sizes = areas.astype(np.float64) if areas is not None else np.ones(n)
-            lobe = np.minimum(sizes[:, None], sizes[None, :]) < SIBLING_SHARE * np.maximum(sizes[:, None],
-                                                                                          sizes[None, :])
-            close &= (parents[:, None] != parents[None, :]) | lobe
-        for i, j in zip(*np.nonzero(np.triu(close, 1))):
-            ri, rj = find(int(i)), find(int(j))
-            if ri != rj:
-                parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
-    _, group = np.unique(roots, return_inverse=True)
-    return group
-
-
-def region_score(mean_diff: float, area: int, image_area: int, metric: str) -> float:
-    """Mean difference mapped to 0..1, damped for blobs much smaller than 0.2% of the image."""
-    strength = min(1.0, mean_diff / SCORE_SCALE[metric])
-    size = 1.0 - math.exp(-area / max(1.0, 0.002 * image_area))
-    return strength * size
-
-
 def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelConfig,
                 min_area: int, min_mean: float = 0.0, blobs: np.ndarray | None = None,
-                tolerance_px: int = 0) -> list[tuple]:
+                tolerance_px: int = 0, resampled: bool = True) -> list[tuple]:
     """(score, bbox, object ids) per region: objects of at least min_area, grouped when merging is on."""
     h, w = labels.shape
     ids = np.arange(1, count + 1)
@@ -301,7 +275,7 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
     # the tolerant difference shaves up to tolerance_px off each side of a fragment, widening its gaps by twice that
     gap = config.merge_gap * math.hypot(w, h) + 2 * tolerance_px
     group = merge_boxes(boxes, gap, parents, areas[keep - 1]) \
-        if config.merge == "box" \
+        if config.merge == "box" and (resampled or not config.merge_resampled_only) \
         else np.arange(len(keep))
     sums = label_sums(diff, labels, count)
     out = []
@@ -318,15 +292,16 @@ def _candidates(labels: np.ndarray, count: int, diff: np.ndarray, config: PixelC
     return out[: config.max_regions]
 
 
-def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelConfig,
-                            valid: np.ndarray | None, tolerance_px: int) -> tuple[np.ndarray, dict | None]:
+def _compensated_difference(left: np.ndarray, right: np.ndarray, config: PixelConfig, valid: np.ndarray | None,
+                            tolerance_px: int) -> tuple[np.ndarray, dict | None, np.ndarray]:
+    """(difference, the light compensation's facts, the compensated right image)."""
     light = None
     if config.photometric != "none":
         right, light = compensate(left, right, valid, local=config.photometric == "local")
     diff = difference_map(left, right, config.metric, config.blur_sigma, tolerance_px)
     if valid is not None:
         diff = np.where(valid, diff, 0.0).astype(np.float32)
-    return diff, light
+    return diff, light, right
 
 
 @dataclass(frozen=True)
@@ -365,6 +340,26 @@ def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, 
     return count - 1, labels, None
 
 
+def change_mask(diff: np.ndarray, valid: np.ndarray | None, config: PixelConfig, resampled: bool,
+                sharp: Any = None) -> tuple[np.ndarray, float]:
+    """The cleaned change mask and the threshold its clear pixels passed. ``sharp()`` gives the difference
+    without the blur: regions grow into it (a blurred strong edge would grow a halo that no pixel of the pair
+    has), only where the pair was not resampled and only with the default threshold."""
+    t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
+    default = config.threshold is None
+    if default and config.noise_k > 0 and (resampled or not config.gate_resampled_only):
+        # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
+        # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
+        t = max(t, noise_threshold(diff, valid, config.noise_k))
+    binary = diff > t
+    if default and config.grow_k > 0 and not resampled and sharp is not None:
+        fine = sharp()
+        weak = max(config.resolved_grow_floor(), noise_threshold(fine, valid, config.grow_k))
+        if weak < t:
+            binary = grow_from_seeds(fine > weak, binary) | binary
+    return clean_mask(binary, config.open_px, config.close_px), t
+
+
 def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
                   valid: np.ndarray | None = None, alignment: Any = None,
                   ignore: np.ndarray | None = None) -> PixelDetection:
@@ -377,26 +372,26 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
         valid = ~ignore if valid is None else valid & ~ignore
     h, w = left.shape[:2]
     gates = registration_gates(config, alignment, w, h)
-    diff, light = _compensated_difference(left, right, config, valid, gates.tolerance_px)
+    diff, light, lit = _compensated_difference(left, right, config, valid, gates.tolerance_px)
+
+    def sharp() -> np.ndarray:
+        fine = difference_map(left, lit, config.metric, 0.0, gates.tolerance_px)
+        return fine if valid is None else np.where(valid, fine, 0.0)
+
     reverse = getattr(alignment, "reverse", None)
     if reverse is not None:
-        seen_from_right, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid,
+        seen_from_right, _, _ = _compensated_difference(reverse.right, reverse.left_in_right, config, reverse.valid,
                                                      gates.tolerance_px)
         # a poor fit: only what differs seen from both frames counts (residue of one warp is not in the other)
         diff = (np.minimum if gates.both_views else np.maximum)(diff, reverse.to_left(seen_from_right))
         if valid is not None:
             diff = np.where(valid, diff, 0.0).astype(np.float32)
-    t = threshold_value(diff, config.resolved_threshold(), config.resolved_noise_floor(), valid)
-    if config.threshold is None and config.noise_k > 0 and (gates.resampled or not config.gate_resampled_only):
-        # the gate is for what resampling leaves (interpolation, occlusion, parallax residue); on a pair that was
-        # not resampled the broad difference may be the change itself (a satellite tile full of new buildings)
-        t = max(t, noise_threshold(diff, valid, config.noise_k))
-    cleaned = clean_mask(diff > t, config.open_px, config.close_px)
+    cleaned, t = change_mask(diff, valid, config, gates.resampled, sharp)
     if ignore is not None:
         cleaned &= ~ignore
     count, labels, blobs = _object_labels(cleaned, config.objects)
     candidates = _candidates(labels, count, diff, config, gates.min_area, gates.min_mean, blobs,
-                             gates.tolerance_px) if count else []
+                             gates.tolerance_px, gates.resampled) if count else []
     mask = np.zeros((h, w), bool)
     regions = []
     for k, (score, bbox, members, area, mean) in enumerate(candidates):

@@ -15,14 +15,16 @@ import cv2
 import numpy as np
 from skimage.segmentation import felzenszwalb
 
-from .detection.jitter import jitter_image, move_box
+from . import synth_puzzle as puzzle
+from .detection.jitter import JITTER_STRENGTHS, jitter_image, move_box
 from .errors import UsageError
 from .words.colours import ACHROMATIC_CHROMA, TYPICAL, lch, name_surface, oklab, oklab_to_rgb
 from .limits import check_count
 
 KINDS = ("remove", "recolour", "paste")
-# Region area as a share of the image, per level: level 1 larger changes, level 2 smaller ones.
-LEVEL_AREA = {1: (0.006, 0.05), 2: (0.0012, 0.006)}
+# Region area as a share of the image, per level: level 1 larger changes, level 2 smaller ones, level 3 a
+# magazine puzzle's (imgdiff_rt.synth_puzzle).
+LEVEL_AREA = {1: (0.006, 0.05), 2: (0.0012, 0.006), puzzle.PUZZLE_LEVEL: puzzle.PUZZLE_AREA}
 # Felzenszwalb scales tried per level (larger gives larger segments); several, so that photos with few
 # object-like segments at one scale still offer candidates.
 LEVEL_SCALES = {1: (200.0, 400.0, 800.0), 2: (75.0, 150.0, 300.0)}
@@ -30,6 +32,8 @@ MIN_VISIBLE_DELTA_E = 12.0  # mean CIELAB difference a change must reach to coun
 MIN_RECOLOUR_HUE_DEG = 60.0  # a recolour's named target lies at least this far in hue from the region's own
 CHANGED_PIXEL_DELTA_E = 6.0  # a pixel belongs to the truth box when it changed at least this much
 TRUTH_SCHEMA = "imgdiff-rt/truth/v1"
+PUZZLE_KINDS = ("remove", "recolour")  # a puzzle's clear edits (pasting is its "adjacent" edit)
+PUZZLE_TRIES = 60  # candidates tried per puzzle edit before the photo is taken not to offer that shape
 
 
 @dataclass(frozen=True)
@@ -153,25 +157,78 @@ def paste_region(img: np.ndarray, mask: np.ndarray, taken: list, rng: np.random.
     return None
 
 
-def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
-               kinds: tuple[str, ...] = KINDS, jitter: bool = False) -> SynthPair:
-    """Make one pair from an HxWx3 uint8 RGB photo: left is the photo, right has ``spots`` changes.
+def _truth_of(candidate: np.ndarray, changed: np.ndarray, left_lab: np.ndarray,
+              min_delta_e: float) -> tuple[np.ndarray, float] | None:
+    """The pixels that really changed around ``changed`` and the mean deltaE of the edit, or None when the edit
+    is too faint to count as visible."""
+    delta = np.linalg.norm(_lab(candidate) - left_lab, axis=2)
+    area_mask = cv2.dilate(changed.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    really = area_mask & (delta > CHANGED_PIXEL_DELTA_E)
+    mean = float(delta[changed].mean()) if changed.any() else 0.0
+    if not really.any() or mean < min_delta_e:
+        return None
+    return really, mean
 
-    ``jitter``: the right image is also re-shot: a small viewpoint warp with parallax, a light change and noise
-    (imgdiff_rt.detection.jitter). Truth ``bbox`` stays in left-image pixels (where a registered detector
-    reports); ``bbox_right`` is the same change moved along the warp, in the jittered right image."""
+
+def _edit(right: np.ndarray, mask: np.ndarray, kind: str, taken: list, margin: int,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """One classic edit of a segment: (new image, changed mask, extra truth fields) or None."""
+    if kind == "remove":
+        return remove_region(right, mask), mask, {}
+    if kind == "recolour":
+        candidate, target = recolour_region(right, mask, rng)
+        return candidate, mask, {"colour_right": target}
+    if kind == "tint":
+        return puzzle.tint(right, mask, rng), mask, {}
+    pasted = paste_region(right, mask, [_grow(t, margin) for t in taken], rng)
+    return None if pasted is None else (*pasted, {})
+
+
+def synthesize(image: np.ndarray, spots: int | None = 3, level: int = 1, seed: int = 0,
+               kinds: tuple[str, ...] = KINDS, jitter: bool | str = False) -> SynthPair:
+    """Make one pair from an HxWx3 uint8 RGB photo: left is the photo, right has ``spots`` changes (level 3, a
+    magazine puzzle: None draws 4-7).
+
+    ``jitter``: the right image is also re-shot: a viewpoint warp with parallax, a light change and noise
+    (imgdiff_rt.detection.jitter); True or "mild" is a steady hand, "strong" adds zoom, more parallax and a moved
+    light. Truth ``bbox`` stays in left-image pixels (where a registered detector reports); ``bbox_right`` is the
+    same change moved along the warp, in the jittered right image."""
     if level not in LEVEL_AREA:
-        raise UsageError("level must be 1 (larger changes) or 2 (smaller changes)")
-    if spots < 1:
+        raise UsageError("level must be 1 (larger changes), 2 (smaller changes) or 3 (a magazine puzzle)")
+    if spots is None and level != puzzle.PUZZLE_LEVEL:
+        spots = 3
+    if spots is not None and spots < 1:
         raise UsageError("spots must be at least 1")
+    strength = "mild" if jitter is True else (jitter or None)
+    if strength is not None and strength not in JITTER_STRENGTHS:
+        raise UsageError(f"jitter {jitter!r}: choose one of {', '.join(JITTER_STRENGTHS)}")
     check_count("seed", seed, 0)  # numpy seeds are non-negative
     rng = np.random.default_rng(seed)
+    if level == puzzle.PUZZLE_LEVEL:
+        right, changes = _puzzle_changes(image, spots, rng)
+    else:
+        right, changes = _classic_changes(image, spots, level, kinds, rng)
+    if not changes:
+        raise UsageError(f"no region of this photo suits a level-{level} change (try the other level)")
+    h, w = image.shape[:2]
+    truth = {"schema": TRUTH_SCHEMA, "size": [w, h], "level": level, "seed": seed,
+             "requested_spots": spots if spots is not None else len(changes), "changes": changes}
+    if strength is not None:
+        right, warp, light = jitter_image(right, seed, strength)
+        for change in changes:
+            change["bbox_right"] = list(move_box(tuple(change["bbox"]), warp))
+        truth["jitter"] = {"strength": strength, **warp.facts, **light}
+    return SynthPair(left=image, right=right, truth=truth)
+
+
+def _classic_changes(image: np.ndarray, spots: int, level: int, kinds: tuple[str, ...],
+                     rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
     h, w = image.shape[:2]
     segments = candidate_segments(image, level)
     order = rng.permutation(len(segments))
     right = image.copy()
     taken: list[tuple[int, int, int, int]] = []
-    changes = []
+    changes: list[dict] = []
     left_lab = _lab(image)
     margin = max(4, int(0.01 * math.hypot(w, h)))
     for idx in order:
@@ -182,36 +239,86 @@ def synthesize(image: np.ndarray, spots: int = 3, level: int = 1, seed: int = 0,
         if any(_overlaps(_grow(box, margin), t) for t in taken):
             continue
         kind = kinds[int(rng.integers(len(kinds)))]
-        words = {}
-        if kind == "remove":
-            candidate, changed = remove_region(right, mask), mask
-        elif kind == "recolour":
-            (candidate, target), changed = recolour_region(right, mask, rng), mask
-            words = {"colour_right": target}
-        else:
-            pasted = paste_region(right, mask, [_grow(t, margin) for t in taken], rng)
-            if pasted is None:
-                continue
-            candidate, changed = pasted
-        delta = np.linalg.norm(_lab(candidate) - left_lab, axis=2)
-        area_mask = cv2.dilate(changed.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
-        really = area_mask & (delta > CHANGED_PIXEL_DELTA_E)
-        if not really.any() or float(delta[changed].mean()) < MIN_VISIBLE_DELTA_E:
+        made = _edit(right, mask, kind, taken, margin, rng)
+        if made is None:
+            continue
+        candidate, changed, words = made
+        seen = _truth_of(candidate, changed, left_lab, MIN_VISIBLE_DELTA_E)
+        if seen is None:
             continue  # an invisible change is no ground truth
+        really, mean = seen
         tbox = _bbox(really)
         if any(_overlaps(_grow(tbox, margin), t) for t in taken):
             continue
         right = candidate
         taken.append(tbox)
         changes.append({"kind": kind, "bbox": list(tbox), "area": int(really.sum()),
-                        "mean_delta_e": round(float(delta[changed].mean()), 2), **words})
-    if not changes:
-        raise UsageError(f"no region of this photo suits a level-{level} change (try the other level)")
-    truth = {"schema": TRUTH_SCHEMA, "size": [w, h], "level": level, "seed": seed,
-             "requested_spots": spots, "changes": changes}
-    if jitter:
-        right, warp, light = jitter_image(right, seed)
-        for change in changes:
-            change["bbox_right"] = list(move_box(tuple(change["bbox"]), warp))
-        truth["jitter"] = {**warp.facts, **light}
-    return SynthPair(left=image, right=right, truth=truth)
+                        "mean_delta_e": round(mean, 2), **words})
+    return right, changes
+
+
+def _puzzle_changes(image: np.ndarray, spots: int | None,
+                    rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
+    """The edits of puzzle.plan, each tried on up to PUZZLE_TRIES candidates; an edit whose shape the photo
+    cannot give is skipped."""
+    h, w = image.shape[:2]
+    key = (hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest(), puzzle.PUZZLE_LEVEL)
+    if key not in _SEGMENT_CACHE:
+        _SEGMENT_CACHE[key] = puzzle.segments(image)
+    segments = _SEGMENT_CACHE[key]
+    right = image.copy()
+    left_lab = _lab(image)
+    margin = max(4, int(0.01 * math.hypot(w, h)))
+    lo, hi = (a * h * w for a in puzzle.PUZZLE_AREA)
+    changes: list[dict] = []
+    for shape, faint in puzzle.plan(rng, spots):
+        taken = [tuple(c["bbox"]) for c in changes]
+        for _ in range(PUZZLE_TRIES):
+            made = _puzzle_edit(right, segments, shape, faint, changes, margin, rng)
+            if made is None:
+                continue
+            candidate, changed, fields = made
+            seen = _truth_of(candidate, changed, left_lab, puzzle.FAINT_DELTA_E[0])
+            if seen is None:
+                continue
+            really, mean = seen
+            tbox = _bbox(really)
+            if not lo <= really.sum() <= hi or (faint and mean > puzzle.FAINT_DELTA_E[1]):
+                continue
+            near = [t for t in taken if puzzle.box_gap(tbox, t) < (1 if shape == "adjacent" else margin)]
+            if near or (shape == "border" and not puzzle.touches_border(really)) \
+                    or (shape != "border" and puzzle.touches_border(really)):
+                continue
+            right = candidate
+            changes.append({"bbox": list(tbox), "area": int(really.sum()), "mean_delta_e": round(mean, 2),
+                            "shape": shape, "faint": faint, **fields})
+            break
+    return right, changes
+
+
+def _puzzle_edit(right: np.ndarray, segments: list[np.ndarray], shape: str, faint: bool, changes: list[dict],
+                 margin: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict] | None:
+    """One candidate edit of the given shape: (new image, changed mask, truth fields) or None."""
+    if shape == "thin":
+        mask = puzzle.thin_mask(right.shape[:2], rng)
+        if faint:
+            return puzzle.tint(right, mask, rng), mask, {"kind": "tint"}
+        candidate, target = recolour_region(right, mask, rng)
+        return candidate, mask, {"kind": "recolour", "colour_right": target}
+    pool = [s for s in segments if puzzle.touches_border(s) == (shape == "border")]
+    if not pool:
+        return None
+    mask = pool[int(rng.integers(len(pool)))]
+    if shape == "adjacent":
+        if not changes:
+            return None
+        neighbour = tuple(changes[int(rng.integers(len(changes)))]["bbox"])
+        placed = puzzle.place_next_to(right, mask, neighbour, rng)
+        if placed is None:
+            return None
+        candidate, pasted = placed
+        return (puzzle.tint(candidate, pasted, rng), pasted, {"kind": "paste+tint"}) if faint \
+            else (candidate, pasted, {"kind": "paste"})
+    kind = "tint" if faint else PUZZLE_KINDS[int(rng.integers(len(PUZZLE_KINDS)))]
+    made = _edit(right, mask, kind, [tuple(c["bbox"]) for c in changes], margin, rng)
+    return None if made is None else (made[0], made[1], {"kind": kind, **made[2]})

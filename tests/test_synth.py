@@ -43,7 +43,7 @@ def test_level_two_changes_are_smaller(chelsea):
     assert small < big / 2
 
 
-@pytest.mark.parametrize("kwargs", [dict(level=3), dict(spots=0)])
+@pytest.mark.parametrize("kwargs", [dict(level=4), dict(spots=0), dict(jitter="wobbly")])
 def test_bad_settings(chelsea, kwargs):
     with pytest.raises(UsageError):
         synthesize(chelsea, **{"spots": 3, "level": 1, **kwargs})

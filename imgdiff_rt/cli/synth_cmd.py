@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..detection.jitter import JITTER_STRENGTHS
 from ..errors import InputError, UsageError
 from ..files import write_text_atomic
 from ..imageio import read_image, write_png_atomic
@@ -48,16 +49,22 @@ def _merge_pairs_file(path: Path, new: list[dict]) -> None:
 @click.command("synth")
 @click.argument("image")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Output folder.")
-@click.option("--spots", type=int, default=3, show_default=True, help="Changes per pair.")
-@click.option("--level", type=click.Choice(["1", "2"]), default="1", show_default=True,
-              help="1: larger regions change; 2: smaller ones (harder).")
+@click.option("--spots", type=int, default=None,
+              help="Changes per pair (default: 3; level 3 draws 4-7 per pair).")
+@click.option("--level", type=click.Choice(["1", "2", "3"]), default="1", show_default=True,
+              help="1: larger regions change; 2: smaller ones (harder); 3: a magazine puzzle (0.3-2% each, many "
+                   "faint, one at the border, one long and thin, one beside another).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same pair).")
 @click.option("--count", type=int, default=1, show_default=True,
               help="Pairs to make; with more than one, each goes to DIR/<name>-s<seed>/.")
 @click.option("--jitter", is_flag=True,
               help="Re-shoot the right image: a small viewpoint warp with parallax, a light change (gain, offset, "
                    "gamma, gradient) and noise; truth boxes stay in left-image pixels (bbox_right: moved).")
-def synth(image: str, out_dir: Path, spots: int, level: str, seed: int, count: int, jitter: bool) -> None:
+@click.option("--jitter-strength", type=click.Choice(list(JITTER_STRENGTHS)), default=None,
+              help="mild (the default with --jitter): a steady hand; strong: also a 3-7% zoom, parallax of several "
+                   "pixels and a moved light (a soft shadow and a brightened patch). Implies --jitter.")
+def synth(image: str, out_dir: Path, spots: int | None, level: str, seed: int, count: int, jitter: bool,
+          jitter_strength: str | None) -> None:
     """Make spot-the-difference pairs from a photo: left.png, right.png and truth.json (each change's kind and
     box), plus DIR/pairs.jsonl for `run --pairs` and `eval --pairs`.
 
@@ -69,16 +76,20 @@ def synth(image: str, out_dir: Path, spots: int, level: str, seed: int, count: i
       imgdiff-rt synth photo.jpg --out pair/ --spots 3 --seed 7
       imgdiff-rt synth skimage:astronaut --out set/ --level 2 --count 10
       imgdiff-rt synth skimage:coffee --out shaky/ --jitter --count 10
+      imgdiff-rt synth skimage:coffee --out puzzle/ --level 3 --count 10
+      imgdiff-rt synth skimage:coffee --out rendered/ --jitter-strength strong --count 10
     """
     if count < 1:
         raise UsageError("count must be at least 1")
     photo, name = load_photo(image)
     check_writable_dir(out_dir)
-    made = [synthesize(photo, spots=spots, level=int(level), seed=seed + k, jitter=jitter) for k in range(count)]
+    shake: bool | str = jitter_strength or jitter
+    made = [synthesize(photo, spots=spots, level=int(level), seed=seed + k, jitter=shake) for k in range(count)]
     make_dir(out_dir)
     entries = []
     for k, pair in enumerate(made):
-        pair_id = f"{name}-l{level}{'-j' if jitter else ''}-s{seed + k}"
+        mark = {False: "", True: "-j", "mild": "-j", "strong": "-js"}[shake]
+        pair_id = f"{name}-l{level}{mark}-s{seed + k}"
         folder = out_dir if count == 1 else make_dir(out_dir / pair_id)
         write_png_atomic(folder / "left.png", pair.left)
         write_png_atomic(folder / "right.png", pair.right)

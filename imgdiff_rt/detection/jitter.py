@@ -2,6 +2,10 @@
 a smooth displacement field standing in for parallax), a light change (per-channel gain and offset, gamma, a
 slowly varying illumination gradient) and sensor noise. Deterministic for a seed.
 
+Two strengths: ``mild``, a steady hand; ``strong``, what a rendered scene's camera and light jitter do
+(CLEVR-Change's nonsemantic pairs): a zoom in or out, parallax of several pixels that varies over shorter
+distances, and a moved light (a soft shadow appears, another patch brightens).
+
 The viewpoint warp maps right-image pixels to new positions; ``move_box`` carries a box along the same warp,
 so truth drawn on the unjittered right image can be placed on the jittered one.
 """
@@ -13,8 +17,21 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SHIFT_SHARE = 0.012  # corner displacement of the homography, as a share of the longer side
-PARALLAX_PX = 1.5  # amplitude of the smooth displacement field
+
+@dataclass(frozen=True)
+class Strength:
+    shift_share: float  # corner displacement of the homography, as a share of the longer side
+    parallax_px: float  # amplitude of the smooth displacement field
+    parallax_cells: int  # control points per side of that field (more: parallax varies over shorter distances)
+    zoom: tuple[float, float]  # relative scale change about a random centre, in or out
+    lights: int  # moved-light patches: a soft shadow, then a brightened patch, ...
+
+
+JITTER_STRENGTHS = {"mild": Strength(0.012, 1.5, 4, (0.0, 0.0), 0),
+                    "strong": Strength(0.012, 4.0, 6, (0.03, 0.07), 2)}
+LIGHT_PATCH_SHARE = (0.06, 0.14)  # a moved light's patch: axes as a share of the longer side
+LIGHT_PATCH_GAIN = (0.15, 0.35)  # how much it darkens (a shadow) or brightens
+LIGHT_PATCH_SOFTNESS = 0.25  # penumbra: Gaussian sigma as a share of the patch's shorter axis
 GAIN_RANGE = (0.8, 1.2)
 CHANNEL_GAIN_SPREAD = 0.05  # white-balance drift between channels
 OFFSET_RANGE = (-12.0, 12.0)
@@ -32,18 +49,26 @@ class Jitter:
     facts: dict
 
 
-def sample_jitter(width: int, height: int, rng: np.random.Generator) -> Jitter:
+def sample_jitter(width: int, height: int, rng: np.random.Generator, strength: Strength = JITTER_STRENGTHS["mild"],
+                  ) -> Jitter:
     side = max(width, height)
     corners = np.float32([[0, 0], [width, 0], [width, height], [0, height]])
-    moved = corners + rng.uniform(-1, 1, (4, 2)).astype(np.float32) * SHIFT_SHARE * side
+    zoom, scaled = 1.0, corners
+    if strength.zoom[1] > 0:  # (mild draws nothing here: its pairs stay those measured before)
+        zoom = 1.0 + float(rng.uniform(*strength.zoom)) * (1 if rng.random() < 0.5 else -1)
+        centre = np.float32([width, height]) * rng.uniform(0.35, 0.65, 2).astype(np.float32)
+        scaled = centre + (corners - centre) * zoom
+    moved = scaled + rng.uniform(-1, 1, (4, 2)).astype(np.float32) * strength.shift_share * side
     # out_to_in: output pixel -> input pixel (what remap wants)
     out_to_in = cv2.getPerspectiveTransform(moved, corners)
     gx, gy = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     pts = cv2.perspectiveTransform(np.stack([gx, gy], 2).reshape(-1, 1, 2), out_to_in).reshape(height, width, 2)
-    coarse = rng.uniform(-1, 1, (2, 4, 4)).astype(np.float32) * PARALLAX_PX
+    cells = strength.parallax_cells
+    coarse = rng.uniform(-1, 1, (2, cells, cells)).astype(np.float32) * strength.parallax_px
     px = cv2.resize(coarse[0], (width, height), interpolation=cv2.INTER_CUBIC)
     py = cv2.resize(coarse[1], (width, height), interpolation=cv2.INTER_CUBIC)
-    facts = {"corner_shift_px": round(float(np.abs(moved - corners).max()), 2), "parallax_px": PARALLAX_PX}
+    facts = {"corner_shift_px": round(float(np.abs(moved - corners).max()), 2),
+             "parallax_px": strength.parallax_px, "zoom": round(zoom, 4)}
     return Jitter(pts[..., 0] + px, pts[..., 1] + py, facts)
 
 
@@ -63,13 +88,36 @@ def apply_light(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray
     return np.clip(x + 0.5, 0, 255).astype(np.uint8), facts
 
 
-def jitter_image(image: np.ndarray, seed: int) -> tuple[np.ndarray, Jitter, dict]:
+def moved_light(image: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """Soft-edged elliptical patches darkened (a shadow cast from the moved light) and brightened (where one
+    was): lightness changes no object made."""
+    h, w = image.shape[:2]
+    gain = np.ones((h, w), np.float32)
+    patches = []
+    for k in range(count):
+        axes = rng.uniform(*LIGHT_PATCH_SHARE, 2) * max(h, w) / 2
+        centre = (int(rng.uniform(0.15, 0.85) * w), int(rng.uniform(0.15, 0.85) * h))
+        patch = np.zeros((h, w), np.float32)
+        cv2.ellipse(patch, centre, (int(axes[0]), int(axes[1])), float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+        patch = cv2.GaussianBlur(patch, (0, 0), LIGHT_PATCH_SOFTNESS * float(axes.min()))
+        amount = float(rng.uniform(*LIGHT_PATCH_GAIN)) * (-1 if k % 2 == 0 else 1)
+        gain *= 1.0 + amount * patch
+        patches.append({"centre": list(centre), "gain": round(1.0 + amount, 3)})
+    lit = np.clip(image.astype(np.float32) * gain[..., None] + 0.5, 0, 255).astype(np.uint8)
+    return lit, patches
+
+
+def jitter_image(image: np.ndarray, seed: int, strength: str = "mild") -> tuple[np.ndarray, Jitter, dict]:
     """The jittered image, the warp used, and the facts of the light change."""
     rng = np.random.default_rng([seed, 0x717])
     h, w = image.shape[:2]
-    warp = sample_jitter(w, h, rng)
+    spec = JITTER_STRENGTHS[strength]
+    warp = sample_jitter(w, h, rng, spec)
     warped = cv2.remap(image, warp.map_x, warp.map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     lit, light = apply_light(warped, rng)
+    if spec.lights:
+        lit, patches = moved_light(lit, spec.lights, rng)
+        light = {**light, "moved_light": patches}
     return lit, warp, light
 
 

@@ -2,7 +2,9 @@
 the mask joins them. A distance transform gives each blob's "thickness"; each thick core (pixels at least
 ``core_share`` of their blob's largest distance from the background) seeds one object, and a watershed on the
 distance grows the seeds back to the full blob. Blobs with one core, and thin bridges, stay whole; only blobs
-with several cores pay for the watershed (on their own bounding box)."""
+with several cores pay for the watershed (on their own bounding box). Two neighbouring objects stay apart only
+when the neck between them is clearly thinner than both (houses joined by a path); a chain of parts joined by
+necks almost as thick as the parts (a row of lamps the closing joined) is one change."""
 
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ import numpy as np
 
 CORE_SHARE = 0.3  # a core: distance to the background >= 0.3 of the blob's largest (measured: 0.5 split lobes)
 MIN_CORE_PX = 2.0  # blobs thinner than this are never split
+# Two split objects re-join when the neck between them (the deepest distance along their shared boundary) is at
+# least this share of the shallower one's deepest point.
+NECK_SHARE = 0.5
 
 
 def split_objects(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int, np.ndarray]:
@@ -44,7 +49,7 @@ def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -
         markers = np.where(inside, seeds[box], 0)
         from skimage.segmentation import watershed  # here: skimage's import is slow and most blobs never split
 
-        split = watershed(-dist[box], markers, mask=inside)
+        split = _join_thick_necks(watershed(-dist[box], markers, mask=inside), dist[box])
         ids = np.unique(split[inside])
         renum = np.zeros(int(split.max()) + 1, np.int32)
         renum[ids] = np.arange(next_label, next_label + len(ids))
@@ -54,3 +59,23 @@ def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -
     present[0] = False
     lut = np.where(present, np.cumsum(present), 0).astype(np.int32)  # blobs that were split leave gaps
     return int(present.sum()), lut[labels], blobs
+
+
+def _join_thick_necks(split: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """Relabel a watershed split so that objects whose shared boundary is nearly as deep as the shallower of
+    them (NECK_SHARE) are one: a neck that thick is not where two things meet."""
+    n = int(split.max()) + 1
+    peak = np.zeros(n, np.float32)
+    np.maximum.at(peak, split.ravel(), dist.ravel())
+    neck = np.zeros((n, n), np.float32)
+    for a, b, da, db in ((split[:, :-1], split[:, 1:], dist[:, :-1], dist[:, 1:]),
+                         (split[:-1, :], split[1:, :], dist[:-1, :], dist[1:, :])):
+        edge = (a != b) & (a > 0) & (b > 0)
+        np.maximum.at(neck, (a[edge], b[edge]), np.minimum(da[edge], db[edge]))
+    neck = np.maximum(neck, neck.T)
+    parent = np.arange(n)
+    for i, j in zip(*np.nonzero(np.triu(neck, 1))):
+        if neck[i, j] >= NECK_SHARE * min(peak[i], peak[j]):
+            ri, rj = parent[i], parent[j]
+            parent[parent == max(ri, rj)] = min(ri, rj)
+    return parent[split]
