@@ -20,6 +20,8 @@ from .files import read_regular_file, write_bytes_atomic
 #: Pixel cap per image, checked from the header before decoding. A pair takes about PAIR_BYTES_PER_PIXEL bytes
 #: of memory per pixel of one image (measured, see README "Bad input"), so the default keeps a pair near 2 GB.
 DEFAULT_MAX_PIXELS = 30_000_000
+#: the largest pair the tiled path (``--tiled``, tiles.py) decodes: the pair itself takes 6 bytes a pixel
+TILED_MAX_PIXELS = 300_000_000
 PAIR_BYTES_PER_PIXEL = 70  # peak RSS, pixel detector: 330 MB at 3 MP, 944 MB at 12 MP (+68 B/px)
 #: File-size cap: an uncompressed 30 MP RGBA BMP/TIFF is 120 MB; nothing legitimate is bigger than this.
 MAX_IMAGE_FILE_BYTES = 256 << 20
@@ -35,9 +37,11 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 def _check_size(name: str, w: int, h: int, max_pixels: int) -> None:
     if w * h > max_pixels:
+        tiled = (f"; or compare it in strips with --tiled (bounded memory, pairs up to {TILED_MAX_PIXELS / 1e6:g} MP)"
+                 if w * h <= TILED_MAX_PIXELS and max_pixels < TILED_MAX_PIXELS else "")
         raise ImageTooLargeError(
             f"{name}: image is {w}x{h} = {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:g} MP cap "
-            "(possible decompression bomb; raise it with --max-pixels)"
+            f"(possible decompression bomb; raise it with --max-pixels{tiled})"
         )
     if w < MIN_SIDE or h < MIN_SIDE:
         raise ImageReadError(f"{name}: image is {w}x{h}; both sides must be at least {MIN_SIDE} px")

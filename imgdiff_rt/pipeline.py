@@ -10,6 +10,7 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -17,6 +18,7 @@ import numpy as np
 from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
 from .errors import UsageError
 from .fastpath import detect_windowed
+from .tiles import TILED_MAX_PIXELS, detect_large
 from .ignore import IgnoreSpec, drop_ignored
 from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
 from .limits import MAX_THREADS, check_count
@@ -70,6 +72,15 @@ def _default_id(left: ImageSource, right: ImageSource) -> str:
     return "pair"
 
 
+def right_at_left_size(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``right`` resized to ``left``'s size (``right`` itself when they match): area when shrinking, else linear."""
+    h, w = left.shape[:2]
+    rh, rw = right.shape[:2]
+    if (rh, rw) == (h, w):
+        return right
+    return cv2.resize(right, (w, h), interpolation=cv2.INTER_AREA if rw * rh > w * h else cv2.INTER_LINEAR)
+
+
 class Pipeline:
     """Find and describe the differences between two images.
 
@@ -83,7 +94,8 @@ class Pipeline:
                  segment: SegmentConfig | None = None, threads: int | None = None,
                  caption_options: dict | None = None, session_options: dict | None = None,
                  feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD,
-                 ignore: IgnoreSpec | None = None) -> None:
+                 ignore: IgnoreSpec | None = None, tiled: bool = False,
+                 progress: Callable[[str], None] | None = None) -> None:
         if detector not in DETECTORS:
             raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}",
                              parameter="detector")
@@ -108,6 +120,11 @@ class Pipeline:
         self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
+        # pairs above max_pixels: refused, or with ``tiled`` compared in strips (tiles.py) up to TILED_MAX_PIXELS
+        if tiled and detector != "pixel":
+            raise UsageError("tiled runs the pixel detector only (the models see a pair at their own size)",
+                             parameter="tiled")
+        self.tiled, self.progress = tiled, progress
         self.ignore = ignore or IgnoreSpec()  # every pair's; a pair may add its own (process's ``ignore``)
         self.models = Path(models).expanduser() if models is not None else None
         self.backend, self.precision, self.threads = backend, precision, threads
@@ -181,6 +198,8 @@ class Pipeline:
                "max_pixels": self.max_pixels, "pixel": self.pixel.to_settings()}
         if self.ignore:
             out["ignore"] = self.ignore.to_settings()
+        if self.tiled:
+            out["tiled"] = True
         if self.detector in MODEL_DETECTORS or self.captioner != "none":
             out["models"] = {"path": str(self.models), "backend": self.backend, "precision": self.precision,
                              "precisions": self.graph_precisions()}
@@ -198,8 +217,9 @@ class Pipeline:
     def process(self, left: ImageSource, right: ImageSource, id: str | None = None,
                 ignore: IgnoreSpec | None = None) -> Processed:
         t0 = time.perf_counter()
-        left_rgb = read_image(left, self.max_pixels)
-        right_rgb = read_image(right, self.max_pixels)
+        cap = max(self.max_pixels, TILED_MAX_PIXELS) if self.tiled else self.max_pixels
+        left_rgb = read_image(left, cap)
+        right_rgb = read_image(right, cap)
         result = Result(id=id or _default_id(left, right), left=_name(left), right=_name(right),
                         size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings(),
                         weights=self.weights())
@@ -231,12 +251,10 @@ class Pipeline:
     @staticmethod
     def match_size(result: Result, images: PairImages) -> tuple[Result, PairImages]:
         """Different sizes: the right image is resized to the left's, and the settings say so."""
-        h, w = images.left.shape[:2]
         rh, rw = images.right.shape[:2]
-        if (rh, rw) == (h, w):
+        resized = right_at_left_size(images.left, images.right)
+        if resized is images.right:
             return result, images
-        interp = cv2.INTER_AREA if rw * rh > w * h else cv2.INTER_LINEAR
-        resized = cv2.resize(images.right, (w, h), interpolation=interp)
         return (result.with_settings(right_resized_from=[rw, rh]),
                 replace(images, right=resized, right_unwarped=resized))
 
@@ -249,7 +267,14 @@ class Pipeline:
             return result, images
         return result.with_settings(ignore=spec.facts(ignored)), replace(images, ignore=ignored)
 
+    def is_large(self, images: PairImages) -> bool:
+        """Above the pixel cap: only a tiled pipeline reads such a pair, and compares it in strips."""
+        return images.left.shape[0] * images.left.shape[1] > self.max_pixels
+
     def register(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
+        if self.is_large(images):  # registration works on the whole image: the tiled path compares as it is
+            return result.with_settings(alignment={"method": "none", "requested": self.align,
+                                                   "note": "tiled: the pair is compared as it is"}), images
         aligned = align_pair(images.left, images.right, self.align)
         return (result.with_settings(alignment=aligned.alignment.to_settings()),
                 replace(images, right=aligned.right, valid=aligned.valid, alignment=aligned.alignment))
@@ -269,6 +294,8 @@ class Pipeline:
         # a pair compared as it is, mostly identical pixels: the same regions from windows around what differs
         found = detect_windowed(images.left, images.right, self.pixel, images.alignment, images.ignore) \
             if images.valid is None else None
+        if found is None and self.is_large(images):
+            found = detect_large(images.left, images.right, self.pixel, images.ignore, self.progress)
         if found is None:
             found = detect_pixels(images.left, images.right, self.pixel, images.valid, images.alignment,
                                   images.ignore)

@@ -11,7 +11,7 @@ import click
 from ..errors import UsageError
 from ..extras import require_options
 from ..models.bundle import MANIFEST, default_bundle_dir
-from ..imageio import DEFAULT_MAX_PIXELS
+from ..imageio import DEFAULT_MAX_PIXELS, TILED_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
 from ..weights_report import choose_detector, require_precision, weights_notice
 from ..models.auto_precision import AUTO as AUTO_PRECISION
@@ -108,6 +108,10 @@ PIPELINE_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
                             help="Merge blobs closer than this fraction of the image diagonal (0: no merging).")),
     (("--max-pixels",), dict(type=int, default=DEFAULT_MAX_PIXELS, show_default=True,
                              help="Refuse images with more pixels than this (decompression-bomb guard).")),
+    (("--tiled",), dict(is_flag=True,
+                        help=f"Compare pairs above --max-pixels (up to {TILED_MAX_PIXELS / 1e6:g} MP) in strips with "
+                             "overlap, memory bounded by a strip (pixel detector, compared without registration; "
+                             "progress on stderr).")),
     (("--ignore",), dict(multiple=True, metavar="X0,Y0,X1,Y1",
                          help="Never report a change in this box: left-image pixels, or fractions of the size when "
                               "all four are 0-1 (repeatable; timestamps, ads, clocks). Regions at least "
@@ -173,7 +177,7 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                    max_new_tokens: int | None = None, photometric: str = _PIXEL.photometric,
                    device: str | None = None, half: bool = False, similarity_filter: str | None = None,
                    filter_threshold: float = DEFAULT_FEATURE_THRESHOLD, ignore: tuple[str, ...] = (),
-                   ignore_mask: Path | None = None) -> Pipeline:
+                   ignore_mask: Path | None = None, tiled: bool = False) -> Pipeline:
     """The Pipeline the options describe (``fallback_notice`` says when it fell back to the pixel detector)."""
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
@@ -209,8 +213,13 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                         models=bundle_dir if needs_models else models, backend=backend, precision=precision,
                         segment=segment, threads=threads, caption_options=caption_options,
                         session_options={**server, **placed}, feature_filter=feature_filter,
-                        feature_threshold=filter_threshold, ignore=IgnoreSpec.parse(ignore, ignore_mask))
+                        feature_threshold=filter_threshold, ignore=IgnoreSpec.parse(ignore, ignore_mask),
+                        tiled=tiled, progress=_stderr_line if tiled else None)
     return pipeline
+
+
+def _stderr_line(message: str) -> None:
+    click.echo(message, err=True)
 
 
 def _feature_filter(similarity_filter: str | None, detector: str) -> str:
