@@ -10,7 +10,7 @@ neighbourhood sees the same input in a window as in the whole image.
 * Light compensation is the identity on the whole image and in every window when most pixels are identical
   (checked on the same subsample the detector checks); otherwise no window is used.
 * The region-growing threshold comes from the difference's median and spread: zero on the whole image when most
-  of it is identical, and zero in a window padded with identical (black) pixels to four times its area.
+  of it is identical, and zero in a window padded with identical (black) pixels to PAD_AREA times its area.
 * Merging uses the whole image's gap (windows closer than it are joined first); the minimum area is the whole
   image's; scores are recomputed with the whole image's area and the regions ranked as the detector ranks them.
 
@@ -37,6 +37,9 @@ BLOCK = 32  # px: the grid identical pixels are found on
 MIN_IDENTICAL_SHARE = 0.5  # of the pixels, exactly identical: the light is unchanged and the noise median zero
 MAX_WINDOW_SHARE = 0.25  # windows covering more of the image than this save nothing: the whole image runs
 STRIP_ROWS = 512  # rows compared at a time (bounded memory at any size)
+#: a window is padded with identical pixels to this multiple of its area: more than half of it is then
+#: unchanged whatever the window holds, so the difference's median and spread are zero, as on the whole image
+PAD_AREA = 2.5
 
 
 def differing_blocks(left: np.ndarray, right: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, int]:
@@ -46,10 +49,16 @@ def differing_blocks(left: np.ndarray, right: np.ndarray, block: int = BLOCK) ->
     starts = np.arange(0, w, block)
     count = 0
     for y in range(0, h, STRIP_ROWS):
-        differs = (left[y:y + STRIP_ROWS] != right[y:y + STRIP_ROWS]).any(axis=2)
+        rows = min(STRIP_ROWS, h - y)
+        bytes_differ = (left[y:y + rows] != right[y:y + rows]).reshape(rows, w * 3)
+        # a pixel differs when any of its three bytes does (strided ORs: far faster than any(axis=2))
+        differs = bytes_differ[:, 0::3] | bytes_differ[:, 1::3] | bytes_differ[:, 2::3]
         count += int(np.count_nonzero(differs))
-        for r in range(0, differs.shape[0], block):
-            grid[(y + r) // block] = np.logical_or.reduceat(differs[r:r + block].any(axis=0), starts)
+        full = rows - rows % block
+        by_rows = differs[:full].reshape(-1, block, w).any(axis=1)
+        if full < rows:
+            by_rows = np.concatenate([by_rows, differs[full:].any(axis=0)[None]])
+        grid[y // block:y // block + len(by_rows)] = np.logical_or.reduceat(by_rows, starts, axis=1)
     return grid, count
 
 
@@ -121,13 +130,13 @@ def _window_config(config: PixelConfig, gap: float, size: tuple[int, int], min_a
 
 
 def _pads(rect: tuple, width: int, height: int) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) black padding bringing the window to 4x its area, on the sides away from the
-    image's edges only: at an edge the detector's filters see the image's own border there, as on the whole."""
+    """(top, bottom, left, right) black padding bringing the window to PAD_AREA times its area, on the sides away
+    from the image's edges only: at an edge the detector's filters see the image's own border, as on the whole."""
     x0, y0, x1, y1 = rect
     sides = (y0 > 0, y1 < height, x0 > 0, x1 < width)
     w, h, p = x1 - x0, y1 - y0, 1
-    while (w + p * (sides[2] + sides[3])) * (h + p * (sides[0] + sides[1])) < 4 * w * h:
-        p *= 2
+    while (w + p * (sides[2] + sides[3])) * (h + p * (sides[0] + sides[1])) < PAD_AREA * w * h:
+        p = int(p * 1.25) + 1
     return tuple(p * s for s in sides)
 
 

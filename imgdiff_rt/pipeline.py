@@ -20,7 +20,7 @@ from .errors import UsageError
 from .fastpath import detect_windowed
 from .tiles import TILED_MAX_PIXELS, detect_large
 from .ignore import IgnoreSpec, drop_ignored
-from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image
+from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image, read_pair
 from .limits import MAX_THREADS, check_count
 from .pixel_detector import PixelConfig, detect_pixels
 from .result import Result
@@ -218,8 +218,7 @@ class Pipeline:
                 ignore: IgnoreSpec | None = None) -> Processed:
         t0 = time.perf_counter()
         cap = max(self.max_pixels, TILED_MAX_PIXELS) if self.tiled else self.max_pixels
-        left_rgb = read_image(left, cap)
-        right_rgb = read_image(right, cap)
+        left_rgb, right_rgb = read_pair(left, right, cap)
         result = Result(id=id or _default_id(left, right), left=_name(left), right=_name(right),
                         size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings(),
                         weights=self.weights())

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import OutputError
 from .cli_latency import render_cli_latency
+from .peers import render_classical
 from .real_summary import render_real
 
 MB = 2**20
@@ -84,7 +85,7 @@ def render_markdown(r: dict) -> str:
             lines.append(f"| {cell['key']} | {name} | {_fmt(e['median_ms'])} | {_fmt(e['p95_ms'])} | "
                          f"{_fmt(e['p99_ms'])} | {_fmt(e['min_ms'])} | {e['throughput_per_s']:.2f} {e['unit']}/s | "
                          f"{speed} | {eff} | {_fmt(rss / MB if rss else None, 0)} |")
-    lines += ["", *render_real(r), *_targets(r), *render_cli_latency(r.get("cli_latency")), *_skipped(r), *_work(r), *_profiles(r),
+    lines += ["", *render_real(r), *_targets(r), *render_cli_latency(r.get("cli_latency")), *render_classical(r.get("classical")), *_skipped(r), *_work(r), *_profiles(r),
               *_concurrency(r), *_plots(r)]
     return "\n".join(lines) + "\n"
 

@@ -57,6 +57,7 @@ class BenchConfig:
     triton_url: str | None = None  # HOST:PORT of a running server (`imgdiff-rt serve`); else the client default
     plots: bool = True
     cli_runs: int = 10  # process-level `imgdiff-rt --help` / `run` (pixel) latency rounds; 0 skips it
+    classical_runs: int = 0  # rounds of the classical cell (imgdiff-rt vs odiff / pixelmatch); 0 skips it
     device: str | None = None  # cpu | cuda[:N] for the onnx and torch cells and generation; None: each's own
     real_sets: tuple[str, ...] = real_pairs.DEFAULT_SETS  # the real-pair cells' pairs, "NAME[:COUNT]"
     real_data: str = "../shared/data"  # LEVIR-CD and CLEVR-Change for the real-pair cells (a set absent: skipped)
@@ -348,6 +349,8 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
 
         say(f"CLI latency: {cfg.cli_runs} alternated runs of each command ...")
         results["cli_latency"] = measure_cli_latency(lp, rp, runs=cfg.cli_runs, say=say)
+    if cfg.classical_runs:
+        results["classical"] = _classical(cfg, lp, rp, say)
     with harness.MemorySampler() as sampler:
         try:
             for i, cell in enumerate(cells, 1):
@@ -362,6 +365,17 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
     _finish(results, Path(cfg.out), started, plots=cfg.plots)
     say(f"bench: done in {results['wall_seconds']:.0f} s -> {cfg.out}/report.md")
     return results
+
+
+def _classical(cfg: BenchConfig, lp: Path, rp: Path, say) -> dict:
+    import tempfile
+
+    from .peers import gather_pairs, measure_classical
+
+    say(f"classical: imgdiff-rt vs odiff and pixelmatch, {cfg.classical_runs} alternated rounds per pair ...")
+    with tempfile.TemporaryDirectory(prefix="imgdiff-rt-classical-") as scratch:
+        pairs = gather_pairs(Path(scratch), Path(cfg.real_data), (Path(lp), Path(rp)))
+        return measure_classical(pairs, cfg.classical_runs, say)
 
 
 def _finish(results: dict, out: Path, started: float, plots: bool) -> None:

@@ -78,10 +78,14 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--no-peak", is_flag=True, help="Skip measuring the CPU's peak FLOP/s.")
 @click.option("--cli-runs", type=int, default=10, show_default=True,
               help="Rounds of the process-level CLI latency cell (`--help`, `run` on the pixel detector); 0 skips.")
+@click.option("--classical-runs", type=int, default=_CFG.classical_runs, show_default=True,
+              help="Rounds of the classical cell: imgdiff-rt's pixel detector vs odiff and pixelmatch (npm, "
+                   "scripts/install_peers.sh) on pixel-exact pairs at 1 MP, 8 MP and 8K, the example, synth and "
+                   "CLEVR-Change; 0 skips.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
 def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads, device,
           max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, real_sets, real_data, out, no_plots,
-          no_peak, cli_runs, dry_run):
+          no_peak, cli_runs, classical_runs, dry_run):
     """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
     PyTorch eager, FLOP efficiency; writes OUT/results.json, OUT/report.md and plots.
 
@@ -102,7 +106,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       max_cell_seconds=max_cell_seconds, threads=threads, max_new_tokens=max_new_tokens,
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
-                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, device=device,
+                      plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, classical_runs=classical_runs, device=device,
                       real_sets=_names(real_sets), real_data=real_data).check()
     placement = cfg.placement()  # a missing GPU is one line here, before any work
     from ..weights_report import bundle_weights, weights_notice
