@@ -144,6 +144,13 @@ class TritonRequestError(ModelError):
     """A request the Triton server answered with an error (bad input, failed model execution)."""
 
 
+class TritonRejectedError(TritonRequestError, InputError):
+    """A request a served imgdiff-rt model refused as the client's mistake (HTTP 400 / INVALID_ARGUMENT): a bad
+    image or option; the message is the model's reason."""
+
+    exit_code = 2
+
+
 class BundleNotFoundError(ModelError):
     """No model bundle where one was named or expected (a usage problem: the message says how to make one)."""
 

@@ -24,7 +24,7 @@ CASES = [
     (["run", *PAIR, "--detector", "segment"], "cpu"),
     (["run", *PAIR, "--filter", "segmenter"], "cpu"),
     (["run", *PAIR, "--detector", "segment", "--backend", "torch"], "export"),
-    (["run", *PAIR, "--captioner", "blip", "--backend", "triton"], "export"),
+    (["run", *PAIR, "--captioner", "blip", "--backend", "triton"], "triton"),
     (["run", *PAIR, "--detector", "segment", "--backend", "triton"], "triton"),
     (["run", *PAIR, "--detector", "segment", "--backend", "tensorrt"], "tensorrt"),
     (["eval-captions", "--pred", "p.json", "--refs", "r.json"], "captions"),

@@ -66,13 +66,14 @@ def test_bundle_without_clip_falls_back_and_explicit_segment_is_a_usage_error(re
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--backend", "triton", "--models", "{tmp}/none"], "needs the bundle"),
-    (["--backend", "triton", "--models", "{bundle}", "--detector", "pixel"], "run no model on the server"),
-    (["--backend", "triton", "--models", "{bundle}"], "default detector on this bundle"),
+    (["--backend", "triton", "--precision", "int8"], "--precision the server fixes"),
+    (["--backend", "triton", "--threads", "2", "--filter", "segmenter"], "--threads, --filter the server fixes"),
+    (["--backend", "triton", "--pair-gate", "x"], "--pair-gate"),
 ])
-def test_backend_triton_without_models_or_model_work_is_refused(tiny_runtime_bundle, tmp_path, args, message):
-    fill = {"tmp": tmp_path, "bundle": tiny_runtime_bundle}
-    res = run(*[a.format(**fill) for a in args])
+def test_backend_triton_refuses_what_a_request_cannot_set(tmp_path, args, message):
+    """--backend triton sends each pair to the server's imgdiff_pipeline, which runs on its own bundle: what the
+    server fixes when its repository is written is refused here, before any request."""
+    res = run(*args)
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr

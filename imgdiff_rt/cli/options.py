@@ -10,7 +10,7 @@ import click
 
 from ..errors import UsageError
 from ..extras import require_options
-from ..models.bundle import MANIFEST, default_bundle_dir
+from ..models.bundle import default_bundle_dir
 from ..imageio import DEFAULT_MAX_PIXELS, TILED_MAX_PIXELS
 from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
 from ..weights_report import choose_detector, require_precision, weights_notice
@@ -138,7 +138,8 @@ def detector_options(f: Callable) -> Callable:
         values = {k: kwargs.pop(k) for k in names}
         require_options(kwargs, models_run=False)  # the command's own options (--engine ray, --parquet)
         kwargs["pipeline"] = pipeline = build_pipeline(**values)
-        notices = (fallback_notice(values["detector"], values["models"]), weights_notice(pipeline.weights()))
+        fallback = fallback_notice(values["detector"], values["models"]) if values["backend"] != "triton" else None
+        notices = (fallback, weights_notice(pipeline.weights()))
         click.get_current_context().meta[NOTICE_KEY] = "\n".join(n for n in notices if n) or None
         return f(**kwargs)
 
@@ -182,8 +183,9 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
     pixel = PixelConfig(metric=metric, blur_sigma=blur_sigma, threshold=threshold, min_area=min_area,
                         max_regions=max_regions, merge="box" if merge_gap > 0 else "none", merge_gap=merge_gap,
                         photometric=photometric)
+    if backend == "triton":
+        return _served_pipeline({k: v for k, v in locals().items() if k in _SERVED_ARGS})
     bundle_dir = models if models is not None else default_bundle_dir()
-    explicit = detector is not None
     extras = {"backend": backend, "captioner": captioner, "similarity_filter": similarity_filter}
     # what the options ask for is checked before the bundle: installing comes before exporting
     require_options(extras, models_run=(detector or "pixel") != "pixel" or captioner != "none"
@@ -202,8 +204,6 @@ def build_pipeline(detector: str | None, captioner: str, align: str, max_regions
                             pixel_gate=_pixel_gate(pixel_gate))
     if (url is not None or protocol is not None) and backend != "triton":
         raise UsageError("--url and --protocol are for --backend triton")
-    if backend == "triton":
-        _check_triton_run(bundle_dir, detector, captioner, explicit)
     require_precision(detector, bundle_dir, backend, precision)
     server = {k: v for k, v in (("url", url), ("protocol", protocol)) if v is not None}
     precision, placed, generation = _placement(device, half, backend, precision)
@@ -237,14 +237,43 @@ def _placement(device: str | None, half: bool, backend: str, precision: str) -> 
     return half_precision(half, precision), sessions, generation
 
 
-def _check_triton_run(bundle_dir: Path, detector: str, captioner: str, explicit: bool) -> None:
-    """--backend triton sends the graphs to the server but reads their layouts, tokenizers and glue settings
-    from the bundle the repository was written from: without it, or with nothing for the server to run, the
-    server would never be called, so refuse instead of answering from the pixel detector."""
-    if not (Path(bundle_dir).expanduser() / MANIFEST).is_file():
-        raise UsageError(f"--backend triton needs the bundle the server's repository was written from (no bundle "
-                         f"at {bundle_dir}): pass --models DIR, the folder given to `imgdiff-rt triton-repo --bundle`")
-    if detector == "pixel" and captioner == "none":
-        why = "--detector pixel" if explicit else "the default detector on this bundle (pixel)"
-        raise UsageError(f"--backend triton: {why} and --captioner none run no model on the server; pass "
-                         "--detector segment|hybrid or --captioner blip|llava")
+#: build_pipeline parameters a served pipeline reads (the rest is the pixel config, validated before)
+_SERVED_ARGS = ("detector", "captioner", "align", "max_regions", "min_area", "threshold", "metric", "blur_sigma",
+                "merge_gap", "max_pixels", "models", "precision", "threads", "clip_threshold", "max_proposals",
+                "pair_gate", "pixel_gate", "url", "protocol", "beams", "max_new_tokens", "photometric", "device",
+                "half", "similarity_filter", "filter_threshold", "ignore", "ignore_mask", "tiled")
+
+
+def _served_pipeline(values: dict[str, Any]):
+    """--backend triton: every pair is one request to the server's imgdiff_pipeline, which runs this Pipeline
+    on its own bundle; the options a request cannot set are the server's and are refused when given."""
+    from ..triton.served import ServedPipeline
+    from ..web.request_options import SERVED_PER_REQUEST
+
+    require_options({"backend": "triton"}, models_run=True)
+    defaults = _option_defaults()
+    fixed = [n for n in values if n not in SERVED_PER_REQUEST and n not in ("models", "url", "protocol", "ignore")
+             and values[n] != defaults[n]]
+    if fixed:
+        flags = ", ".join("--" + _FLAGS.get(n, n).replace("_", "-") for n in fixed)
+        raise UsageError(f"--backend triton: {flags} the server fixes (in `imgdiff-rt triton-repo`); a request sets "
+                         f"only {', '.join('--' + _FLAGS.get(n, n).replace('_', '-') for n in SERVED_PER_REQUEST)}")
+    if values["pair_gate"] is not None:
+        try:
+            parse_pair_gate(values["pair_gate"])
+        except ValueError as e:
+            raise UsageError(f"--pair-gate: {e}") from None
+    _pixel_gate(values["pixel_gate"])
+    options = {n: values[n] for n in SERVED_PER_REQUEST}
+    return ServedPipeline(options, values["url"], values["protocol"], IgnoreSpec.parse(values["ignore"]),
+                          values["max_pixels"])
+
+
+_FLAGS = {"blur_sigma": "blur", "similarity_filter": "filter"}
+
+
+def _option_defaults() -> dict[str, Any]:
+    """Each table option's default as the command receives it."""
+    params = [click.Option(decls, **kwargs) for decls, kwargs in PIPELINE_OPTIONS]
+    ctx = click.Context(click.Command("defaults", params=params))
+    return {p.name: (() if p.multiple else p.get_default(ctx)) for p in params}

@@ -8,8 +8,9 @@ cosine >= 0.85 with the bundle's ``clip_text`` graph and CLIP tokenizer, else (n
 tokenizer whose placeholder words mean nothing) exact normalised-string equality; the settings say which.
 """
 
-from ..models import auto_precision as AP
 from __future__ import annotations
+
+from ..models import auto_precision as AP
 
 import re
 from dataclasses import replace

@@ -137,7 +137,9 @@ def default_session_factory() -> Callable[..., Any]:
 
 
 def batch_cap(backend: str, spec) -> int | None:
-    return spec.max_batch if backend == "tensorrt" else None
+    """ONNX Runtime and torch take any batch; an engine's profile and a served model's max_batch_size stop at
+    ``spec.max_batch``."""
+    return None if backend in ("onnx", "torch") else spec.max_batch
 
 
 def run_encoder(encoder: Any, pixel_values, max_batch: int | None = None):

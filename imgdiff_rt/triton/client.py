@@ -18,13 +18,16 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import TritonModelNotReadyError, TritonRequestError, TritonUnavailableError, UsageError
+from ..errors import (TritonModelNotReadyError, TritonRejectedError, TritonRequestError, TritonUnavailableError,
+                      UsageError)
 from ..models.bundle import Bundle
 from ..runtime.session import Session, entry_input_shapes, register_backend
 from .config import TRITON_DTYPES, WIRE_DTYPES
 from .glue import DETECT_INPUTS, DETECT_OUTPUTS, GLUE
 
 PROTOCOLS = ("http", "grpc")
+#: what tritonclient's exception status says for a request the model refused as the client's mistake
+CLIENT_ERRORS = ("400", "StatusCode.INVALID_ARGUMENT")
 DEFAULT_URL = "127.0.0.1:8000"
 
 
@@ -120,6 +123,8 @@ class TritonClient:
                     if _is_connection_error(e):
                         raise TritonUnavailableError(f"Triton at {self.url} ({self.protocol}) cannot be reached "
                                                      f"for {what}: {_short(e)}") from None
+                    if str(getattr(e, "status", lambda: "")() or "") in CLIENT_ERRORS:
+                        raise TritonRejectedError(f"Triton at {self.url} refused {what}: {_short(e)}") from None
                     raise TritonRequestError(f"Triton at {self.url} ({self.protocol}) answered {what} with an "
                                              f"error: {_short(e)}") from None
             except (OSError, ConnectionError, TimeoutError) as e:

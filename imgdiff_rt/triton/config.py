@@ -132,6 +132,18 @@ def glue_config(name: str, params: GlueParams, extra: Mapping[str, str] | None =
     return render(body)
 
 
+def pipeline_config(values: Mapping[str, str], instances: int = 1) -> str:
+    """``imgdiff_pipeline``: one pair per request (max_batch_size 0); the ``options`` input may be left out."""
+    inputs, outputs = GLUE["imgdiff_pipeline"]
+    rows = tensor_rows(inputs, False)
+    rows[-1]["optional"] = True
+    body = {"name": "imgdiff_pipeline", "backend": "python", "max_batch_size": 0,
+            "input": rows, "output": tensor_rows(outputs, False),
+            "instance_group": [{"kind": Enum("KIND_CPU"), "count": instances}],
+            "parameters": _parameters(values)}
+    return render(body)
+
+
 def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> dict:
     return {"model_name": model, "model_version": -1,
             "input_map": tuple({"key": k, "value": v} for k, v in inputs.items()),

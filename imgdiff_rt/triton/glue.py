@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSpec, get_spec
 from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
+from ..pipeline import PairImages, right_at_left_size
 from ..runtime import clip_filter as F
 from ..runtime.detect import MAX_CANDIDATES
 from ..runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
@@ -55,6 +56,11 @@ GLUE: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
          T("regions", "int64", ("regions", 4))),
         (T("caption_ids", "int64", ("captions", "tokens"), "per region its left then right crop; -1 padding"),
          T("captions", "bytes", ("captions",), "decoded captions, same order"))),
+    "imgdiff_pipeline": (
+        (T("left_image", "bytes", (1,), "encoded image file (PNG, JPEG, ...)"),
+         T("right_image", "bytes", (1,), "encoded image file"),
+         T("options", "bytes", (1,), "optional JSON object: the options a request may set, and ignore boxes")),
+        (T("result", "bytes", (1,), "the imgdiff-rt/result/v1 JSON `imgdiff-rt run` writes"),)),
 }
 #: the detection ensemble's own inputs and outputs
 DETECT_INPUTS = GLUE["preprocess"][0]
@@ -101,11 +107,8 @@ class GlueParams:
 
 
 # ---- the steps ---------------------------------------------------------------------------------------------
-def decode_pair(left: np.ndarray, right: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS):
+def decode_pair(left: np.ndarray, right: np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> PairImages:
     """Encoded bytes of both images -> (left RGB, right RGB at the left's size), as ``Pipeline`` loads them."""
-    from ..pipeline import PairImages, Pipeline
-    from ..result import Result
-
     rgb = []
     for name, data in (("left_image", left), ("right_image", right)):
         data = np.asarray(data)
@@ -115,10 +118,20 @@ def decode_pair(left: np.ndarray, right: np.ndarray, max_pixels: int = DEFAULT_M
         if data.size == 0:
             raise InputError(f"{name}: empty (0 bytes)")
         rgb.append(decode_image_bytes(data.tobytes(), name, max_pixels))
-    images = PairImages(left=rgb[0], right_unwarped=rgb[1], right=rgb[1])
-    _, images = Pipeline.match_size(Result(id="triton", left=None, right=None,
-                                           size=(rgb[0].shape[1], rgb[0].shape[0])), images)
-    return images
+    right = right_at_left_size(rgb[0], rgb[1])
+    return PairImages(left=rgb[0], right_unwarped=right, right=right)
+
+
+def check_values(arrays: Mapping[str, np.ndarray]) -> None:
+    """Float tensors must be finite: a NaN or infinity from a client would only come back as a made-up answer."""
+    bad = [n for n, a in arrays.items() if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all()]
+    if bad:
+        raise InputError(f"{', '.join(bad)}: not finite (NaN or infinity)")
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
 
 
 def preprocess_step(left: np.ndarray, right: np.ndarray, p: GlueParams) -> dict[str, np.ndarray]:
@@ -133,6 +146,20 @@ def _letterboxes(rows: np.ndarray) -> list[Letterbox]:
 
 
 def proposals_step(preds, protos, letterbox, pair_rgb, p: GlueParams) -> dict[str, np.ndarray]:
+    preds, protos, letterbox, pair_rgb = (np.asarray(a) for a in (preds, protos, letterbox, pair_rgb))
+    check_values({PREDS: preds, PROTOS: protos, "letterbox": letterbox})
+    _require(len(preds) == len(protos) == len(letterbox) == len(pair_rgb) == 2,
+             f"{PREDS}, {PROTOS}, letterbox and pair_rgb must each hold the 2 images of the pair (got "
+             f"{len(preds)}, {len(protos)}, {len(letterbox)}, {len(pair_rgb)})")
+    _require(preds.shape[1] == 4 + p.num_classes + protos.shape[1],
+             f"{PREDS}: {preds.shape[1]} rows per anchor, expected 4 + {p.num_classes} classes + "
+             f"{protos.shape[1]} mask coefficients")
+    _require(pair_rgb.shape[1] >= 2 and pair_rgb.shape[2] >= 2, f"pair_rgb: images of {pair_rgb.shape[1:3]} px")
+    h, w = pair_rgb.shape[1:3]
+    _require(bool((letterbox[:, 0] > 0).all() and (letterbox[:, 1:3] >= 0).all()
+                  and (letterbox[:, 1:3] < p.imgsz).all() and (letterbox[:, 3] == w).all()
+                  and (letterbox[:, 4] == h).all()),
+             f"letterbox: each row must be ratio > 0, 0 <= left, top < {p.imgsz}, and the {w}x{h} pair's size")
     segs = decode_batch(np.asarray(preds), np.asarray(protos), p.num_classes, _letterboxes(letterbox),
                         conf=p.conf, iou=p.iou)
     left, right = pair_rgb[0], pair_rgb[1]
@@ -147,9 +174,17 @@ def proposals_step(preds, protos, letterbox, pair_rgb, p: GlueParams) -> dict[st
 
 def filter_step(image_embeds, boxes, box_scores, p: GlueParams) -> dict[str, np.ndarray]:
     """Crop similarities -> kept regions; the same rule as ``ModelDetector.detect``."""
-    boxes = np.asarray(boxes, np.int64).reshape(-1, 4)
+    boxes, embeds, box_scores = np.asarray(boxes, np.int64).reshape(-1, 4), np.asarray(image_embeds), \
+        np.asarray(box_scores)
     n = len(boxes)
-    sims = F.split_pair_embeds(np.asarray(image_embeds)[:2 * n]) if n else np.zeros(0, np.float32)
+    check_values({CLIP_OUT: embeds, "box_scores": box_scores})
+    # one padding crop stands for "no box" (proposals never sends an empty batch to CLIP)
+    _require(len(box_scores) == n and len(embeds) == max(2 * n, 1) and len(embeds) >= 1,
+             f"{n} boxes need {n} box_scores and {2 * n} {CLIP_OUT} rows (left crops then right), got "
+             f"{len(box_scores)} and {len(embeds)}")
+    _require(bool((boxes[:, 2:] > boxes[:, :2]).all() and (boxes >= 0).all()),
+             "boxes: each must be x0, y0, x1, y1 with x1 > x0 >= 0 and y1 > y0 >= 0")
+    sims = F.split_pair_embeds(embeds[:2 * n]) if n else np.zeros(0, np.float32)
     chosen = F.choose_regions(sims, boxes, p.clip_threshold, p.dedup_iou, p.max_proposals)
     kept = sims[chosen].astype(np.float32)
     return {"regions": boxes[chosen].reshape(-1, 4), "similarity": kept,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import glue
+from .glue import check_values
 
 
 def _pb():
@@ -22,16 +23,43 @@ def _pb():
 
 
 def _request_error(pb, message: str, error: Exception):
-    """A client's mistake (an undecodable or oversized image, a bad shape: InputError) is INVALID_ARG, which
-    Triton answers with HTTP 400 / gRPC INVALID_ARGUMENT; anything else stays an internal error (500)."""
-    from ..errors import InputError
+    """A client's mistake (an undecodable or oversized image, a bad shape or option: InputError, UsageError) is
+    INVALID_ARG, which Triton answers with HTTP 400 / gRPC INVALID_ARGUMENT; anything else stays an internal
+    error (500)."""
+    from ..errors import InputError, UsageError
 
-    code = getattr(pb.TritonError, "INVALID_ARG", None) if isinstance(error, InputError) else None
+    code = getattr(pb.TritonError, "INVALID_ARG", None) if isinstance(error, (InputError, UsageError)) else None
     return pb.TritonError(message, code) if code is not None else pb.TritonError(message)
 
 
+def check_inputs(rows: list[dict], arrays: dict[str, np.ndarray | None], batched: bool) -> None:
+    """Each present input against its config row: dtype, rank and fixed dims (InputError naming them all).
+    ``batched``: the config's dims leave out the batch axis."""
+    from ..errors import InputError
+    from .config import NUMPY_DTYPES
+
+    problems = []
+    for row in rows:
+        a = arrays.get(row["name"])
+        if a is None:
+            if not row.get("optional"):
+                problems.append(f"{row['name']}: missing")
+            continue
+        want = NUMPY_DTYPES[row["data_type"]]
+        got = "bytes" if a.dtype == np.object_ else a.dtype.name
+        if got != want:
+            problems.append(f"{row['name']}: dtype {got}, expected {want}")
+        dims = [int(d) for d in row.get("dims", [])]
+        shape = a.shape[1:] if batched else a.shape
+        if len(shape) != len(dims) or any(d > 0 and d != s for d, s in zip(dims, shape)):
+            problems.append(f"{row['name']}: shape {tuple(a.shape)}, expected {dims}" +
+                            (" after the batch axis" if batched else ""))
+    if problems:
+        raise InputError("; ".join(problems))
+
+
 class _Base:
-    """Common plumbing: config, parameters, output dtypes, per-request error responses."""
+    """Common plumbing: config, parameters, output dtypes, input checks, per-request error responses."""
 
     def initialize(self, args: dict) -> None:
         pb = _pb()
@@ -40,13 +68,28 @@ class _Base:
         self.parameters = {k: v["string_value"] for k, v in self.config.get("parameters", {}).items()}
         self.input_names = [t["name"] for t in self.config["input"]]
         self.out_dtypes = {t["name"]: pb.triton_string_to_numpy(t["data_type"]) for t in self.config["output"]}
+        self.batched = int(self.config.get("max_batch_size", 0)) > 0
         self.setup()
+
+    @staticmethod
+    def _pb():
+        return _pb()
 
     def setup(self) -> None:
         pass
 
     def compute(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise NotImplementedError
+
+    def read_inputs(self, request) -> dict[str, np.ndarray | None]:
+        """The request's tensors, checked against the config (a wrong one is the client's error, 400)."""
+        pb = _pb()
+        out = {}
+        for name in self.input_names:
+            tensor = pb.get_input_tensor_by_name(request, name)
+            out[name] = None if tensor is None else tensor.as_numpy()
+        check_inputs(self.config["input"], out, self.batched)
+        return out
 
     def _response(self, outputs: dict[str, np.ndarray]):
         pb = _pb()
@@ -57,16 +100,18 @@ class _Base:
             tensors.append(pb.Tensor(name, arr))
         return pb.InferenceResponse(output_tensors=tensors)
 
-    def execute(self, requests):
+    def _error(self, error: Exception):
         pb = _pb()
+        return pb.InferenceResponse(output_tensors=[], error=_request_error(
+            pb, f"{self.config['name']}: {type(error).__name__}: {error}", error))
+
+    def execute(self, requests):
         responses = []
         for request in requests:
             try:
-                inputs = {n: pb.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
-                responses.append(self._response(self.compute(inputs)))
+                responses.append(self._response(self.compute(self.read_inputs(request))))
             except Exception as e:  # every failure becomes this request's error; the model stays up
-                responses.append(pb.InferenceResponse(output_tensors=[], error=_request_error(
-                    pb, f"{self.config['name']}: {type(e).__name__}: {e}", e)))
+                responses.append(self._error(e))
         return responses
 
     def finalize(self) -> None:
@@ -109,11 +154,12 @@ class OnnxGraphModel(_Base):
         groups: dict = {}
         for i, request in enumerate(requests):
             try:
-                feeds = {n: pb.get_input_tensor_by_name(request, n).as_numpy() for n in self.input_names}
+                feeds = self.read_inputs(request)
+                check_values(feeds)
                 key = tuple((n, a.shape[1:], a.dtype.str) for n, a in feeds.items())
                 groups.setdefault(key, []).append((i, feeds))
             except Exception as e:
-                responses[i] = pb.InferenceResponse(output_tensors=[], error=pb.TritonError(str(e)))
+                responses[i] = self._error(e)
         names = list(self.out_dtypes)
         for members in groups.values():
             sizes = [len(next(iter(f.values()))) for _, f in members]
@@ -126,30 +172,8 @@ class OnnxGraphModel(_Base):
                     start += size
             except Exception as e:
                 for i, _ in members:
-                    responses[i] = pb.InferenceResponse(output_tensors=[], error=pb.TritonError(
-                        f"{self.config['name']}: {type(e).__name__}: {e}"))
+                    responses[i] = self._error(e)
         return responses
-
-
-class BlsSession:
-    """A ``runtime.session.Session``-like encoder that calls another model of the same server (BLS)."""
-
-    backend = "triton-bls"
-
-    def __init__(self, spec, model_name: str):
-        self.spec, self.model_name = spec, model_name
-
-    def run(self, feeds: dict) -> dict:
-        pb = _pb()
-        request = pb.InferenceRequest(model_name=self.model_name, requested_output_names=self.spec.output_names,
-                                      inputs=[pb.Tensor(n, np.ascontiguousarray(v)) for n, v in feeds.items()])
-        response = request.exec()
-        if response.has_error():
-            raise RuntimeError(f"{self.model_name}: {response.error().message()}")
-        return {n: pb.get_output_tensor_by_name(response, n).as_numpy() for n in self.spec.output_names}
-
-    def close(self) -> None:
-        pass
 
 
 class CaptionModel(_Base):
@@ -158,22 +182,14 @@ class CaptionModel(_Base):
 
     def setup(self) -> None:
         from ..models.bundle import Bundle
-        from ..models.specs import family_specs
+        from ..runtime.blip_captioner import BlipCaptioner
+        from .bls import BACKEND
 
         family = self.parameters.get("family", "blip")
-        bundle = Bundle.load(self.version_dir / "bundle")
-        (encoder_spec,) = family_specs(family)
-
-        def factory(b, spec_name, backend=None, precision="fp32", **_):
-            return BlsSession(b.spec(spec_name, "onnx", precision), spec_name)
-
         if family != "blip":
             raise ValueError(f"imgdiff_caption serves the BLIP captioner; {family!r} is not wired yet")
-        from ..runtime.blip_captioner import BlipCaptioner
-
-        self.encoder_spec = encoder_spec
-        self.captioner = BlipCaptioner.from_bundle(bundle, "triton-bls", "fp32", session_factory=factory,
-                                                   text_similarity="exact", device="cpu",
+        bundle = Bundle.load(self.version_dir / "bundle")
+        self.captioner = BlipCaptioner.from_bundle(bundle, BACKEND, "fp32", text_similarity="exact", device="cpu",
                                                    max_new_tokens=int(self.parameters.get("max_new_tokens", 20)))
         self.max_pixels = int(self.parameters.get("max_pixels", glue.DEFAULT_MAX_PIXELS))
 
@@ -184,6 +200,7 @@ class CaptionModel(_Base):
 
 def caption_regions_arrays(captioner, images, regions: np.ndarray) -> dict[str, np.ndarray]:
     """Token ids (-1 padded) and captions of every region's left and right crop (L0, R0, L1, R1, ...)."""
+    from ..errors import InputError
     from ..result import Region
     from ..runtime.crops import region_crops
 
@@ -191,7 +208,7 @@ def caption_regions_arrays(captioner, images, regions: np.ndarray) -> dict[str, 
     h, w = images.left.shape[:2]
     if ((boxes[:, 2:] <= boxes[:, :2]).any() or (boxes < 0).any() or (boxes[:, [0, 2]] > w).any()
             or (boxes[:, [1, 3]] > h).any()):
-        raise ValueError(f"regions must be xyxy boxes inside the {w}x{h} left image")
+        raise InputError(f"regions must be xyxy boxes inside the {w}x{h} left image (x1 > x0, y1 > y0)")
     crops = [c for i, b in enumerate(boxes)
              for c in region_crops(images, Region(id=i + 1, bbox=tuple(int(v) for v in b), score=1.0,
                                                   area=int((b[2] - b[0]) * (b[3] - b[1])), source="triton"))]

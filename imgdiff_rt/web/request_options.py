@@ -24,6 +24,10 @@ PER_REQUEST = ("align", "photometric", "max_regions", "min_area", "threshold", "
                "max_pixels")
 # What those options change on a Pipeline (the rest of a request's pipeline is the server's).
 _PIPELINE_FIELDS = ("pixel", "align", "max_pixels")
+# The served pipeline (Triton's imgdiff_pipeline) takes these too: there every graph is a model of the server,
+# shared by all requests, so choosing the detector, the captioner or the CLIP filter's settings opens nothing.
+SERVED_PER_REQUEST = PER_REQUEST + ("detector", "captioner", "clip_threshold", "max_proposals", "pixel_gate",
+                                    "pair_gate", "beams", "max_new_tokens")
 
 
 def shown(name: str) -> str:
@@ -45,8 +49,9 @@ class RequestOptions:
     """``parse(fields)`` -> {param name: value} for the per-request options found among a request's fields."""
 
     def __init__(self, params: Iterable[click.Parameter], server_values: dict[str, Any],
-                 per_request: Iterable[str] = PER_REQUEST):
+                 per_request: Iterable[str] = PER_REQUEST, server_hint: str = "start `imgdiff-rt web --{key} ...`"):
         self.server_values = dict(server_values)
+        self.server_hint = server_hint  # where a server setting is set, for the refusal
         wanted = set(per_request)
         self.params = [p for p in params if p.name in wanted]
         self._by_field = {n: p for p in self.params for n in _field_names(p)}
@@ -74,7 +79,7 @@ class RequestOptions:
         for field, raw in fields.items():
             key = _key(field)
             if key in self._server_only:
-                raise UsageError(f"option '{field}' is a server setting (start `imgdiff-rt web --{key} ...`); "
+                raise UsageError(f"option '{field}' is a server setting ({self.server_hint.format(key=key)}); "
                                  f"per request: {', '.join(self.field_of(p) for p in self.params)}")
             param = self._by_field.get(key)
             if param is None:
@@ -133,6 +138,8 @@ def request_pipeline(server_pipeline, server_values: dict[str, Any], overrides: 
     model sessions instead of opening new ones."""
     if not overrides:
         return server_pipeline
+    if hasattr(server_pipeline, "with_options"):  # a served pipeline sends the options with each pair
+        return server_pipeline.with_options(overrides)
     built = build(**{**server_values, **overrides})
     pipeline = copy.copy(server_pipeline)
     for name in _PIPELINE_FIELDS:
