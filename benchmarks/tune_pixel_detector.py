@@ -87,7 +87,7 @@ def format_row(label: str, row: dict) -> str:
         else:
             cells.append(f"{name} {s['precision']:.2f}/{s['recall']:.2f}"
                          + (f" (F1 {s['f1']:.3f}; missed {s['missed']})" if "missed" in s else ""))
-    ms = row.get("synth-l1", {}).get("median_ms")
+    ms = row.get("synth-l1", {}).get("median_ms")  # (F1 and missed kinds: sets whose changes carry tags)
     reshot_ms = row.get("synth-jitter-l1", {}).get("median_ms")
     return f"{label} | " + " | ".join(cells) + (f" | {ms:.0f} ms" if ms else "") + \
         (f" | re-shot {reshot_ms:.0f} ms" if reshot_ms else "")
@@ -113,6 +113,12 @@ def _first_pass(**change) -> dict:
 
 GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel". First row: the defaults.
     ("defaults (align auto)", {"align": DEFAULT_ALIGN}),
+    # puzzle and moved-light rows: each turns one of those steps off
+    ("no growth into the sharp difference", {"align": DEFAULT_ALIGN, "pixel": {"grow_k": 0.0}}),
+    ("box merge on every pair", {"align": DEFAULT_ALIGN, "pixel": {"merge_resampled_only": False}}),
+    ("no moved-light test", {"align": DEFAULT_ALIGN, "pixel": {"shading_sigma": 0.0}}),
+    ("moved-light test at 2% of the diagonal", {"align": DEFAULT_ALIGN, "pixel": {"shading_sigma": 0.02}}),
+    ("moved-light share 0.25", {"align": DEFAULT_ALIGN, "pixel": {"shading_share": 0.25}}),
     ("either view, caps 17.5 / 0.3% (first pass)", _first_pass()),
     ("either view", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 1e9}}),
     ("both views always", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 0.0}}),

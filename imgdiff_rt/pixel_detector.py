@@ -18,6 +18,7 @@ import numpy as np
 from .detection.label_stats import label_boxes, label_sums
 from .detection.masks import encode as encode_mask
 from .detection.objects import split_objects_with_blobs
+from .detection.shading import explained_by_light
 from .detection.regions import SCORE_SCALE, grow_from_seeds, merge_boxes, region_score  # noqa: F401 (API)
 from .detection.photometric import compensate
 from .errors import UsageError
@@ -116,6 +117,11 @@ class PixelConfig:
     # residue at edges, not noise, so it grows nothing there.
     grow_k: float = 5.0
     grow_floor: float | None = None
+    # A region that a smooth lightness gain (Gaussian of shading_sigma of the image diagonal) fitted around it
+    # explains to under shading_share of its mean difference is a moved light, not a change; pairs whose pixels
+    # are mostly identical had no light change and skip the test (shading_sigma 0: off).
+    shading_sigma: float = 0.01
+    shading_share: float = 0.2
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
@@ -142,6 +148,8 @@ class PixelConfig:
         check_fraction("residual_min_area_cap", self.residual_min_area_cap)
         check_number("both_views_residual_px", self.both_views_residual_px, 0.0)
         check_number("grow_k", self.grow_k, 0.0)
+        check_fraction("shading_sigma", self.shading_sigma)
+        check_fraction("shading_share", self.shading_share)
         if self.grow_floor is not None:
             check_number("grow_floor", self.grow_floor, 0.0)
         if self.photometric not in PHOTOMETRIC:
@@ -332,10 +340,10 @@ def registration_gates(config: PixelConfig, alignment: Any, width: int, height: 
                   residual >= config.both_views_residual_px)
 
 
-def _object_labels(cleaned: np.ndarray, objects: str) -> tuple[int, np.ndarray, np.ndarray | None]:
+def _object_labels(cleaned: np.ndarray, objects: str, close_px: int) -> tuple[int, np.ndarray, np.ndarray | None]:
     """(count, labels, the connected blob each object was split from, or None when not split)."""
     if objects == "split":
-        return split_objects_with_blobs(cleaned)
+        return split_objects_with_blobs(cleaned, min_depth=close_px / 2.0)
     count, labels = cv2.connectedComponents(cleaned.astype(np.uint8), connectivity=8)
     return count - 1, labels, None
 
@@ -389,15 +397,22 @@ def detect_pixels(left: np.ndarray, right: np.ndarray, config: PixelConfig,
     cleaned, t = change_mask(diff, valid, config, gates.resampled, sharp)
     if ignore is not None:
         cleaned &= ~ignore
-    count, labels, blobs = _object_labels(cleaned, config.objects)
+    count, labels, blobs = _object_labels(cleaned, config.objects, config.close_px)
     candidates = _candidates(labels, count, diff, config, gates.min_area, gates.min_mean, blobs,
                              gates.tolerance_px, gates.resampled) if count else []
     mask = np.zeros((h, w), bool)
-    regions = []
-    for k, (score, bbox, members, area, mean) in enumerate(candidates):
+    regions: list[Region] = []
+    light_changed = config.shading_sigma > 0 and (light is None or "note" not in light) and \
+        config.photometric != "none"
+    sigma = config.shading_sigma * math.hypot(w, h)
+    for score, bbox, members, area, mean in candidates:
         x0, y0, x1, y1 = bbox
         own = np.zeros((h, w), bool)
         own[y0:y1, x0:x1] = np.isin(labels[y0:y1, x0:x1], members)
+        if light_changed and explained_by_light(left, lit, own, bbox, sigma, lambda a, b: difference_map(
+                a, b, config.metric, config.blur_sigma, gates.tolerance_px)) < config.shading_share * mean:
+            continue
+        k = len(regions)
         mask |= own
         regions.append(Region(id=k + 1, bbox=bbox, score=score, area=area, source="pixel", mean_diff=mean,
                               peak_diff=float(diff[own].max()), mask=encode_mask(own)))

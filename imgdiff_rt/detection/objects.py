@@ -24,8 +24,11 @@ def split_objects(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int
     return count, labels
 
 
-def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -> tuple[int, np.ndarray, np.ndarray]:
-    """``split_objects`` plus the connected-blob label image the objects were split from (8-connected)."""
+def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE,
+                             min_depth: float = 0.0) -> tuple[int, np.ndarray, np.ndarray]:
+    """``split_objects`` plus the connected-blob label image the objects were split from (8-connected).
+    ``min_depth``: an object no deeper than this (px from its edge to its centre) is no separate object: the
+    mask's closing joins parts within that scale on purpose, so such parts are pieces of one change."""
     binary = mask.astype(np.uint8)
     n, blobs, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
     if n <= 1:
@@ -49,7 +52,7 @@ def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -
         markers = np.where(inside, seeds[box], 0)
         from skimage.segmentation import watershed  # here: skimage's import is slow and most blobs never split
 
-        split = _join_thick_necks(watershed(-dist[box], markers, mask=inside), dist[box])
+        split = _join_thick_necks(watershed(-dist[box], markers, mask=inside), dist[box], min_depth)
         ids = np.unique(split[inside])
         renum = np.zeros(int(split.max()) + 1, np.int32)
         renum[ids] = np.arange(next_label, next_label + len(ids))
@@ -61,9 +64,10 @@ def split_objects_with_blobs(mask: np.ndarray, core_share: float = CORE_SHARE) -
     return int(present.sum()), lut[labels], blobs
 
 
-def _join_thick_necks(split: np.ndarray, dist: np.ndarray) -> np.ndarray:
+def _join_thick_necks(split: np.ndarray, dist: np.ndarray, min_depth: float = 0.0) -> np.ndarray:
     """Relabel a watershed split so that objects whose shared boundary is nearly as deep as the shallower of
-    them (NECK_SHARE) are one: a neck that thick is not where two things meet."""
+    them (NECK_SHARE) are one: a neck that thick is not where two things meet; nor is one between parts no deeper
+    than ``min_depth``."""
     n = int(split.max()) + 1
     peak = np.zeros(n, np.float32)
     np.maximum.at(peak, split.ravel(), dist.ravel())
@@ -75,7 +79,7 @@ def _join_thick_necks(split: np.ndarray, dist: np.ndarray) -> np.ndarray:
     neck = np.maximum(neck, neck.T)
     parent = np.arange(n)
     for i, j in zip(*np.nonzero(np.triu(neck, 1))):
-        if neck[i, j] >= NECK_SHARE * min(peak[i], peak[j]):
+        if neck[i, j] >= NECK_SHARE * min(peak[i], peak[j]) or min(peak[i], peak[j]) <= min_depth:
             ri, rj = parent[i], parent[j]
             parent[parent == max(ri, rj)] = min(ri, rj)
     return parent[split]

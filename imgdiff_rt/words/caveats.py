@@ -14,6 +14,10 @@ POOR_FIT_RESIDUAL_PX = 2.0  # ...as does one whose median forward-backward error
 LITTLE_IMPROVEMENT = 0.75
 SMALL_OVERLAP = 0.5  # a registered overlap under this share of the image leaves much of it uncompared
 BROAD_CHANGE_SHARE = 0.5  # regions covering this share of the image: the images may not show one scene
+# Regions covering this share: broad change, as on an aerial tile a season apart (measured with the pixel
+# detector's defaults: at most 16% on the synthetic, puzzle and CLEVR-Change sets, 55-100% on the LEVIR-CD tiles
+# with regions; docs/detection.md).
+AERIAL_BROAD_SHARE = 0.25
 ASPECT_TOLERANCE = 0.02  # relative aspect-ratio difference above which a resize stretches the right image
 
 
@@ -78,8 +82,17 @@ def _broad(result: Result) -> list[str]:
             f"scene, or the change is broad (a pixel comparison cannot tell buildings from seasons)"]
 
 
+def _aerial(result: Result) -> list[str]:
+    share = sum(r.area for r in result.regions) / float(result.size[0] * result.size[1])
+    if share < AERIAL_BROAD_SHARE or result.settings.get("detector", "pixel") != "pixel":
+        return []
+    return [f"broad change ({share:.0%} of the image): on an aerial or satellite tile, building change is outside "
+            f"what the pixel detector can tell from seasons, light and view (it needs a trained change-detection "
+            f"model)"]
+
+
 def caveats(result: Result) -> tuple[str, ...]:
-    return tuple(_resized(result) + _registration(result) + _broad(result))
+    return tuple(_resized(result) + _registration(result) + _broad(result) + _aerial(result))
 
 
 def with_caveats(result: Result) -> Result:
