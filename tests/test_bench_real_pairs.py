@@ -71,9 +71,12 @@ def _call(*regions_per_pair, segment=100.0):
 
 def test_kept_regions_are_compared_pair_by_pair():
     ref = _call([[0, 0, 5, 5], [7, 7, 9, 9]], [])
-    assert same_regions(ref, _call([[0, 0, 5, 5], [7, 7, 9, 9]], [])) == {"pairs_same": 2, "pairs": 2, "differ": []}
+    same = {"pairs_same": 2, "pairs": 2, "differ": [], "pairs_within_px": 2, "within_px": 2}
+    assert same_regions(ref, _call([[0, 0, 5, 5], [7, 7, 9, 9]], [])) == same
     dropped = same_regions(ref, _call([[0, 0, 5, 5]], []))  # the product lost a region on the first pair
-    assert dropped == {"pairs_same": 1, "pairs": 2, "differ": ["p0"]}
+    assert dropped == {"pairs_same": 1, "pairs": 2, "differ": ["p0"], "pairs_within_px": 1, "within_px": 2}
+    moved = same_regions(ref, _call([[1, 0, 5, 5], [7, 7, 9, 9]], []))  # an edge a pixel off: not the same
+    assert (moved["pairs_same"], moved["pairs_within_px"]) == (1, 2)
     assert same_regions(ref, _call([[7, 7, 9, 9], [0, 0, 5, 5]], []))["pairs_same"] == 1  # order is the ranking
 
 
@@ -112,7 +115,7 @@ def test_bench_runs_the_real_pair_cells(real_bundle, shared_data, tmp_path):
     out = tmp_path / "results"
     result = CliRunner().invoke(cli, [
         "bench", "--models", str(real_bundle), "--stages", "detect-real,pipeline-real",
-        "--backends", "torch,onnx,onnx-int8,triton", "--runs", "1", "--warmup", "0", "--no-peak", "--no-plots",
+        "--backends", "torch,default,onnx,onnx-int8,triton", "--runs", "1", "--warmup", "0", "--no-peak", "--no-plots",
         "--cli-runs", "0", "--real-sets", "levir-cd:1,clevr-semantic:1", "--real-data", str(shared_data),
         "--left", str(EXAMPLE[0]), "--right", str(EXAMPLE[1]), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -126,13 +129,16 @@ def test_bench_runs_the_real_pair_cells(real_bundle, shared_data, tmp_path):
     kept = sum(len(p["regions"]) for p in ref["pairs_detail"])
     assert kept > 0, "the reference keeps regions on these pairs, or the comparison below proves nothing"
     for cell in (detect, pipeline):
-        assert set(cell["backends"]) == {"torch", "onnx", "onnx-int8"}
-        for name in ("onnx", "onnx-int8"):
+        assert set(cell["backends"]) == {"torch", "default", "onnx", "onnx-int8"}
+        for name in ("default", "onnx", "onnx-int8"):
             entry = cell["backends"][name]
             assert entry["speedup_vs_torch"]["median"] > 0 and entry["stage_speedup_vs_torch"]["segment"]["median"] > 0
             assert entry["work"]["flops_by_stage"]["segment"] > 0 and entry["work"]["flops_by_stage"]["clip"] > 0
     # the default pixel gate may not change what detection keeps
-    assert detect["backends"]["onnx"]["same_regions"] == {"pairs_same": 2, "pairs": 2, "differ": []}
+    assert detect["backends"]["onnx"]["same_regions"]["pairs_same"] == 2
+    # precision auto on this bundle: the registered int8 segmenter (no rebuild), int8 CLIP (its check passed)
+    assert detect["backends"]["default"]["segmenter_precision"] == "int8"
+    assert detect["backends"]["default"]["same_regions"]["pairs_same"] == 2
     assert detect["backends"]["onnx"]["accuracy"]["clip_image"].startswith("ok")
     assert detect["backends"]["onnx-int8"]["accuracy"]["clip_image"].startswith("int8 cos>=")
     # the reference runs every candidate through CLIP, one BLIP call per crop; the product batches
@@ -143,4 +149,4 @@ def test_bench_runs_the_real_pair_cells(real_bundle, shared_data, tmp_path):
     assert pipeline["backends"]["torch"]["work"]["flops_by_stage"]["caption"] > 0
     report = (out / "report.md").read_text()
     assert "| detect-real | onnx |" in report and "same kept regions on 2/2 pairs" in report
-    assert "Img-Diff reference" in report and "registered-onnx int8 on ONNX Runtime in every column" in report
+    assert "Img-Diff reference" in report and "the graph each column ran: torch int8, default int8" in report

@@ -16,10 +16,22 @@ def _stage_sums(calls: list[list[dict]]) -> dict[str, list[float]]:
             for k in STAGE_KEYS if any(r.get(k) is not None for call in calls for r in call)}
 
 
+#: px: kept boxes whose every edge is within this of the reference's count as "within" (a segmenter rebuilt in
+#: another precision moves box edges by a pixel or so; the strict figure stays the headline)
+WITHIN_PX = 2
+
+
+def _within(a: list, b: list, px: int) -> bool:
+    return len(a) == len(b) and all(max(abs(u - v) for u, v in zip(x, y)) <= px for x, y in zip(a, b))
+
+
 def same_regions(reference: list[dict], test: list[dict]) -> dict:
-    """Pairs whose kept regions (boxes, in order) are identical to the reference's, and the pairs that differ."""
+    """Pairs whose kept regions (boxes, in order) are identical to the reference's, the pairs that differ, and
+    the pairs whose boxes are all within WITHIN_PX of the reference's."""
     differ = [t["pair"] for r, t in zip(reference, test) if r["regions"] != t["regions"]]
-    return {"pairs_same": len(reference) - len(differ), "pairs": len(reference), "differ": differ}
+    within = sum(_within(r["regions"], t["regions"], WITHIN_PX) for r, t in zip(reference, test))
+    return {"pairs_same": len(reference) - len(differ), "pairs": len(reference), "differ": differ,
+            "pairs_within_px": within, "within_px": WITHIN_PX}
 
 
 def summarise(row: dict, logs: dict[str, list[list[dict]]]) -> None:
@@ -66,6 +78,8 @@ def _row(cell: dict, name: str, e: dict, peak: dict | None) -> str:
     speed = f"**{s['median']:.2f}x** [{s['p10']:.2f}-{s['p90']:.2f}]" if s else "1.00x (reference)"
     same = e.get("same_regions")
     same_text = f"{same['pairs_same']}/{same['pairs']}" if same else "(reference)"
+    if same and "pairs_within_px" in same and same["pairs_within_px"] != same["pairs_same"]:
+        same_text += f" ({same['pairs_within_px']}/{same['pairs']} within {same['within_px']} px)"
     accuracy = "; ".join(f"{k}: {v}" for k, v in (e.get("accuracy") or {}).items())
     end = _pct((e.get("work") or {}).get("flops"), e["median_ms"], peak)
     return (f"| {cell['key']} | {name} | {e['median_ms']:,.0f} | {speed} | "

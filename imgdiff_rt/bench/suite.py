@@ -403,5 +403,7 @@ def _target(results: dict, stage: str, backend: str, minimum: float) -> dict:
     if same is not None:  # the real-pair cells: a speed-up that drops or moves kept regions does not count
         out["same_regions"] = f"{same['pairs_same']}/{same['pairs']}"
         if status == "met" and stage.startswith("detect") and same["pairs_same"] < same["pairs"]:
-            out["status"] = "missed (kept regions differ)"
+            within = same.get("pairs_within_px")
+            out["status"] = "missed (kept regions differ" + (
+                f"; {within}/{same['pairs']} within {same['within_px']} px)" if within is not None else ")")
     return out
