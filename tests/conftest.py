@@ -69,3 +69,13 @@ def registered_segmenter_bundle(tmp_path_factory, shared_models) -> Path:
     run_export(ExportOptions(segmenter_onnx=str(shared_models / "yolov8n-seg-int8.onnx"), clip=None,
                              captioner=None), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_caption_bundle(tmp_path_factory) -> Path:
+    """segmenter, CLIP (image + text) and BLIP, tiny random-init configs (the Triton server tests' bundle)."""
+    from imgdiff_rt.export.build import ExportOptions, run_export
+
+    out = tmp_path_factory.mktemp("caption-bundle") / "models"
+    run_export(ExportOptions(tiny=True, random_init=True), out)
+    return out

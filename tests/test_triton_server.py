@@ -40,11 +40,8 @@ LOOSE = SegmentConfig(conf=0.0, iou=0.9, clip_threshold=1.0, max_proposals=20, m
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("triton") / "bundle"
-    subprocess.run([CLI, "export", "--tiny", "--random-init", "--out",
-                    str(out)], check=True, capture_output=True, cwd=ROOT)
-    return out
+def tiny_bundle(tiny_caption_bundle) -> Path:
+    return tiny_caption_bundle
 
 
 @pytest.fixture(scope="session")

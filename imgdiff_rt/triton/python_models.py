@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import glue
+from ..models.specs import segmenter_output_sizes
 from .glue import check_values
 
 
@@ -156,6 +157,8 @@ class OnnxGraphModel(_Base):
             try:
                 feeds = self.read_inputs(request)
                 check_values(feeds)
+                if self.parameters.get("spec") == "segmenter":  # dynamic sides, but only multiples of the stride
+                    segmenter_output_sizes(*next(iter(feeds.values())).shape[2:4])
                 key = tuple((n, a.shape[1:], a.dtype.str) for n, a in feeds.items())
                 groups.setdefault(key, []).append((i, feeds))
             except Exception as e:

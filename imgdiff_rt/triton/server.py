@@ -39,7 +39,7 @@ from . import health
 
 #: what the side environment installs, with --no-deps (nvidia-pytriton's own dependencies are not needed:
 #: only its server binary, Python backend and stubs are used)
-SERVER_ENV_PINS = ("nvidia-pytriton==0.7.0", "numpy>=1.24,<2", "opencv-python-headless>=4.8,<4.12")
+SERVER_ENV_PINS = ("nvidia-pytriton==0.7.0", "numpy>=1.24,<2")
 _STAMP = "imgdiff-rt-server-env.json"
 #: how often `imgdiff-rt serve` checks its models (a /proc scan and two HTTP calls: cheap)
 SUPERVISE_EVERY_S = 2.0
