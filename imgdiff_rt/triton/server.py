@@ -3,10 +3,12 @@
 
 Why a side environment: the wheel's Python-backend stub is built against numpy 1.x (its tensors come out
 wrong under numpy 2: ``as_numpy()`` returns garbage, outputs fail their size check), and ``nvidia-pytriton``
-pins ``numpy<2`` while the project uses numpy 2 and OpenCV 5. So ``ensure_server_env`` makes a venv holding
-only ``nvidia-pytriton`` (no dependencies), ``numpy<2`` and OpenCV 4.x, and a ``.pth`` that appends the
-calling environment's site-packages: everything else the models need (imgdiff_rt itself, ONNX Runtime,
-torch, transformers, SciPy) comes from there, with numpy 1.x and OpenCV 4.x shadowing numpy 2 / OpenCV 5.
+pins ``numpy<2`` while the project uses numpy 2. So ``ensure_server_env`` makes a venv holding only
+``nvidia-pytriton`` (no dependencies) and ``numpy<2``, and a ``.pth`` that appends the calling environment's
+site-packages: everything else the models need (imgdiff_rt itself, OpenCV, ONNX Runtime, torch, transformers,
+SciPy) comes from there, with numpy 1.x shadowing numpy 2. The project's OpenCV 5 wheel runs under numpy 1.26
+(built for the numpy 2 ABI, which keeps 1.x working); an older OpenCV in the server gave other registration
+and colour numbers than `run`, so the served pipeline uses the same one.
 
 ``LocalServer.supervise`` (run every few seconds by ``imgdiff-rt serve``) restarts a server that exited and
 reloads a model whose Python-backend stub died (``health.py``); the server gets SIGTERM when its parent dies.
