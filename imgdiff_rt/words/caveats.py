@@ -75,24 +75,21 @@ def _resized(result: Result) -> list[str]:
 
 
 def _broad(result: Result) -> list[str]:
+    """One line for broad change: most of the image (the images may not show one scene), or a quarter of it
+    from the pixel detector (an aerial tile a season apart, whose building change it cannot tell)."""
     share = sum(r.area for r in result.regions) / float(result.size[0] * result.size[1])
-    if share < BROAD_CHANGE_SHARE:
-        return []
-    return [f"most of the image differs ({share:.0%} of it in the regions): the two images may not show one "
-            f"scene, or the change is broad (a pixel comparison cannot tell buildings from seasons)"]
-
-
-def _aerial(result: Result) -> list[str]:
-    share = sum(r.area for r in result.regions) / float(result.size[0] * result.size[1])
-    if share < AERIAL_BROAD_SHARE or result.settings.get("detector", "pixel") != "pixel":
-        return []
-    return [f"broad change ({share:.0%} of the image): on an aerial or satellite tile, building change is outside "
-            f"what the pixel detector can tell from seasons, light and view (it needs a trained change-detection "
-            f"model)"]
+    if share >= BROAD_CHANGE_SHARE:
+        return [f"most of the image differs ({share:.0%} of it in the regions): the two images may not show one "
+                f"scene, or the change is broad (a pixel comparison cannot tell buildings from seasons)"]
+    if share >= AERIAL_BROAD_SHARE and result.settings.get("detector", "pixel") == "pixel":
+        return [f"broad change ({share:.0%} of the image): on an aerial or satellite tile, building change is "
+                f"outside what the pixel detector can tell from seasons, light and view (it needs a trained "
+                f"change-detection model)"]
+    return []
 
 
 def caveats(result: Result) -> tuple[str, ...]:
-    return tuple(_resized(result) + _registration(result) + _broad(result) + _aerial(result))
+    return tuple(_resized(result) + _registration(result) + _broad(result))
 
 
 def with_caveats(result: Result) -> Result:
