@@ -19,8 +19,8 @@ import numpy as np
 
 from .colours import MIN_PIXELS, ColourName, name_surface, oklab
 
-SAME_STRUCTURE = 0.35  # edge-strength correlation from which both sides show one structure
-ONE_SIDED_DETAIL = 0.5  # log2 ratio of the sides' gradient energy from which one side holds an object alone
+SAME_STRUCTURE = 0.45  # edge-strength correlation from which both sides show one structure
+ONE_SIDED_DETAIL = 0.4  # log2 ratio of the sides' gradient energy from which one side holds an object alone
 ONE_SIDED_OUTLINE = 0.5  # the same ratio along the region's outline, when the detail is undecided
 CHANGED_OKLAB = 0.03  # Oklab distance under which a pixel of the region did not really change
 CHANGED_SHARE_OF_P90 = 0.35  # ...and under this share of the region's 90th percentile change
