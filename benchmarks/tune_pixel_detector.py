@@ -124,7 +124,7 @@ GRID = [  # (label, Pipeline keyword arguments); PixelConfig fields go in "pixel
     ("both views always", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 0.0}}),
     ("both views from 0.5 px", {"align": DEFAULT_ALIGN, "pixel": {"both_views_residual_px": 0.5}}),
     # the first pass's table: each row changes one thing from its defaults
-    ("before issue 13", BEFORE),
+    ("no registration, light compensation, tolerance or gates", BEFORE),
     ("align flow, no region gates", {"align": "flow", "pixel": {"noise_k": 0.0, "registered_min_area": 0.0,
                                                                 "registered_min_mean": 0.0, **NO_RESIDUAL_GATES}}),
     ("no residual gates (fixed area 0.05%)", {"align": DEFAULT_ALIGN, "pixel": NO_RESIDUAL_GATES}),

@@ -1,4 +1,4 @@
-"""Issue 13 and the mask points of issue 12 through the CLI: --align methods, --photometric, synth --jitter,
+"""Re-shot detection and region masks through the CLI: --align methods, --photometric, synth --jitter,
 region masks in the JSON, the change-mask PNG of `run --out`, and pixel-level scores from `eval` on mask truth."""
 
 import json

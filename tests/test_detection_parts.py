@@ -1,6 +1,6 @@
 """The detection building blocks one by one (imgdiff_rt.detection): run-length masks, object splitting,
-photometric compensation, dense-flow registration and the synthetic jitter. Each case fails on the detector
-before issue 13 (no such step existed, or the whole-image answer was given)."""
+photometric compensation, dense-flow registration and the synthetic jitter. Each case fails on a detector
+without the step (it gives the whole-image answer, or the step has nothing to replace it)."""
 
 import numpy as np
 import pytest
@@ -82,7 +82,7 @@ def test_light_change_alone_is_compensated():
     yy, xx = np.mgrid[0:160, 0:240]
     gain = (1.08 + 0.08 * xx / 240)[..., None] * np.array([1.0, 0.96, 1.03])
     right = np.clip(left * gain + 6, 0, 255).astype(np.uint8)
-    assert detect_pixels(left, right, PixelConfig(photometric="none", noise_k=0)).regions  # before issue 13
+    assert detect_pixels(left, right, PixelConfig(photometric="none", noise_k=0)).regions  # uncompensated light is a change
     fixed, facts = compensate(left, right)
     assert np.abs(fixed.astype(int) - left).mean() < 3 and len(facts["gain"]) == 3
     assert detect_pixels(left, right, PixelConfig()).regions == ()

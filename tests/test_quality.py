@@ -1,6 +1,6 @@
 """Detection quality on real data, with floors no more than 0.05 under the values measured (written beside each
 assertion). The method and the full table are in docs/detection.md; the floors of the re-shot, CLEVR-Change and
-LEVIR-CD cases fail on the detector before issue 13 (its values are written beside them too)."""
+LEVIR-CD cases fail on the detector without registration gates, light compensation and the noise gate (its values are written beside them too)."""
 
 import json
 
@@ -43,7 +43,7 @@ def test_level1_synthetic_pairs(level1, tmp_path):
     s = _eval(level1, tmp_path)
     assert s["pairs"] == 50
     # Measured on these 50: precision 0.980, recall 1.000 (with box merging on pixel-exact pairs: 1.000 / 0.959;
-    # before issue 13: 1.000 / 0.952). Without box merging on pairs not resampled, one irregular removal whose
+    # without registration gates: 1.000 / 0.952). Without box merging on pairs not resampled, one irregular removal whose
     # inpainting left an unchanged middle comes out as two boxes; F1 rose 0.979 -> 0.990. Both floors together
     # are stricter in F1 than before: split objects must not become many extra boxes, changes must not merge.
     assert s["recall"] >= 0.98 and s["precision"] >= 0.97
@@ -53,7 +53,7 @@ def test_level1_synthetic_pairs(level1, tmp_path):
 def test_level2_synthetic_pairs(level2, tmp_path):
     s = _eval(level2, tmp_path)
     assert s["pairs"] == 50
-    # Measured on these 50: precision 1.000, recall 0.980 (before issue 13: 1.000 / 0.987).
+    # Measured on these 50: precision 1.000, recall 0.980 (without registration gates: 1.000 / 0.987).
     assert s["recall"] >= 0.937 and s["precision"] >= 0.99
 
 
@@ -62,7 +62,7 @@ def test_reshot_synthetic_pairs(tmp_path):
     pairs = _synth_set(tmp_path / "set", 1, ("astronaut", "coffee", "chelsea"), 3, "--jitter")
     s = _eval(pairs, tmp_path / "ev")
     assert s["pairs"] == 9
-    # Measured: precision 0.962, recall 0.962 (before issue 13: 0.78 / 0.39 on 50 such pairs of five photos).
+    # Measured: precision 0.962, recall 0.962 (without light compensation and registration gates: 0.78 / 0.39 on 50 such pairs of five photos).
     assert s["precision"] >= 0.88 and s["recall"] >= 0.95
 
 
@@ -78,7 +78,7 @@ def test_reshot_small_changes(tmp_path):
 
 def test_levir_cd_change_masks(shared_data, tmp_path):
     """Where pixel differencing is known to fail, recorded, not hidden: on LEVIR-CD no per-pixel colour cue
-    separates new buildings from seasonal change (ROC AUC 0.51-0.64, benchmarks/levir_cue_auc.py). Before issue 13
+    separates new buildings from seasonal change (ROC AUC 0.51-0.64, benchmarks/levir_cue_auc.py). Without the noise gate
     every pair was one whole-tile box (pixel F1 0.268, "everything changed"). The noise gate, which applies only to
     resampled pairs, must not silence these unresampled tiles: this is a no-regression floor, not the issue's
     target (pixel F1 >= 0.60), which the pixel detector does not meet."""
@@ -104,7 +104,7 @@ def _clevr_rates(root, align):
 
 def test_clevr_change_camera_and_light_jitter(shared_data):
     """CLEVR's nonsemantic pairs differ only by camera and light jitter: a good detector reports nothing there,
-    and one region on the semantic pair. Before issue 13 every nonsemantic pair got a region (1.00)."""
+    and one region on the semantic pair. Without registration every nonsemantic pair gets a region (1.00)."""
     found, alarms = _clevr_rates(shared_data / "clevr-change", DEFAULT_ALIGN)
     # Measured on triples 0-19: semantic pairs with a region 0.95, nonsemantic pairs with one 0.05 (the issue's
     # target: >= 0.95 and <= 0.10). Before the flow checks counted only textured pixels, and before the

@@ -1,5 +1,5 @@
 """--device cpu|cuda[:N] and --half on the commands that run models: mapped to ONNX Runtime providers and the
-PyTorch device, checked before any work (issue 12)."""
+PyTorch device, checked before any work."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The documentation states the code's defaults: docs/defaults.md is generated from the code and current, and
-every default the README names equals the code's (issue 12)."""
+every default the README names equals the code's."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Export never answers silently wrong: incomplete model folders and missing weights are named at once, before
-any work; TensorRT is checked first; each real tokenizer round-trips a sentence at export and --check (issue 12)."""
+any work; TensorRT is checked first; each real tokenizer round-trips a sentence at export and --check."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Say what produced every result: the `weights` block, the one stderr notice, the picture's footer, and the
-default detector that depends on what the bundle holds (issue 12)."""
+default detector that depends on what the bundle holds."""
 
 from __future__ import annotations
 
