@@ -136,3 +136,18 @@ def test_eval_scores_the_words_of_labelled_pairs(shared_data, tmp_path):
     assert res.exit_code == 0, res.output
     line = next(x for x in res.stdout.splitlines() if x.startswith("words"))
     assert line.startswith("words       kind ") and "old colour " in line and "both colours " in line
+
+
+def test_eval_with_nothing_evaluable_still_leaves_its_summary_and_report(tmp_path):
+    src = tmp_path / "src"
+    for part in ("left", "right", "truth"):
+        (src / part).mkdir(parents=True)
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    shutil.copy(examples / "left.png", src / "left" / "a.png")
+    shutil.copy(examples / "right.png", src / "right" / "a.png")
+    (src / "truth" / "a.json").write_text("[" * 100_000)  # nested too deep to be a truth file
+    res = CliRunner().invoke(cli, ["eval", "--pairs", str(src), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2 and "no pair could be evaluated" in res.output
+    summary = json.loads((tmp_path / "out" / "eval_summary.json").read_text())
+    assert summary["counts"]["failed"] == 1 and "no pair could be evaluated" in summary["error"]
+    assert (tmp_path / "out" / "report.html").is_file()

@@ -17,7 +17,7 @@ from ..outputs import check_writable_dir, make_dir
 from ..pairs import load_pairs
 from ..pipeline import Pipeline
 from ..report_html import write_report
-from .batch_cli import batch_options, execute
+from .batch_cli import batch_options, execute, failure_lines
 from ..words.scoring import words_line
 from .options import detector_options
 
@@ -50,34 +50,43 @@ def eval_command(pairs: Path, out_dir: Path | None, pipeline: Pipeline, batch: B
         check_writable_dir(out_dir)
     summary, records = execute(pipeline, items, EvalJob(), out_dir, batch)
     rows = [records[it.id] for it in items if it.id in records]
-    tally = tally_records(rows)
-    counts = pair_counts(rows, len(items))
+    tally, counts = tally_records(rows), pair_counts(rows, len(items))
+    pixels, words = pixel_tally_records(rows), tally_words(rows)
+    s = tally.summary()
+    summary_record = {**s, **({"pixels": pixels.summary()} if pixels is not None else {}),
+                      **({"words": words.summary()} if words is not None else {}), "counts": counts,
+                      "failed_pairs": counts["failed"], "unscored_pairs": counts["unscored"],
+                      "settings": pipeline.settings()}
+    problem = None
     if not tally.times_ms and not counts["expects_change"]:
         first = next((r for r in rows if isinstance(r, dict) and ("error" in r or "unscored" in r)), {})
-        raise UsageError(f"{pairs}: no pair could be evaluated ({first.get('error') or first.get('unscored')})")
-    s = tally.summary()
+        problem = f"{pairs}: no pair could be evaluated ({first.get('error') or first.get('unscored')})"
+        summary_record["error"] = problem
+    else:
+        _echo_summary(s, counts, pixels, words)
+        click.echo(f"ran         {describe_run(pipeline.settings())}")
+    if out_dir is not None:  # written whatever happened: the folder says what was tried and why it failed
+        make_dir(out_dir)
+        write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(summary_record, indent=2) + "\n")
+        write_report(out_dir, f"imgdiff-rt eval --pairs {pairs}", items, records, metrics=summary_record)
+    for line in failure_lines(items, records):
+        click.echo(line, err=True)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def _echo_summary(s: dict, counts: dict, pixels, words) -> None:
     click.echo(f"pairs       {counts['pairs']}: {counts['scored']} scored, {counts['unscored']} unscored"
                + (f", {counts['failed']} failed" if counts["failed"] else ""))
     if s["truths"]:  # pairs with no change score only as "flagged" below: P/R/F1 would mean nothing
         _echo_boxes(s)
-    pixels = pixel_tally_records(rows)
     if pixels is not None:  # mask truth: the change-detection papers' pixel scores
         p = pixels.summary()
         click.echo(f"pixels      P {p['precision']:.3f}  R {p['recall']:.3f}  F1 {p['f1']:.3f}  IoU {p['iou']:.3f}"
                    f" pooled over {p['pairs']} masks; per image F1 {p['mean_per_image']['f1']:.3f}")
     _echo_layout_counts(counts)
-    words = tally_words(rows)
     if words is not None:
         click.echo("words       " + words_line(words.summary()))
-    click.echo(f"ran         {describe_run(pipeline.settings())}")
-    if out_dir is not None:
-        make_dir(out_dir)
-        result = {**s, **({"pixels": pixels.summary()} if pixels is not None else {}),
-                  **({"words": words.summary()} if words is not None else {}), "counts": counts,
-                  "failed_pairs": counts["failed"], "unscored_pairs": counts["unscored"],
-                  "settings": pipeline.settings()}
-        write_text_atomic(out_dir / SUMMARY_FILE, json.dumps(result, indent=2) + "\n")
-        write_report(out_dir, f"imgdiff-rt eval --pairs {pairs}", items, records, metrics=result)
 
 
 def _echo_boxes(s: dict) -> None:
