@@ -19,7 +19,7 @@ EXAMPLE = ("examples/left.png", "examples/right.png")
 
 #: the README's groups, every PIPELINE_OPTIONS row in exactly one (tests check it)
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("detection", ("detector", "align", "max_regions", "max_pixels", "ignore", "ignore_mask")),
+    ("detection", ("detector", "align", "max_regions", "max_pixels", "tiled", "ignore", "ignore_mask")),
     ("pixel detector", ("photometric", "min_area", "threshold", "metric", "blur_sigma", "merge_gap")),
     ("models", ("models", "backend", "precision", "threads", "device", "half", "url", "protocol", "clip_threshold",
                 "max_proposals", "pixel_gate", "pair_gate", "similarity_filter", "filter_threshold")),
