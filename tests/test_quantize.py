@@ -14,7 +14,7 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from imgdiff_rt.errors import QuantizationError, UsageError  # noqa: E402
-from imgdiff_rt.bench import int8_study as S  # noqa: E402
+from imgdiff_rt.runtime import int8_tools as S  # noqa: E402
 from imgdiff_rt.export import quantize as Q  # noqa: E402
 from imgdiff_rt.export.checks import int8_accuracy  # noqa: E402
 from imgdiff_rt.models.onnx_file import op_counts  # noqa: E402

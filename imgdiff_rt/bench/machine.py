@@ -112,3 +112,10 @@ def measure_peak_flops(size: int = 2048, repeats: int = 5) -> dict:
     return {"gflops": max(found.values()), "by_library": found, "dtype": "float32",
             "method": f"best of {repeats} {size}x{size} fp32 matrix products (2*n^3 FLOPs), all cores",
             "torch_threads": threads}
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1

@@ -6,7 +6,6 @@ results.json / report.md / plots. ``run_suite(BenchConfig(...))`` is what ``imgd
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -20,7 +19,7 @@ from ..models.bundle import Bundle
 from ..models.specs import DEFAULT_IMGSZ
 from ..runtime.device import parse_device, session_settings
 from . import harness, real_pairs, stages, work
-from .machine import machine_info, measure_peak_flops
+from .machine import machine_info, measure_peak_flops, usable_cores
 from .stats import paired_ratios
 
 DEFAULT_PAIR = ("examples/left.png", "examples/right.png")
@@ -125,25 +124,6 @@ def _read_pair(cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray, Path, Path]:
     return read_image(left), read_image(right), left, right
 
 
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def _profile(workload: harness.Workload) -> dict:
-    """One extra call with every Session.run recorded: which graphs ran, how often, how long."""
-    recorder = work.SessionRecorder()
-    t0 = time.perf_counter()
-    with recorder.active():
-        workload.fn()
-    total = (time.perf_counter() - t0) * 1e3
-    by_spec = recorder.by_spec()
-    return {"total_ms": round(total, 2), "sessions": by_spec,
-            "outside_sessions_ms": round(total - sum(r["ms"] for r in by_spec.values()), 2)}
-
-
 def _count_work(ctx: stages.Context, cell: dict, workload: harness.Workload | None) -> dict:
     """FLOPs / bytes of one call, counted on the fp32 graphs from the onnx workload's recorded calls, plus the
     PyTorch FLOPs that run outside any session (BLIP's decoder during generation)."""
@@ -203,7 +183,7 @@ def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callab
         if cell["stage"] in stages.REAL_STAGES:  # one counted call each: graph calls, FLOPs by stage
             profiles = {w.backend: {"work": w.count()} for w in workloads if w.count is not None}
         else:
-            profiles = {w.backend: {"profile": _profile(w)} for w in workloads} if cell["stage"] in \
+            profiles = {w.backend: {"profile": work.profile_calls(w.fn)} for w in workloads} if cell["stage"] in \
                 ("caption", "detect", "pipeline") else {}
     except Exception as e:  # noqa: BLE001
         return _failed(row, workloads, e, say)
@@ -317,7 +297,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
     session_opts = {"url": cfg.triton_url} if cfg.triton_url else {}
     if "onnx_providers" in placement:
         session_opts["providers"] = placement["onnx_providers"]
-    threads = cfg.threads or _usable_cores()
+    threads = cfg.threads or usable_cores()
     try:
         import torch
 

@@ -174,3 +174,15 @@ def torch_flops(fn) -> tuple[int, object]:
     with counter:
         out = fn()
     return int(counter.get_total_flops()), out
+
+
+def profile_calls(fn) -> dict:
+    """One extra call of ``fn`` with every Session.run recorded: which graphs ran, how often, how long."""
+    recorder = SessionRecorder()
+    t0 = time.perf_counter()
+    with recorder.active():
+        fn()
+    total = (time.perf_counter() - t0) * 1e3
+    by_spec = recorder.by_spec()
+    return {"total_ms": round(total, 2), "sessions": by_spec,
+            "outside_sessions_ms": round(total - sum(r["ms"] for r in by_spec.values()), 2)}

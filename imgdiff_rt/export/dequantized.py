@@ -31,7 +31,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def check_against_registered(spec: ModelSpec, registered: Path, variant: Path, imgsz: int,
                              tensor_names: dict[str, str]) -> dict:
     """Both graphs on the same photos; returns the figures with ``ok``; ParityError when a bound is missed."""
-    from ..bench.int8_study import benchmark_cpu, detection_agreement
+    from ..runtime.int8_tools import benchmark_cpu, detection_agreement
     from ..runtime.backends.onnx_backend import ort_session
     from .quantize import segmenter_calibration_feeds
 

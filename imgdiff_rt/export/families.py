@@ -182,7 +182,7 @@ def register_foreign_segmenter(run: _Run) -> None:
 
 def _register_dequantized(run: _Run, spec, registered: dict, info: dict) -> None:
     """The fp32 rebuild of the registered int8 graph beside it, with its check against that graph."""
-    from ..bench.int8_study import dequantize_conv_integer
+    from ..runtime.int8_tools import dequantize_conv_integer
     from ..errors import UsageError
     from .dequantized import check_against_registered
 

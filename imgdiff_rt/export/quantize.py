@@ -9,7 +9,7 @@ Two recipes, chosen by measurements on a 2-core x86 CPU with ONNX Runtime (docs/
   0..1 scores) stays fp32: one uint8 scale across pixels and probabilities wipes out the scores.
 
 The accuracy cost is measured by ``checks.int8_accuracy``; the int8 study's tools (fp32 rebuild of an ORT
-ConvInteger graph, interleaved CPU timing, detection agreement) are in ``bench/int8_study.py``.
+ConvInteger graph, interleaved CPU timing, detection agreement) are in ``runtime/int8_tools.py``.
 """
 
 from __future__ import annotations

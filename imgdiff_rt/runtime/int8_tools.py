@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import QuantizationError
 from ..models.onnx_file import op_counts
-from ..runtime.backends.onnx_backend import ort_session
-from ..runtime.segment_decode import box_iou, nms
+from .backends.onnx_backend import ort_session
+from .segment_decode import box_iou, nms
 
 
 # ---- rebuilding fp32 from an ORT dynamic-int8 conv graph -----------------------------------------
