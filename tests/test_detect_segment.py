@@ -33,7 +33,8 @@ def test_run_segment_writes_the_contract(models):
     d = json.loads(res.stdout)
     assert d["schema"] == "imgdiff-rt/result/v1" and d["settings"]["detector"] == "segment"
     assert 1 <= len(d["regions"]) <= 3
-    assert res.stderr.count("\n") == 1 and "not trained weights" in res.stderr  # tiny weights, said once
+    notices = [line for line in res.stderr.splitlines() if not line.startswith("warning: ")]  # unsure answers
+    assert len(notices) == 1 and "not trained weights" in notices[0]  # tiny weights, said once
     for r in d["regions"]:
         assert r["source"] == "segment" and r["similarity"] is not None and r["description"]
     sims = [r["similarity"] for r in d["regions"]]
