@@ -182,7 +182,7 @@ CLI_CASES = [
     (["export", "--captioner", "gpt:foo", "--out", "{tmp}/x"], 2, "Error: --captioner"),
     (["export", "--segmenter", "none", "--clip", "none", "--captioner", "none", "--out", "{tmp}/x"], 2,
      "nothing to export"),
-    (["export", "--check", "{tmp}/missing"], 2, "no model bundle"),
+    (["export", "--check", "{tmp}/missing"], 2, "--check takes a model bundle folder"),
     (["export", "--precision", "fp16", "--out", "{tmp}/x"], 2, "Error: --precision 'fp16' is built as TensorRT"),
     (["export", "--segmenter", "none", "--clip", "{tmp}/no-clip", "--captioner", "none", "--out", "{tmp}/x"], 2,
      "--random-init"),
