@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import select
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,6 +24,7 @@ from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
 from helpers import textured  # noqa: E402
+from web_server import WebServer  # noqa: E402
 
 BOUNDARY = "hostileBoundary7"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
@@ -194,47 +191,6 @@ def test_a_big_result_stays_within_keep_mb():
 
 
 # ---- a real server ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, tmp: Path, *args: str):
-        self.port, self.tmp = _free_port(), tmp
-        self.log_path = tmp / "server.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from imgdiff_rt.cli.main import cli; cli()", "web", "--port", str(self.port),
-             *args], cwd=ROOT, env={**os.environ, "TMPDIR": str(tmp)}, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text()}")
-            try:
-                if request(self.port, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 2)[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.2)
-        self.stop(signal.SIGKILL)
-        raise RuntimeError("server did not answer /v1/health within 60 s")
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
-
-    def spool_folders(self) -> list[str]:
-        return [p.name for p in self.tmp.iterdir() if p.name.startswith("imgdiff-rt-web-")]
-
-
 def _read_response(sock: socket.socket, timeout: float) -> tuple[int, bytes]:
     sock.settimeout(timeout)
     data = b""
@@ -275,7 +231,7 @@ def json_error(status_body: tuple[int, bytes], status: int, words: str = "") -> 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("web-hostile"), "--max-jobs", "2", "--body-timeout-s", "4",
+    srv = WebServer(tmp_path_factory.mktemp("web-hostile"), "--max-jobs", "2", "--body-timeout-s", "4",
                  "--header-timeout-s", "2")
     yield srv
     srv.stop()
@@ -377,7 +333,7 @@ def test_a_client_leaving_mid_body_logs_no_traceback(server):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_the_server_cleanly(tmp_path, sig):
-    srv = Server(tmp_path)
+    srv = WebServer(tmp_path)
     big = png(np.random.default_rng(0).integers(0, 256, (700, 700, 3), dtype=np.uint8))  # spooled to disk
     body = form(part("left", big, "l.png"), part("right", big, "r.png"))
     assert request(srv.port, post_raw(body), timeout=60)[0] == 200

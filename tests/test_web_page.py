@@ -12,11 +12,7 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -24,47 +20,13 @@ pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[we
 import httpx  # noqa: E402
 
 from conftest import ROOT  # noqa: E402
+from web_server import WebServer  # noqa: E402
 
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, tmp: Path, *args: str):
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.tmp = tmp
-        env = {**os.environ, "TMPDIR": str(tmp)}
-        self.log = open(tmp / "server.log", "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from imgdiff_rt.cli.main import cli; cli()", "web", "--port", str(self.port),
-             *args], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
-            try:
-                if httpx.get(f"{self.base}/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("server did not answer /v1/health within 60 s")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown, as Ctrl-C
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        return self.proc.returncode
+class Server(WebServer):
+    def stop(self, sig: int = signal.SIGINT, wait_s: float = 20) -> int:  # uvicorn's graceful stop, as Ctrl-C
+        return super().stop(sig, wait_s)
 
 
 @pytest.fixture(scope="module")
