@@ -148,12 +148,7 @@ def paste_region(img: np.ndarray, mask: np.ndarray, taken: list, rng: np.random.
         dest = (nx, ny, nx + bw, ny + bh)
         if _overlaps(_grow(dest, 8), (x0, y0, x1, y1)) or any(_overlaps(_grow(dest, 8), t) for t in taken):
             continue
-        patch = mask[y0:y1, x0:x1]
-        out = img.copy()
-        out[ny:ny + bh, nx:nx + bw][patch] = img[y0:y1, x0:x1][patch]
-        pasted = np.zeros_like(mask)
-        pasted[ny:ny + bh, nx:nx + bw] = patch
-        return out, pasted
+        return puzzle.paste_at(img, mask, (x0, y0, x1, y1), nx, ny)
     return None
 
 

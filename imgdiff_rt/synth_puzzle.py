@@ -112,6 +112,19 @@ def box_gap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float
     return math.hypot(dx, dy)
 
 
+def paste_at(img: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], x: int,
+             y: int) -> tuple[np.ndarray, np.ndarray]:
+    """The region's pixels (``mask`` inside ``box``) copied with the box's corner at (x, y): the new image and
+    the pasted mask."""
+    x0, y0, x1, y1 = box
+    patch = mask[y0:y1, x0:x1]
+    out = img.copy()
+    out[y:y + y1 - y0, x:x + x1 - x0][patch] = img[y0:y1, x0:x1][patch]
+    pasted = np.zeros_like(mask)
+    pasted[y:y + y1 - y0, x:x + x1 - x0] = patch
+    return out, pasted
+
+
 def place_next_to(img: np.ndarray, mask: np.ndarray, neighbour: tuple[int, int, int, int],
                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
     """A copy of the segment pasted beside ``neighbour``'s box with a gap of ADJACENT_GAP of the diagonal;
@@ -133,10 +146,5 @@ def place_next_to(img: np.ndarray, mask: np.ndarray, neighbour: tuple[int, int, 
             x, y = int(rng.integers(nx0 - bw // 2, nx1 - bw // 2 + 1)), ny0 - gap - bh
         if x < 0 or y < 0 or x + bw > w or y + bh > h:
             continue
-        patch = mask[sy0:sy1, sx0:sx1]
-        out = img.copy()
-        out[y:y + bh, x:x + bw][patch] = img[sy0:sy1, sx0:sx1][patch]
-        pasted = np.zeros_like(mask)
-        pasted[y:y + bh, x:x + bw] = patch
-        return out, pasted
+        return paste_at(img, mask, (sx0, sy0, sx1, sy1), x, y)
     return None
