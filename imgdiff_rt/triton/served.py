@@ -20,7 +20,7 @@ from ..errors import ImageReadError, InputError
 from ..files import read_regular_file
 from ..ignore import IgnoreSpec
 from ..imageio import DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES, ImageSource, array_to_rgb8, read_image
-from ..pipeline import PairImages, Processed, _default_id, right_at_left_size
+from ..pipeline import PairImages, Processed, _default_id, _name, right_at_left_size
 from ..result import Result
 from .client import TritonClient
 from .glue import GLUE
@@ -132,6 +132,5 @@ class ServedPipeline:
                  INPUTS[2].name: np.array([json.dumps(self.request_fields(ignore)).encode()], dtype=object)}
         out = self.open()._client.infer(MODEL, feeds, [OUTPUTS[0].name])[OUTPUTS[0].name]
         result = Result.from_dict(json.loads(out.reshape(-1)[0]))
-        names = [str(s) if isinstance(s, (str, os.PathLike)) else None for s in (left, right)]
-        result = result.replace(id=id or _default_id(left, right), left=names[0], right=names[1])
+        result = result.replace(id=id or _default_id(left, right), left=_name(left), right=_name(right))
         return Processed(result, LazyPairImages(left, right, self.max_pixels))
