@@ -90,23 +90,24 @@ def region_mask(region: Region, change_mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _window(mask: np.ndarray) -> tuple[slice, slice]:
-    """The region's pixels and the ring around them: all a description looks at."""
-    bx, by, bw, bh = cv2.boundingRect(mask.astype(np.uint8))
-    m = ring_px(int(mask[by:by + bh, bx:bx + bw].sum())) + 1
-    return slice(max(0, by - m), by + bh + m), slice(max(0, bx - m), bx + bw + m)
+def _window(mask: np.ndarray, bbox: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """The region's pixels and the ring around them: all a description looks at. A region's pixels lie inside its
+    box, so the box bounds them without a scan of the whole image."""
+    x0, y0, x1, y1 = bbox
+    m = ring_px(int(mask[y0:y1, x0:x1].sum())) + 1
+    return slice(max(0, y0 - m), y1 + m), slice(max(0, x0 - m), x1 + m)
 
 
 def _own_pixels(region: Region, change_mask: np.ndarray) -> np.ndarray:
     mask = region_mask(region, change_mask)
-    if not mask.any():  # a model detector's box carries no changed pixels: the box stands for them
-        x0, y0, x1, y1 = region.bbox
+    x0, y0, x1, y1 = region.bbox
+    if not mask[y0:y1, x0:x1].any():  # a model detector's box carries no changed pixels: the box stands for them
         mask[y0:y1, x0:x1] = True
     return mask
 
 
-def _classify(mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> ChangeFacts:
-    window = _window(mask)
+def _classify(region: Region, mask: np.ndarray, left: np.ndarray, right: np.ndarray) -> ChangeFacts:
+    window = _window(mask, region.bbox)
     return classify(left[window], right[window], mask[window])
 
 
@@ -119,7 +120,7 @@ def describe_regions(result: Result, left: np.ndarray, right: np.ndarray, change
     """Fill ``description`` and ``change`` of each region and the pair's summary. ``right`` is already in the
     left frame. ``name_objects``: a real segmenter's class names for the regions (runtime.object_names)."""
     masks = [_own_pixels(r, change_mask) for r in result.regions]
-    facts = [_classify(m, left, right) for m in masks]
+    facts = [_classify(r, m, left, right) for r, m in zip(result.regions, masks)]
     relations = relate(result.regions, facts, masks, left, right)
     kinds = [relations[r.id].kind if r.id in relations else f.kind for r, f in zip(result.regions, facts)]
     objects = name_objects(masks, kinds, left, right) if name_objects is not None else [None] * len(masks)
