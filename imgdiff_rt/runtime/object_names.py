@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import BundleNotFoundError
 from ..models.bundle import Bundle
+from ..models.specs import DEFAULT_IMGSZ
 from .preprocess import letterbox_batch
 from .segment_decode import Segments, decode_image
 from .session import open_session
@@ -59,7 +60,7 @@ class ObjectNamer:
         opts: dict[str, Any] = {"threads": threads} if threads else {}
         self.session = open_session(bundle, "segmenter", "onnx", self.precision, **opts)
         (self._input,), (self._preds, self._protos) = self.session.spec.input_names, self.session.spec.output_names
-        self.imgsz = self.session.fixed_dim(self._input, 2) or int(self.session.spec.sizes.get("imgsz", 640))
+        self.imgsz = self.session.fixed_dim(self._input, 2) or int(self.session.spec.sizes.get("imgsz", DEFAULT_IMGSZ))
         self.num_classes = int(self.session.spec.sizes.get("num_classes", len(names)))
 
     def close(self) -> None:
