@@ -118,6 +118,24 @@ def test_compare_cosine_and_atol():
     assert compare(spec, bad, want, tolerance=None)["image_embeds"]["min_cosine"] == pytest.approx(0.0)
 
 
+def test_segmenter_box_rows_are_held_to_a_pixel_tolerance_and_protos_to_the_graph_one():
+    spec = get_spec("segmenter").bind(num_outputs=37, num_classes=1)
+    rng = np.random.default_rng(0)
+    preds = rng.uniform(1, 600, (1, 37, 84)).astype(np.float32)
+    protos = rng.standard_normal((1, 32, 16, 16)).astype(np.float32)
+    want = {"preds": preds, "protos": protos}
+    nudged = preds.copy()
+    nudged[0, 0, 0] += 0.02  # a fiftieth of a pixel in a box coordinate: float32 noise, accepted
+    report = compare(spec, {"preds": nudged, "protos": protos}, want)
+    assert report["preds"]["ok"] and report["preds"]["tolerance"]["atol"] == pytest.approx(0.05)
+    moved = preds.copy()
+    moved[0, 0, 0] += 1.0  # a whole pixel: a real export error
+    with pytest.raises(ParityError, match="preds"):
+        compare(spec, {"preds": moved, "protos": protos}, want)
+    with pytest.raises(ParityError, match="protos"):
+        compare(spec, want | {"protos": protos + 0.01}, want)  # prototypes keep the graph's 2e-3
+
+
 def test_synthetic_tokenizers_put_specials_at_config_ids():
     blip = hf_models.load_blip(tiny=True)
     tc = blip.model.config.text_config

@@ -47,13 +47,17 @@ def compare(spec: ModelSpec, got: Mapping[str, np.ndarray], want: Mapping[str, n
     ``tolerance=None`` measures only (no ``ok``, never raises)."""
     tol = spec.tolerance if tolerance is _SPEC_TOLERANCE else tolerance
     report: dict[str, dict] = {}
-    for name in spec.output_names:
+    for out in spec.outputs:
+        name = out.name
         a = np.asarray(got[name], dtype=np.float64)
         b = np.asarray(want[name], dtype=np.float64)
         if a.shape != b.shape:
             report[name] = {"ok": False, "error": f"shape {a.shape} != {b.shape}"}
             continue
-        report[name] = _row(a, b, tol)
+        own = out.tolerance if tolerance is _SPEC_TOLERANCE and out.tolerance is not None else tol
+        report[name] = _row(a, b, own)
+        if own is not tol:
+            report[name]["tolerance"] = own.as_dict()
     if tol is not None and not all(r["ok"] for r in report.values()):
         parts = []
         for name, row in report.items():
@@ -77,6 +81,6 @@ def worst(reports: Iterable[Mapping[str, dict]]) -> dict[str, dict]:
                     out[key] = min(out.get(key, value), value)
                 elif key == "ok":
                     out[key] = out.get(key, True) and bool(value)
-                elif key == "error":
+                elif key in ("error", "tolerance"):
                     out.setdefault(key, value)
     return merged
