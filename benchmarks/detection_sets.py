@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 from skimage import data
 
-from imgdiff_rt.evaluate import load_truth
+from imgdiff_rt.evaluation.evaluate import load_truth
 from imgdiff_rt.imageio import read_image
-from imgdiff_rt.synth import synthesize
+from imgdiff_rt.evaluation.synth import synthesize
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"

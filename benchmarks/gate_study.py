@@ -25,11 +25,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from imgdiff_rt.evaluate import load_truth  # noqa: E402
+from imgdiff_rt.evaluation.evaluate import load_truth  # noqa: E402
 from imgdiff_rt.imageio import read_image  # noqa: E402
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels  # noqa: E402
-from imgdiff_rt.runtime import gate as G  # noqa: E402
-from imgdiff_rt.runtime.detect import ModelDetector, SegmentConfig  # noqa: E402
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels  # noqa: E402
+from imgdiff_rt.detectors.model import gate as G  # noqa: E402
+from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 SYNTH = (("skimage:astronaut", ""), ("skimage:coffee", ""), ("skimage:chelsea", ""),
@@ -87,7 +87,7 @@ def study_pair(detectors: dict, left: np.ndarray, right: np.ndarray, truths: lis
 
 
 def _candidate_boxes(detector: ModelDetector, left, right, extra) -> np.ndarray:
-    from imgdiff_rt.runtime.proposals import gather_proposals
+    from imgdiff_rt.detectors.model.proposals import gather_proposals
 
     cfg, h, w = detector.config, left.shape[0], left.shape[1]
     seg_left, seg_right = detector.segment([left, right])

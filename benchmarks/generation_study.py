@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from imgdiff_rt.bench.harness import Workload, measure_alternated  # noqa: E402
-from imgdiff_rt.runtime.generation import quantize_linear_int8, token_agreement  # noqa: E402
+from imgdiff_rt.captioners.generation import quantize_linear_int8, token_agreement  # noqa: E402
 
 
 def crops(n: int, size: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def study(tiny: bool, batch: int, max_new_tokens: int, runs: int, static_cache: 
           compile_decoder: bool = False) -> dict:
     import torch
 
-    from imgdiff_rt.models.hf_models import load_blip
+    from imgdiff_rt.torch_models.hf import load_blip
 
     blip = load_blip(random_init=True, tiny=tiny).model.eval()
     tc = blip.config.text_config

@@ -147,7 +147,7 @@ def encoder_rows(torch, device, name: str, module, make_input: Callable, batch: 
 
 
 def segmenter_module(tiny: bool):
-    from imgdiff_rt.models.segmenter_model import build_segmenter
+    from imgdiff_rt.torch_models.segmenter import build_segmenter
 
     return build_segmenter("yolov8n-seg.pt", random_init=True, tiny=tiny)
 
@@ -155,7 +155,7 @@ def segmenter_module(tiny: bool):
 def clip_tower(tiny: bool):
     import torch
 
-    from imgdiff_rt.models.hf_models import load_clip
+    from imgdiff_rt.torch_models.hf import load_clip
 
     clip = load_clip(random_init=True, tiny=tiny).model
 
@@ -173,7 +173,7 @@ def clip_tower(tiny: bool):
 def blip_parts(tiny: bool):
     import torch
 
-    from imgdiff_rt.models.hf_models import load_blip
+    from imgdiff_rt.torch_models.hf import load_blip
 
     blip = load_blip(random_init=True, tiny=tiny).model
 
@@ -190,7 +190,7 @@ def blip_parts(tiny: bool):
 
 def generation_rows(torch, device, tower, decoder, config, size: int, batch: int, args, budget: Budget) -> list[Row]:
     """BLIP's batched greedy generation (all crops of a pair in one call): fp32, half precision, static cache."""
-    from imgdiff_rt.runtime.generation import token_agreement
+    from imgdiff_rt.captioners.generation import token_agreement
 
     tc = config.text_config
     pixels = torch.rand(batch, 3, size, size, device=device) * 2 - 1

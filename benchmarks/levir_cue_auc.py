@@ -16,8 +16,8 @@ from scipy.stats import rankdata
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_sets import levir_set  # noqa: E402
 
-from imgdiff_rt.detection.photometric import compensate  # noqa: E402
-from imgdiff_rt.pixel_detector import difference_map  # noqa: E402
+from imgdiff_rt.detectors.pixel.photometric import compensate  # noqa: E402
+from imgdiff_rt.detectors.pixel.detector import difference_map  # noqa: E402
 
 
 def auc(truth: np.ndarray, score: np.ndarray) -> float:

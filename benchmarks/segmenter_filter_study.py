@@ -15,9 +15,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_sets import SHARED, clevr_set, synthetic_set  # noqa: E402
-from imgdiff_rt.evaluate import Tally  # noqa: E402
+from imgdiff_rt.evaluation.evaluate import Tally  # noqa: E402
 from imgdiff_rt.pipeline import Pipeline  # noqa: E402
-from imgdiff_rt.runtime.segmenter_features import SegmenterFeatures, region_similarities  # noqa: E402
+from imgdiff_rt.detectors.model.segmenter_features import SegmenterFeatures, region_similarities  # noqa: E402
 
 THRESHOLDS = (0.95, 0.97, 0.98, 0.99, 1.01)  # 1.01 keeps every region: the pixel detector alone
 

@@ -1,5 +1,5 @@
 """Measure the pixel detector on every set together (benchmarks/detection_sets.py) for a list of settings;
-the defaults in imgdiff_rt/pixel_detector.py and the table in docs/detection.md come from this script.
+the defaults in imgdiff_rt/detectors/pixel/detector.py and the table in docs/detection.md come from this script.
 
     nice python benchmarks/tune_pixel_detector.py            # defaults only
     nice python benchmarks/tune_pixel_detector.py --grid     # the settings tried for docs/detection.md
@@ -22,10 +22,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from detection_sets import all_sets  # noqa: E402
 
-from imgdiff_rt.align import DEFAULT_ALIGN  # noqa: E402
-from imgdiff_rt.evaluate import PixelTally, Tally  # noqa: E402
+from imgdiff_rt.detectors.registration import DEFAULT_ALIGN  # noqa: E402
+from imgdiff_rt.evaluation.evaluate import PixelTally, Tally  # noqa: E402
 from imgdiff_rt.pipeline import Pipeline  # noqa: E402
-from imgdiff_rt.pixel_detector import PixelConfig  # noqa: E402
+from imgdiff_rt.detectors.pixel.detector import PixelConfig  # noqa: E402
 
 
 def score_boxes(pipeline: Pipeline, pairs: list) -> dict:

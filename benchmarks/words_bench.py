@@ -34,7 +34,7 @@ def make_sets(out: Path, per_photo: int) -> None:
     from skimage import data
 
     from imgdiff_rt.imageio import read_image, write_png_atomic
-    from imgdiff_rt.synth import synthesize
+    from imgdiff_rt.evaluation.synth import synthesize
 
     for name, level, jitter, jpeg in [("synth-l1", 1, False, False), ("synth-l2", 2, False, False),
                                       ("synth-l1-jpeg85", 1, False, True), ("synth-jitter-l1", 1, True, False),
@@ -79,7 +79,7 @@ def words_from_sentence(text: str | None) -> dict:
 
 
 def score_set(pipeline, pairs_file: Path) -> dict:
-    from imgdiff_rt.evaluate import match
+    from imgdiff_rt.evaluation.evaluate import match
     from imgdiff_rt.pairs import load_pairs
 
     checks = {"kind": [0, 0], "colour_left": [0, 0], "colour_right": [0, 0], "both_colours": [0, 0]}

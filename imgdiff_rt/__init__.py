@@ -4,7 +4,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ImgDiffError  # noqa: E402
+from imgdiff_rt.errors import ImgDiffError  # noqa: E402
 
 # Imported on first use (PEP 562): `import imgdiff_rt` (and so every CLI command) must not pay for numpy,
 # OpenCV and SciPy before it knows it needs them.

@@ -8,7 +8,7 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from .result import Region
+from imgdiff_rt.result import Region
 
 BAR_PX = 20
 RED = (230, 25, 25)

@@ -15,8 +15,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
-from .errors import ImgDiffError
+from imgdiff_rt import __version__
+from imgdiff_rt.errors import ImgDiffError
 
 #: the packages whose versions the report lists (absent ones are reported as absent)
 PACKAGES = ("numpy", "opencv-python-headless", "onnx", "onnxruntime", "onnxruntime-gpu", "torch", "transformers",
@@ -78,7 +78,7 @@ def java_status() -> dict:
 
 def triton_status() -> dict:
     """The client package and the side environment `imgdiff-rt serve` builds on first use."""
-    from .triton.server import ServerEnv, default_env_dir
+    from imgdiff_rt.triton.server import ServerEnv, default_env_dir
 
     env = ServerEnv(default_env_dir())
     built = env.tritonserver.is_file()
@@ -89,7 +89,7 @@ def triton_status() -> dict:
 
 def bundle_summary(root: str | Path, verify: bool = True) -> dict:
     """Graphs (format, precision, weights kind, source, size, sha256 checked) of the bundle at ``root``."""
-    from .models.bundle import Bundle, sha256_file
+    from imgdiff_rt.models.bundle import Bundle, sha256_file
 
     try:
         bundle = Bundle.load(root)
@@ -115,7 +115,7 @@ def bundle_summary(root: str | Path, verify: bool = True) -> dict:
 
 def collect(models: str | Path | None, verify: bool = True) -> dict:
     """The whole report as a JSON-ready dict."""
-    from .models.bundle import default_bundle_dir
+    from imgdiff_rt.models.bundle import default_bundle_dir
 
     report = {"imgdiff_rt": __version__, "python": sys.version.split()[0],
               "platform": platform.platform(), "packages": package_versions(),

@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .errors import UsageError
+from imgdiff_rt.errors import UsageError
 
 PACKAGE = "imgdiff-rt"
 

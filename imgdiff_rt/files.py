@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from .errors import DiskFullError, InputError, OutputError
+from imgdiff_rt.errors import DiskFullError, InputError, OutputError
 
 #: written into every folder imgdiff-rt makes as a whole (bundles, Triton repositories, server environments):
 #: only a folder holding it (or an empty one) is ever replaced or deleted

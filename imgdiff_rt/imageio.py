@@ -14,13 +14,13 @@ from typing import Union
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError, InputError
-from .files import read_regular_file, write_bytes_atomic
+from imgdiff_rt.errors import ImageReadError, ImageTooLargeError, InputError
+from imgdiff_rt.files import read_regular_file, write_bytes_atomic
 
 #: Pixel cap per image, checked from the header before decoding. A pair takes about PAIR_BYTES_PER_PIXEL bytes
 #: of memory per pixel of one image (measured, see README "Bad input"), so the default keeps a pair near 2 GB.
 DEFAULT_MAX_PIXELS = 30_000_000
-#: the largest pair the tiled path (``--tiled``, tiles.py) decodes: the pair itself takes 6 bytes a pixel
+#: the largest pair the tiled path (``--tiled``, detectors/pixel/tiles.py) decodes: the pair itself takes 6 bytes a pixel
 TILED_MAX_PIXELS = 300_000_000
 PAIR_BYTES_PER_PIXEL = 70  # peak RSS, pixel detector: 330 MB at 3 MP, 944 MB at 12 MP (+68 B/px)
 #: File-size cap: an uncompressed 30 MP RGBA BMP/TIFF is 120 MB; nothing legitimate is bigger than this.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from numbers import Real
 
-from .errors import UsageError
+from imgdiff_rt.errors import UsageError
 
 
 def _refuse(name: str, message: str) -> UsageError:

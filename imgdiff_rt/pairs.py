@@ -22,9 +22,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PairsFileError, UsageError
-from .files import read_text_file
-from .ignore import parse_boxes
+from imgdiff_rt.errors import PairsFileError, UsageError
+from imgdiff_rt.files import read_text_file
+from imgdiff_rt.detectors.ignore import parse_boxes
 
 MAX_PAIRS_FILE_BYTES = 1 << 30  # a million pairs' lines fit several times over
 

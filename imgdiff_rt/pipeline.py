@@ -15,25 +15,25 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .align import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
-from .errors import UsageError
-from .fastpath import detect_windowed
-from .tiles import TILED_MAX_PIXELS, detect_large
-from .ignore import IgnoreSpec, drop_ignored
-from .imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image, read_pair
-from .limits import MAX_THREADS, check_count
-from .pixel_detector import PixelConfig, detect_pixels
-from .result import Result
-from .models.bundle import require_bundle
-from .runtime.caption_stage import CAPTIONERS
-from .runtime.detect import ModelDetector, SegmentConfig
-from .runtime.object_names import ObjectNamer, namer_for
-from .runtime import segmenter_features as SF
+from imgdiff_rt.detectors.registration import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.detectors.pixel.windowed import detect_windowed
+from imgdiff_rt.detectors.pixel.tiles import TILED_MAX_PIXELS, detect_large
+from imgdiff_rt.detectors.ignore import IgnoreSpec, drop_ignored
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image, read_pair
+from imgdiff_rt.limits import MAX_THREADS, check_count
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
+from imgdiff_rt.result import Result
+from imgdiff_rt.models.bundle import require_bundle
+from imgdiff_rt.captioners.stage import CAPTIONERS
+from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
+from imgdiff_rt.detectors.model.object_names import ObjectNamer, namer_for
+from imgdiff_rt.detectors.model import segmenter_features as SF
 # which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
-from .models.auto_precision import AUTO as AUTO_PRECISION
-from .weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, graph_precisions, weights_block
-from .words.caveats import fit_barely_helped, with_caveats
-from .words.describe import describe_regions
+from imgdiff_rt.models.auto_precision import AUTO as AUTO_PRECISION
+from imgdiff_rt.weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, graph_precisions, weights_block
+from imgdiff_rt.words.caveats import fit_barely_helped, with_caveats
+from imgdiff_rt.words.describe import describe_regions
 
 DETECTORS = ("pixel", "segment", "hybrid")
 
@@ -120,7 +120,7 @@ class Pipeline:
         self.align = normalise_method(align)  # none, homography, flow or auto (True: homography)
         self.pixel = pixel or PixelConfig()
         self.max_pixels = max_pixels
-        # pairs above max_pixels: refused, or with ``tiled`` compared in strips (tiles.py) up to TILED_MAX_PIXELS
+        # pairs above max_pixels: refused, or with ``tiled`` compared in strips (detectors/pixel/tiles.py) up to TILED_MAX_PIXELS
         if tiled and detector != "pixel":
             raise UsageError("tiled runs the pixel detector only (the models see a pair at their own size)",
                              parameter="tiled")
@@ -151,7 +151,7 @@ class Pipeline:
             self._detector = ModelDetector(self.models, self.backend, self.precision, self.segment,
                                          **self._session_opts())
         if self.captioner != "none" and not self._captioner_ready:
-            from .runtime.caption_stage import build_captioner
+            from imgdiff_rt.captioners.stage import build_captioner
 
             self._captioner = build_captioner(self.captioner, self.models, backend=self.backend,
                                               precision=self.precision, **self.caption_options,
@@ -240,7 +240,7 @@ class Pipeline:
         result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
         if self.captioner != "none":
             # after describe: the captioner replaces the measured descriptions with its captions
-            from .runtime.caption_stage import caption_regions
+            from imgdiff_rt.captioners.stage import caption_regions
 
             result = caption_regions(result, images, self.open()._captioner)
         result = result.with_timing("total", (time.perf_counter() - t0) * 1e3)

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
-from .extras import models_install_hint
-from .models import auto_precision as AP
-from .models.bundle import MANIFEST, Bundle
-from .models.specs import family_specs
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.extras import models_install_hint
+from imgdiff_rt.models import auto_precision as AP
+from imgdiff_rt.models.bundle import MANIFEST, Bundle
+from imgdiff_rt.models.specs import family_specs
 
-#: the graphs the segment and hybrid detectors open (runtime/detect.py's ModelDetector)
+#: the graphs the segment and hybrid detectors open (detectors/model/detector.py's ModelDetector)
 DETECTOR_GRAPHS: tuple[str, ...] = ("segmenter", "clip_image")
 #: what `run` uses when the bundle supports it and no detector is asked for (measured: docs/runtime.md)
 DEFAULT_MODEL_DETECTOR = "hybrid"

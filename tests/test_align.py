@@ -1,9 +1,9 @@
 import cv2
 import numpy as np
 
-from imgdiff_rt.align import register, warp_to_left
+from imgdiff_rt.detectors.registration import register, warp_to_left
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
 from helpers import textured
 

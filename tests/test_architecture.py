@@ -9,22 +9,37 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "imgdiff_rt"
-#: package -> the packages (first part under imgdiff_rt) it must not import
-FORBIDDEN = {
-    "models": {"export", "runtime", "triton", "bench", "cli", "web", "pipeline", "batch"},
-    "runtime": {"export", "triton", "bench", "cli", "web", "pipeline", "batch"},
-    "export": {"triton", "bench", "cli", "web", "pipeline", "batch"},
-    "triton": {"export", "bench", "cli", "web"},
-    "bench": {"export", "cli", "web"},
-    "cli": {"export"},
-    # the words take object names as a function: no model, session or edge behind them
-    "words": {"models", "export", "runtime", "triton", "bench", "cli", "web", "pipeline", "batch"},
-}
+
+#: the floors, lowest first; a floor imports only floors below it (and the root's base modules: errors, limits,
+#: files, imageio, result, annotate, extras). Packages on one floor may import each other only where FLOOR_PEERS says.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    ("models",),                                        # the contract: specs, bundle, manifest
+    ("torch_models",),                                  # the PyTorch modules graphs are exported from
+    ("runtime",),                                       # sessions, backends, devices, preprocessing, decoding
+    ("export",),                                        # building bundles, checked through the runtime
+    ("detectors", "words", "captioners", "weights_report"),  # the domain
+    ("pipeline", "pairs", "config"),                    # one pair end to end, its configuration
+    ("writers", "evaluation", "caption_metrics", "batch"),  # around the pipeline
+    ("triton", "bench", "doctor"),                      # serving, measuring, checking the machine
+    ("cli", "web"),                                     # the edges
+)
+#: same-floor arrows that are part of the design
+FLOOR_PEERS = {("words", "detectors"), ("captioners", "detectors"), ("captioners", "words"),
+               ("pairs", "detectors"), ("config", "pipeline"), ("pipeline", "config"), ("batch", "writers"),
+               ("batch", "evaluation"), ("bench", "triton"), ("doctor", "triton"), ("writers", "captioners"), ("cli", "web"),
+               ("weights_report", "extras")}
+_BASE = {"errors", "limits", "files", "imageio", "result", "annotate", "extras", "__init__"}
+_FLOOR_OF = {name: i for i, floor in enumerate(FLOORS) for name in floor}
 #: the deliberate exceptions: the CLI's export command and the container entrypoint that builds engines where
-#: they run; the served pipeline, an edge like web/, reading a request through the web API's whitelist over the
-#: CLI's option table and building its Pipeline with the CLI's builder (so a request means what the flags mean)
-ALLOWED = {("cli/export_cmd.py", "export"), ("triton/engines.py", "export"),
+#: they run; export reads which detectors need a bundle from weights_report; the served pipeline, an edge like
+#: web/, reading a request through the web API's whitelist over the CLI's option table
+ALLOWED = {("cli/export_cmd.py", "export"), ("triton/engines.py", "export"), ("export/summary.py", "weights_report"),
            ("triton/pipeline_model.py", "cli"), ("triton/pipeline_model.py", "web")}
+
+
+def _top(path: Path) -> str:
+    rel = path.relative_to(PACKAGE)
+    return rel.parts[0] if len(rel.parts) > 1 else rel.stem
 
 
 def _imported_packages(path: Path) -> set[str]:
@@ -50,18 +65,67 @@ def _imported_packages(path: Path) -> set[str]:
 
 
 def _sources(package: str) -> list[Path]:
+    if (PACKAGE / f"{package}.py").is_file():
+        return [PACKAGE / f"{package}.py"]
     return sorted((PACKAGE / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_every_module_has_a_floor():
+    tops = {_top(p) for p in PACKAGE.rglob("*.py") if "__pycache__" not in p.parts}
+    assert not tops - set(_FLOOR_OF) - _BASE, sorted(tops - set(_FLOOR_OF) - _BASE)
+
+
+@pytest.mark.parametrize("package", [name for floor in FLOORS for name in floor])
 def test_no_layer_imports_a_higher_one(package):
     wrong = []
     for path in _sources(package):
         rel = str(path.relative_to(PACKAGE))
-        for target in _imported_packages(path) & FORBIDDEN[package]:
-            if (rel, target) not in ALLOWED:
+        for target in _imported_packages(path) - _BASE - {package}:
+            above = _FLOOR_OF.get(target, -1) > _FLOOR_OF[package]
+            peer = _FLOOR_OF.get(target) == _FLOOR_OF[package] and (package, target) not in FLOOR_PEERS
+            if (above or peer) and (rel, target) not in ALLOWED:
                 wrong.append(f"{rel} imports imgdiff_rt.{target}")
     assert not wrong, wrong
+
+
+def _string_imports(path: Path) -> list[str]:
+    """Modules named by a string to importlib.import_module / __import__ (arrows the import graph hides)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if called in ("import_module", "__import__") and node.args:
+                arg = node.args[0]
+                names.append(arg.value if isinstance(arg, ast.Constant) else ast.unparse(arg))
+    return names
+
+
+#: string imports that stay: the package's lazy top-level names and the CLI's lazily loaded commands (both
+#: names within their own package)
+STRING_IMPORTS = {"__init__.py", "cli/lazy_group.py"}
+
+
+def test_no_string_imports_outside_the_lazy_loaders():
+    found = {str(p.relative_to(PACKAGE)): _string_imports(p) for p in PACKAGE.rglob("*.py")}
+    assert {rel for rel, names in found.items() if names} <= STRING_IMPORTS, \
+        {rel: names for rel, names in found.items() if names and rel not in STRING_IMPORTS}
+
+
+def test_the_contract_never_imports_torch():
+    heavy = [str(p.relative_to(PACKAGE)) for p in _sources("models")
+             if {"torch", "transformers", "ultralytics"} & _third_party(p)]
+    assert not heavy, heavy
+
+
+def _third_party(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+    return found
 
 
 def _calls(name: str) -> list[str]:
@@ -88,8 +152,8 @@ def test_one_output_comparison_and_one_region_rule():
                                                                    "select_different"):
                 defined.setdefault(node.name, []).append(str(path.relative_to(PACKAGE)))
     assert defined.get("compare") == ["runtime/compare.py"] and "compare_outputs" not in defined
-    assert defined.get("choose_regions") == ["runtime/clip_filter.py"]
-    assert sorted(_calls("select_different")) == ["runtime/clip_filter.py"]  # only inside choose_regions
+    assert defined.get("choose_regions") == ["detectors/model/clip_filter.py"]
+    assert sorted(_calls("select_different")) == ["detectors/model/clip_filter.py"]  # only inside choose_regions
 
 
 def test_each_graph_family_is_declared_once():

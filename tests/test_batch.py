@@ -15,7 +15,7 @@ from imgdiff_rt.batch import progress as progress_module
 from imgdiff_rt.batch.store import LOCK_FILE
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.errors import OutputError, PairsFileError
-from imgdiff_rt.outputs import change_mask_name
+from imgdiff_rt.writers.pair import change_mask_name
 from imgdiff_rt.pairs import CLEVR_SEMANTIC_UNSCORED, load_pairs, safe_stem
 from imgdiff_rt.pipeline import Pipeline
 

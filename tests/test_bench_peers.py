@@ -11,7 +11,7 @@ import pytest
 
 from imgdiff_rt.bench import peers as P
 from imgdiff_rt.bench.exact_pairs import make_pair
-from imgdiff_rt.detection.masks import encode
+from imgdiff_rt.detectors.pixel.masks import encode
 
 
 def test_missing_node_or_package_is_a_reason(tmp_path, monkeypatch):

@@ -14,10 +14,10 @@ from imgdiff_rt.export.build import ExportOptions, run_export
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.pipeline import PairImages
 from imgdiff_rt.result import Region, Result
-from imgdiff_rt.runtime.blip_captioner import BlipCaptioner, ClipTextSimilarity, ExactTextMatch
-from imgdiff_rt.runtime.caption_stage import build_captioner, caption_regions
-from imgdiff_rt.runtime.crops import pad_to_square, region_crops, square_window
-from imgdiff_rt.runtime.llava_captioner import LlavaCaptioner
+from imgdiff_rt.captioners.blip import BlipCaptioner, ClipTextSimilarity, ExactTextMatch
+from imgdiff_rt.captioners.stage import build_captioner, caption_regions
+from imgdiff_rt.detectors.model.crops import pad_to_square, region_crops, square_window
+from imgdiff_rt.captioners.llava import LlavaCaptioner
 
 TINY = dict(tiny=True, random_init=True, segmenter=None)
 
@@ -206,7 +206,7 @@ def test_llava_one_answer_per_region_in_one_batch(llava):
 
 
 def test_llava_token_ids_onnx_equal_torch_encoder(llava, llava_bundle):
-    from imgdiff_rt.runtime.crops import boxed_side_by_side
+    from imgdiff_rt.detectors.model.crops import boxed_side_by_side
     from imgdiff_rt.runtime.session import open_session
 
     result, images = _pair(2)

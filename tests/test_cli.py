@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt import __version__
 from imgdiff_rt.cli.main import cli
-from imgdiff_rt.imgdiff_format import QUESTION
+from imgdiff_rt.writers.imgdiff_format import QUESTION
 
 from helpers import save, textured
 

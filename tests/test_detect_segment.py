@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.runtime.detect import SegmentConfig
+from imgdiff_rt.detectors.model.detector import SegmentConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
@@ -62,7 +62,7 @@ def test_onnx_segments_match_the_torch_reference(models):
     """Every decoded box (not only those the filter keeps): a random tiny head draws mostly image-sized boxes,
     so a loose NMS keeps dozens of them to compare."""
     from imgdiff_rt.imageio import read_image
-    from imgdiff_rt.runtime.detect import ModelDetector
+    from imgdiff_rt.detectors.model.detector import ModelDetector
 
     images = [read_image(LEFT), read_image(RIGHT)]
     cfg = SegmentConfig(conf=0.001, iou=0.9)

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from imgdiff_rt.cli.main import cli
-from imgdiff_rt.detection.masks import decode
+from imgdiff_rt.detectors.pixel.masks import decode
 
 from helpers import one_patch_pair
 

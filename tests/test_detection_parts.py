@@ -5,15 +5,15 @@ without the step (it gives the whole-image answer, or the step has nothing to re
 import numpy as np
 import pytest
 
-from imgdiff_rt.align import align_pair, normalise_method
-from imgdiff_rt.detection.jitter import jitter_image
-from imgdiff_rt.detection.masks import decode, encode
-from imgdiff_rt.detection.objects import split_objects
-from imgdiff_rt.detection.photometric import compensate
+from imgdiff_rt.detectors.registration import align_pair, normalise_method
+from imgdiff_rt.detectors.pixel.jitter import jitter_image
+from imgdiff_rt.detectors.pixel.masks import decode, encode
+from imgdiff_rt.detectors.pixel.objects import split_objects
+from imgdiff_rt.detectors.pixel.photometric import compensate
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
-from imgdiff_rt.synth import synthesize
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
+from imgdiff_rt.evaluation.synth import synthesize
 
 from helpers import textured
 

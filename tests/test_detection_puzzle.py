@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from skimage import data
 
 from imgdiff_rt.cli.main import cli
-from imgdiff_rt.evaluate import Tally, iou
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+from imgdiff_rt.evaluation.evaluate import Tally, iou
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 from imgdiff_rt.result import Region, Result
-from imgdiff_rt.synth import synthesize
+from imgdiff_rt.evaluation.synth import synthesize
 
 from helpers import textured
 

@@ -7,12 +7,12 @@ import cv2
 import numpy as np
 import pytest
 
-from imgdiff_rt.align import Alignment, align_pair, already_registered
+from imgdiff_rt.detectors.registration import Alignment, align_pair, already_registered
 from imgdiff_rt.words.describe import describe_regions, region_mask, words_for
 from imgdiff_rt.words.kinds import classify
-from imgdiff_rt.detection.photometric import compensate
+from imgdiff_rt.detectors.pixel.photometric import compensate
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels, registration_gates
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels, registration_gates
 from imgdiff_rt.result import Result
 
 from helpers import textured

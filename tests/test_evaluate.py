@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from imgdiff_rt.errors import TruthError
-from imgdiff_rt.evaluate import Tally, iou, load_truth, match
+from imgdiff_rt.evaluation.evaluate import Tally, iou, load_truth, match
 
 
 def test_iou():

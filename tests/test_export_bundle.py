@@ -13,7 +13,7 @@ from imgdiff_rt.export import build as build_mod
 from imgdiff_rt.export.build import ExportOptions, run_export
 from imgdiff_rt.models.bundle import SCHEMA, Bundle, sha256_file
 from imgdiff_rt.export.bundle_check import check_bundle
-from imgdiff_rt.models.hf_tokenizers import SYNTHETIC_MARKER
+from imgdiff_rt.torch_models.tokenizers import SYNTHETIC_MARKER
 
 TINY = dict(tiny=True, random_init=True, imgsz=64, precision="int8", captioner="blip")
 EXPECTED_SPECS = {"segmenter", "clip_image", "clip_text", "blip_vision"}
@@ -100,8 +100,8 @@ def test_reexport_keeps_current_entries_without_loading(tiny_bundle, tmp_path, m
     def no_loading(*_a, **_k):
         raise AssertionError("a current family must not be loaded again")
 
-    monkeypatch.setattr("imgdiff_rt.models.hf_models.load_family", no_loading)
-    monkeypatch.setattr("imgdiff_rt.models.segmenter_model.build_segmenter", no_loading)
+    monkeypatch.setattr("imgdiff_rt.torch_models.hf.load_family", no_loading)
+    monkeypatch.setattr("imgdiff_rt.torch_models.segmenter.build_segmenter", no_loading)
     messages: list[str] = []
     again = run_export(ExportOptions(**TINY), target, progress=messages.append)
     assert sum("current, kept" in m for m in messages) == len(manifest["entries"])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imgdiff_rt.errors import ParityError, UsageError, WeightsUnavailableError
-from imgdiff_rt.models import hf_models
+from imgdiff_rt.torch_models import hf as hf_models
 from imgdiff_rt.export.captioner_export import caption_parity, greedy_ids, token_agreement
 from imgdiff_rt.export.checks import caption_parity_of, check_parity
 from imgdiff_rt.export.onnx_export import export_onnx

@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from imgdiff_rt.errors import SpecLayoutError, UsageError, WeightsUnavailableError  # noqa: E402
 from imgdiff_rt.export import segmenter as S  # noqa: E402
-from imgdiff_rt.models import segmenter_model as SM  # noqa: E402
+from imgdiff_rt.torch_models import segmenter as SM  # noqa: E402
 from imgdiff_rt.models.specs import get_spec, segmenter_output_sizes  # noqa: E402
 
 SPEC = get_spec("segmenter")

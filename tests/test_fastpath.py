@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imgdiff_rt import fastpath as FP
+from imgdiff_rt.detectors.pixel import windowed as FP
 from imgdiff_rt.bench.exact_pairs import make_pair
-from imgdiff_rt.detection.masks import encode
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+from imgdiff_rt.detectors.pixel.masks import encode
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
 

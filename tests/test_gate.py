@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from imgdiff_rt.runtime import gate as G
+from imgdiff_rt.detectors.model import gate as G
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
 
@@ -58,7 +58,7 @@ def gate_bundle(tmp_path_factory, shared_models):
 def real_pairs(shared_data):
     """The bundled example, LEVIR-CD, CLEVR-Change (semantic and non-semantic) and a fresh synth pair."""
     from imgdiff_rt.imageio import read_image
-    from imgdiff_rt.synth import synthesize
+    from imgdiff_rt.evaluation.synth import synthesize
 
     pairs = [(read_image(EXAMPLE / "left.png"), read_image(EXAMPLE / "right.png"))]
     levir = shared_data / "levir-cd"
@@ -73,7 +73,7 @@ def real_pairs(shared_data):
 
 
 def _regions(detector, left, right, hybrid: bool):
-    from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+    from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
     extra = list(detect_pixels(left, right, PixelConfig()).regions) if hybrid else []
     regions, report = detector.detect(left, right, extra)
@@ -82,7 +82,7 @@ def _regions(detector, left, right, hybrid: bool):
 
 @pytest.mark.parametrize("hybrid", [False, True], ids=["segment", "hybrid"])
 def test_zero_gate_gives_the_ungated_regions_on_real_pairs(gate_bundle, real_pairs, hybrid):
-    from imgdiff_rt.runtime.detect import ModelDetector, SegmentConfig
+    from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
 
     # threshold 0.999 and no cap: nearly every candidate becomes a region, so the comparison covers them all
     settings = dict(clip_threshold=0.999, max_proposals=100)
@@ -100,7 +100,7 @@ def test_zero_gate_gives_the_ungated_regions_on_real_pairs(gate_bundle, real_pai
 
 
 def test_default_gate_keeps_the_same_regions_and_says_what_it_skipped(gate_bundle, real_pairs):
-    from imgdiff_rt.runtime.detect import ModelDetector, SegmentConfig
+    from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
 
     ungated = ModelDetector(gate_bundle, config=SegmentConfig(pixel_gate=None))
     default = ModelDetector(gate_bundle)

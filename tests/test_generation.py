@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.errors import UsageError
-from imgdiff_rt.runtime.generation import distinct_images, token_agreement, until_eos
+from imgdiff_rt.captioners.generation import distinct_images, token_agreement, until_eos
 
 
 def test_distinct_images_keeps_first_seen_order_and_maps_back():
@@ -43,7 +43,7 @@ def blip_bundle(tmp_path_factory):
 
 
 def test_identical_crops_are_captioned_once(blip_bundle, monkeypatch):
-    from imgdiff_rt.runtime.blip_captioner import BlipCaptioner
+    from imgdiff_rt.captioners.blip import BlipCaptioner
 
     cap = BlipCaptioner.from_bundle(blip_bundle, "onnx", max_new_tokens=4)
     batches = []
@@ -64,7 +64,7 @@ def test_identical_crops_are_captioned_once(blip_bundle, monkeypatch):
 
 
 def test_int8_decoder_is_opt_in_and_recorded(blip_bundle):
-    from imgdiff_rt.runtime.blip_captioner import BlipCaptioner
+    from imgdiff_rt.captioners.blip import BlipCaptioner
 
     fp32 = BlipCaptioner.from_bundle(blip_bundle, "onnx", max_new_tokens=4, device="cpu")
     int8 = BlipCaptioner.from_bundle(blip_bundle, "onnx", max_new_tokens=4, device="cpu", decoder_precision="int8")

@@ -271,7 +271,7 @@ def test_synthetic_tokenizers_leave_no_temporary_folder(tmp_path, monkeypatch):
     pytest.importorskip("transformers")
     import tempfile
 
-    from imgdiff_rt.models import hf_tokenizers
+    from imgdiff_rt.torch_models import tokenizers as hf_tokenizers
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     bert = hf_tokenizers.synthetic_bert_tokenizer(128, 0, 102 % 128, 30 % 128)

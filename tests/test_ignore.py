@@ -13,7 +13,7 @@ from PIL import Image
 from imgdiff_rt import Pipeline
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.errors import UsageError
-from imgdiff_rt.ignore import IGNORED_SHARE, IgnoreSpec, drop_ignored, parse_box, pixel_box
+from imgdiff_rt.detectors.ignore import IGNORED_SHARE, IgnoreSpec, drop_ignored, parse_box, pixel_box
 from imgdiff_rt.result import Region
 
 from conftest import ROOT

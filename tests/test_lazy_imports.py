@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from imgdiff_rt.detection.label_stats import label_boxes, label_sums
+from imgdiff_rt.detectors.pixel.label_stats import label_boxes, label_sums
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples"
@@ -49,7 +49,7 @@ def test_run_on_the_pixel_detector_imports_no_model_stack(tmp_path):
     modules = _imported(["run", str(EXAMPLE / "left.png"), str(EXAMPLE / "right.png"), "--out", str(out)],
                         tmp_path)
     assert list(out.glob("*.json"))  # it did the work
-    assert "imgdiff_rt.pixel_detector" in modules
+    assert "imgdiff_rt.detectors.pixel.detector" in modules
     assert not modules & (MODEL_STACK | SLOW_SCIENCE)
 
 
@@ -72,7 +72,7 @@ def test_package_attributes_load_on_first_use():
 
 
 def _label_images():
-    from imgdiff_rt.detection.objects import split_objects
+    from imgdiff_rt.detectors.pixel.objects import split_objects
     from imgdiff_rt.imageio import read_image
 
     rng = np.random.default_rng(7)

@@ -9,7 +9,7 @@ from skimage import data
 from imgdiff_rt.imageio import read_image
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.runtime.object_names import class_names, namer_for
+from imgdiff_rt.detectors.model.object_names import class_names, namer_for
 
 
 @pytest.fixture(scope="module")

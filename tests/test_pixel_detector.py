@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.errors import UsageError
-from imgdiff_rt.pixel_detector import (PixelConfig, Threshold, clean_mask, detect_pixels, difference_map,
+from imgdiff_rt.detectors.pixel.detector import (PixelConfig, Threshold, clean_mask, detect_pixels, difference_map,
                                        merge_boxes, region_score, threshold_value)
 
 from helpers import flat, textured

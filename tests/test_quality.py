@@ -7,7 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from imgdiff_rt.align import DEFAULT_ALIGN
+from imgdiff_rt.detectors.registration import DEFAULT_ALIGN
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pipeline import Pipeline
 

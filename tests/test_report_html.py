@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
-from imgdiff_rt.report_html import REPORT_FILE
+from imgdiff_rt.writers.report_html import REPORT_FILE
 
 from conftest import ROOT
 from helpers import headless_chromium

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.models.bundle import Bundle
-from imgdiff_rt.runtime import clip_filter as F
+from imgdiff_rt.detectors.model import clip_filter as F
 from imgdiff_rt.runtime.preprocess import clip_pixels, letterbox, letterbox_batch
-from imgdiff_rt.runtime.proposals import crop_pairs, gather_proposals
+from imgdiff_rt.detectors.model.proposals import crop_pairs, gather_proposals
 from imgdiff_rt.runtime.segment_decode import box_iou, decode_image, nms
 from imgdiff_rt.runtime.session import open_session
 

@@ -12,7 +12,7 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.imageio import read_image
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.runtime import segmenter_features as SF
+from imgdiff_rt.detectors.model import segmenter_features as SF
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 from skimage import data
 
 from imgdiff_rt.errors import UsageError
-from imgdiff_rt.synth import LEVEL_AREA, TRUTH_SCHEMA, synthesize
+from imgdiff_rt.evaluation.synth import LEVEL_AREA, TRUTH_SCHEMA, synthesize
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from imgdiff_rt import tiles as T
+from imgdiff_rt.detectors.pixel import tiles as T
 from imgdiff_rt.bench.exact_pairs import make_pair
 from imgdiff_rt.errors import ImageTooLargeError, UsageError
-from imgdiff_rt.pixel_detector import PixelConfig, detect_pixels
+from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
 
 def _facts(found):

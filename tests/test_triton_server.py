@@ -22,7 +22,7 @@ from PIL import Image
 
 from imgdiff_rt.errors import (TritonModelNotReadyError, TritonRequestError,
                                TritonUnavailableError)
-from imgdiff_rt.runtime.detect import ModelDetector, SegmentConfig
+from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
 from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.glue import GLUE, GlueParams, decode_pair, filter_step, preprocess_step, proposals_step
 from imgdiff_rt.triton.python_models import caption_regions_arrays
@@ -118,7 +118,7 @@ def test_triton_session_backend_matches_onnx(server, tiny_bundle, inproc, protoc
 
 
 def test_caption_model_matches_in_process(server, tiny_bundle, inproc):
-    from imgdiff_rt.runtime.blip_captioner import BlipCaptioner
+    from imgdiff_rt.captioners.blip import BlipCaptioner
 
     images, regions = inproc
     boxes = np.array([r.bbox for r in regions[:3]])

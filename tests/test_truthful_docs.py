@@ -9,8 +9,8 @@ import pytest
 
 from imgdiff_rt.cli.defaults_doc import render
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS
-from imgdiff_rt.pixel_detector import DEFAULT_NOISE_FLOOR, DEFAULT_THRESHOLD, PixelConfig
-from imgdiff_rt.runtime.detect import SegmentConfig
+from imgdiff_rt.detectors.pixel.detector import DEFAULT_NOISE_FLOOR, DEFAULT_THRESHOLD, PixelConfig
+from imgdiff_rt.detectors.model.detector import SegmentConfig
 
 from conftest import ROOT
 

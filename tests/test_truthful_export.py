@@ -29,7 +29,7 @@ def tiny_clip_weights_only(tmp_path_factory):
     """`CLIPModel(config).save_pretrained(dir)`: config and weights, no tokenizer, no processor."""
     from transformers import CLIPConfig, CLIPModel
 
-    from imgdiff_rt.models.hf_models import TINY_CLIP
+    from imgdiff_rt.torch_models.hf import TINY_CLIP
 
     folder = tmp_path_factory.mktemp("clip-weights-only")
     CLIPModel(CLIPConfig(**TINY_CLIP)).save_pretrained(str(folder))
@@ -41,7 +41,7 @@ def tiny_blip_folder(tmp_path_factory):
     """A complete local BLIP folder (tiny weights) with a real WordPiece tokenizer and its image processor."""
     from transformers import BertTokenizerFast, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor
 
-    from imgdiff_rt.models.hf_models import TINY_BLIP
+    from imgdiff_rt.torch_models.hf import TINY_BLIP
 
     folder = tmp_path_factory.mktemp("blip-complete")
     cfg = BlipConfig(**{**TINY_BLIP, "vision_config": {**TINY_BLIP["vision_config"], "initializer_range": 0.02}})

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from skimage import data
 
 from imgdiff_rt.cli.main import cli
-from imgdiff_rt.evaluate import load_truth_changes, match
+from imgdiff_rt.evaluation.evaluate import load_truth_changes, match
 from imgdiff_rt.imageio import read_image
 from imgdiff_rt.pairs import load_pairs
 from imgdiff_rt.pipeline import Pipeline
-from imgdiff_rt.synth import synthesize
+from imgdiff_rt.evaluation.synth import synthesize
 from imgdiff_rt.words.scoring import WordsTally, word_checks
 
 LABELS = Path(__file__).parent / "data" / "clevr_change_words.jsonl"

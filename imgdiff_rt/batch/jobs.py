@@ -6,15 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ImgDiffError, OutputError
-from ..evaluate import Tally, load_truth, load_truth_changes, match, pixel_record
-from ..ignore import IgnoreSpec
-from ..outputs import write_pair_images
-from ..pairs import PairItem
-from ..pipeline import Pipeline
-from ..result import SCHEMA
-from ..words.scoring import WORD_FIELDS, WordsTally, has_words, word_checks
-from .store import record_status
+from imgdiff_rt.errors import ImgDiffError, OutputError
+from imgdiff_rt.evaluation.evaluate import Tally, load_truth, load_truth_changes, match, pixel_record
+from imgdiff_rt.detectors.ignore import IgnoreSpec
+from imgdiff_rt.writers.pair import write_pair_images
+from imgdiff_rt.pairs import PairItem
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.result import SCHEMA
+from imgdiff_rt.words.scoring import WORD_FIELDS, WordsTally, has_words, word_checks
+from imgdiff_rt.batch.store import record_status
 
 RESULTS_FILE = "results.jsonl"
 EVAL_RESULTS_FILE = "eval.jsonl"

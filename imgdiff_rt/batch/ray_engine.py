@@ -21,12 +21,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UsageError
-from ..pairs import PairItem
-from ..pipeline import Pipeline
-from . import ray_watchdog
-from .jobs import process_item
-from .store import write_record
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.pairs import PairItem
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.batch import ray_watchdog
+from imgdiff_rt.batch.jobs import process_item
+from imgdiff_rt.batch.store import write_record
 
 _AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 START_UP_NOTE_SHARE = 0.5  # start-up above this share of a batch's time is worth a note

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UsageError
-from ..pairs import PairItem
-from ..pipeline import Pipeline
-from .jobs import BatchSummary, EvalJob, RunJob, process_item
-from .progress import Progress
-from .store import BatchStore
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.pairs import PairItem
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.batch.jobs import BatchSummary, EvalJob, RunJob, process_item
+from imgdiff_rt.batch.progress import Progress
+from imgdiff_rt.batch.store import BatchStore
 
 ENGINES = ("local", "ray")
 DEFAULT_RAY_BATCH_SIZE = 4  # pairs per Ray task: small, so a lost actor costs little work and progress is smooth
@@ -66,7 +66,7 @@ def run_batch(pipeline: Pipeline, items: list[PairItem], job: RunJob | EvalJob, 
     options = options or BatchOptions()
     options.check()
     if options.engine == "ray":
-        from .ray_engine import run_ray as engine
+        from imgdiff_rt.batch.ray_engine import run_ray as engine
         if out_dir is None:
             raise UsageError("engine 'ray' needs an output folder (results stream to it)")
     else:

@@ -19,10 +19,10 @@ import socket
 from pathlib import Path
 from typing import Iterable
 
-from ..errors import OutputError, SettingsMismatchError
-from ..files import append_all_or_nothing, cut_partial_line, write_error, write_text_atomic
-from ..outputs import make_dir
-from ..pairs import PairItem
+from imgdiff_rt.errors import OutputError, SettingsMismatchError
+from imgdiff_rt.files import append_all_or_nothing, cut_partial_line, write_error, write_text_atomic
+from imgdiff_rt.writers.pair import make_dir
+from imgdiff_rt.pairs import PairItem
 
 LOCK_FILE = ".imgdiff-rt-batch.lock"
 SETTINGS_FILE = ".imgdiff-rt-batch.json"

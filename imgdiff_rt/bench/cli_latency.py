@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .stats import summarize
+from imgdiff_rt.bench.stats import summarize
 
 #: the issue's targets: command -> median wall seconds
 CLI_TARGETS_S = {"help": 0.3, "run-pixel": 0.5}

@@ -56,7 +56,7 @@ def write_pairs(folder: Path, sizes: dict[str, tuple[int, int]] | None = None, s
     """The pairs as PNG files under ``folder`` (made once; an existing file is reused)."""
     import json
 
-    from ..imageio import write_png_atomic
+    from imgdiff_rt.imageio import write_png_atomic
 
     pairs = []
     for name, (width, height) in (sizes or SIZES).items():

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .stats import rotated_orders, summarize
+from imgdiff_rt.bench.stats import rotated_orders, summarize
 
 
 @dataclass

@@ -54,7 +54,7 @@ def gpu_info() -> dict | None:
 
 
 def library_versions() -> dict[str, str]:
-    from ..models.bundle import library_versions as installed_versions
+    from imgdiff_rt.models.bundle import library_versions as installed_versions
 
     return installed_versions(_LIBRARIES)
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from .cli_latency import cli_argv
+from imgdiff_rt.bench.cli_latency import cli_argv
 
 #: where scripts/install_peers.sh installs the npm packages (overridden by IMGDIFF_RT_PEERS)
 PEERS_DIR = Path(__file__).resolve().parents[2] / ".peers"
@@ -72,7 +72,7 @@ def differing_pixels(tool: str, out: Path, size: tuple[int, int]) -> np.ndarray:
     """The tool's differing pixels (H x W bool) from what it wrote."""
     import cv2
 
-    from ..detection.masks import decode
+    from imgdiff_rt.detectors.pixel.masks import decode
 
     w, h = size
     if tool == "imgdiff-rt":
@@ -102,7 +102,7 @@ def boxes_of(tool: str, out: Path, mask: np.ndarray) -> list[tuple[int, int, int
 def scores(tool: str, out: Path, size: tuple[int, int], truth: list[tuple] | None, pixel_exact: bool) -> dict:
     """Box F1 against the truth boxes (``eval``'s matching) and, where every truth pixel changed (the pixel-exact
     pairs), pixel F1; empty when the pair has no truth."""
-    from ..evaluate import match
+    from imgdiff_rt.evaluation.evaluate import match
 
     if truth is None:
         return {}
@@ -126,11 +126,11 @@ def _f1(tp: int, predicted: int, actual: int) -> float:
 def gather_pairs(scratch: Path, data: Path, example: tuple[Path, Path], sizes: dict | None = None) -> list[dict]:
     """The cell's pairs: pixel-exact at each size, the bundled example, two synth pairs, one CLEVR-Change
     semantic pair (no truth boxes); {"name", "left", "right", "size", "truth", "pixel_exact"}."""
-    from ..evaluate import load_truth
-    from ..imageio import write_png_atomic
-    from ..synth import synthesize
-    from .exact_pairs import SIZES, write_pairs
-    from .real_pairs import SYNTH_SEED, SetAbsent, _clevr
+    from imgdiff_rt.evaluation.evaluate import load_truth
+    from imgdiff_rt.imageio import write_png_atomic
+    from imgdiff_rt.evaluation.synth import synthesize
+    from imgdiff_rt.bench.exact_pairs import SIZES, write_pairs
+    from imgdiff_rt.bench.real_pairs import SYNTH_SEED, SetAbsent, _clevr
 
     pairs = [{"name": f"exact-{p.name}", "left": p.left, "right": p.right, "truth": p.truth, "pixel_exact": True}
              for p in write_pairs(scratch / "exact", sizes or SIZES)]
@@ -159,8 +159,8 @@ def gather_pairs(scratch: Path, data: Path, example: tuple[Path, Path], sizes: d
 
 def measure_classical(pairs: list[dict], runs: int = 5, say: Callable[[str], None] | None = None) -> dict:
     """Each pair: the tools alternated round by round (imgdiff-rt first in one round, last in the next ...)."""
-    from ..imageio import read_image
-    from .stats import paired_ratios, summarize
+    from imgdiff_rt.imageio import read_image
+    from imgdiff_rt.bench.stats import paired_ratios, summarize
 
     say = say or (lambda m: None)
     section = {"runs": runs, "tools": {}, "skipped": {}, "pairs": []}

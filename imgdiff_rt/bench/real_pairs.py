@@ -20,10 +20,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import ModelError, UsageError
-from . import work
-from .harness import Workload
-from .stages import REFERENCE, BackendChoice, Context, StageSkipped, _forget_left, _require_precision
+from imgdiff_rt.errors import ModelError, UsageError
+from imgdiff_rt.bench import work
+from imgdiff_rt.bench.harness import Workload
+from imgdiff_rt.bench.stages import REFERENCE, BackendChoice, Context, StageSkipped, _forget_left, _require_precision
 
 #: the default pair sets, "NAME:COUNT" (COUNT pairs of set NAME; the example set has one pair)
 DEFAULT_SETS = ("example", "synth:2", "levir-cd:1", "clevr-semantic:2")
@@ -81,8 +81,8 @@ def _example(count: int, data: Path, example: tuple[Path, Path], scratch: Path) 
 def _synth(count: int, data: Path, example: tuple[Path, Path], scratch: Path) -> list[RealPair]:
     from skimage import data as samples
 
-    from ..imageio import write_png_atomic
-    from ..synth import synthesize
+    from imgdiff_rt.imageio import write_png_atomic
+    from imgdiff_rt.evaluation.synth import synthesize
 
     photo = samples.astronaut()
     pairs = []
@@ -99,8 +99,8 @@ def _synth(count: int, data: Path, example: tuple[Path, Path], scratch: Path) ->
 def _from_layout(name: str, folder: Path, id_suffix: str, count: int) -> list[RealPair]:
     """The first ``count`` pairs of a data set folder, read by the batch loader (``pairs.load_pairs``: LEVIR-CD's
     A/ + B/, CLEVR-Change's before/ + semantic/ ...); ``id_suffix`` picks one kind of a multi-kind layout."""
-    from ..errors import PairsFileError
-    from ..pairs import load_pairs
+    from imgdiff_rt.errors import PairsFileError
+    from imgdiff_rt.pairs import load_pairs
 
     if not folder.is_dir():
         raise SetAbsent(f"{folder} not found (the ../shared data folder sits beside the checkout)")
@@ -165,8 +165,8 @@ def reference_detector(ctx: Context):
     """Img-Diff as published: the bundle's segmenter on ONNX Runtime (its only form), CLIP in PyTorch eager fp32
     on every candidate (no pixel gate). The product's proposal step (segment, IoU de-duplication of boxes) and
     CLIP's crop batching are shared."""
-    from ..runtime.detect import ModelDetector, SegmentConfig
-    from ..runtime.session import open_session
+    from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
+    from imgdiff_rt.runtime.session import open_session
 
     detector = ModelDetector(ctx.bundle, "onnx", "fp32", SegmentConfig(pixel_gate=None), **ctx.opts())
     detector.clip.close()
@@ -186,13 +186,13 @@ def registered_precision(bundle) -> str:
 
 
 def _product_detector(ctx: Context, choice: BackendChoice):
-    from ..runtime.detect import ModelDetector, SegmentConfig
+    from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
 
     return ModelDetector(ctx.bundle, choice.backend, choice.precision, SegmentConfig(), **ctx.opts())
 
 
 def _per_crop_blip():
-    from ..runtime.blip_captioner import BlipCaptioner
+    from imgdiff_rt.captioners.blip import BlipCaptioner
 
     class PerCropBlip(BlipCaptioner):
         """BLIP as a per-region loop runs it: each crop encoded and generated alone, identical crops again."""
@@ -213,8 +213,8 @@ def reference_pipeline(ctx: Context):
     """The whole run with Img-Diff's model stages as published: the reference detector and PyTorch eager BLIP one
     crop at a time. Loading, alignment (the product's default, so both sides detect on the same right image and
     keep comparable regions), describing and the same-caption filter are the product's code on both sides."""
-    from ..pipeline import Pipeline
-    from ..runtime.detect import SegmentConfig
+    from imgdiff_rt.pipeline import Pipeline
+    from imgdiff_rt.detectors.model.detector import SegmentConfig
 
     class ImgDiffReference(Pipeline):
         def open(self):
@@ -234,7 +234,7 @@ def reference_pipeline(ctx: Context):
 
 
 def _product_pipeline(ctx: Context, choice: BackendChoice):
-    from ..pipeline import Pipeline
+    from imgdiff_rt.pipeline import Pipeline
 
     return Pipeline.from_bundle(ctx.bundle.root, backend=choice.backend, detector="segment", captioner="blip",
                                 precision=choice.precision, threads=ctx.threads,
@@ -242,7 +242,7 @@ def _product_pipeline(ctx: Context, choice: BackendChoice):
 
 
 def _segmenter_label(ctx: Context, detector) -> str:
-    from ..models.auto_precision import label
+    from imgdiff_rt.models.auto_precision import label
 
     return label(ctx.bundle, "segmenter", detector.segmenter_precision)
 
@@ -254,7 +254,7 @@ def _cell_info(ctx: Context, pairs: list[RealPair], skipped: dict[str, str]) -> 
 
 
 def detect_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
-    from ..imageio import read_image
+    from imgdiff_rt.imageio import read_image
 
     _check_column(ctx, choice, ("segmenter", "clip_image"))
     pairs, skipped = _pairs(ctx)
@@ -310,9 +310,9 @@ def pipeline_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -
 # ---- accuracy figures beside each speed-up: the bundle's own export checks, no second comparison ------------
 def accuracy(ctx: Context, choice: BackendChoice, captions: bool) -> dict:
     """{graph: the export's parity (fp32) or int8-vs-fp32 agreement figure} for the graphs this column runs."""
-    from ..models.export_checks import parity_cell
+    from imgdiff_rt.models.export_checks import parity_cell
 
-    from ..models.auto_precision import resolve
+    from imgdiff_rt.models.auto_precision import resolve
 
     graphs = ("segmenter", "clip_image", "blip_vision") if captions else ("segmenter", "clip_image")
     if choice.name == REFERENCE:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .real_pairs import COLUMNS, STAGE_KEYS
-from .stages import REAL_STAGES, REFERENCE
-from .stats import paired_ratios
+from imgdiff_rt.bench.real_pairs import COLUMNS, STAGE_KEYS
+from imgdiff_rt.bench.stages import REAL_STAGES, REFERENCE
+from imgdiff_rt.bench.stats import paired_ratios
 
 
 def _stage_sums(calls: list[list[dict]]) -> dict[str, list[float]]:

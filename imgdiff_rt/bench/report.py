@@ -7,10 +7,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import OutputError
-from .cli_latency import render_cli_latency
-from .peers import render_classical
-from .real_summary import render_real
+from imgdiff_rt.errors import OutputError
+from imgdiff_rt.bench.cli_latency import render_cli_latency
+from imgdiff_rt.bench.peers import render_classical
+from imgdiff_rt.bench.real_summary import render_real
 
 MB = 2**20
 

@@ -15,8 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..pipeline import Pipeline
-from ..triton.served import ServedPipeline
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.triton.served import ServedPipeline
 
 DEFAULT_CLIENTS = (1, 4, 8)
 

@@ -8,17 +8,16 @@ A backend that cannot run here raises ``StageSkipped`` with the reason; the suit
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import ImgDiffError
-from ..models.bundle import Bundle
-from ..models.specs import DEFAULT_IMGSZ
-from .harness import Workload
+from imgdiff_rt.errors import ImgDiffError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.specs import DEFAULT_IMGSZ
+from imgdiff_rt.bench.harness import Workload
 
 STAGES = ("segment", "clip", "caption", "detect", "pipeline", "detect-real", "pipeline-real")
 #: stages whose call is every pair of the real pair sets, at the segmenter's own size (bench/real_pairs.py)
@@ -79,15 +78,13 @@ def backend_unavailable(name: str) -> str | None:
         if not torch.cuda.is_available():
             return "no CUDA GPU on this machine"
     if name == "triton":
-        from ..runtime.session import BACKENDS as REGISTERED
+        from imgdiff_rt.errors import ImgDiffError
+        from imgdiff_rt.runtime.session import get_backend
 
-        for module in ("imgdiff_rt.triton.backend", "imgdiff_rt.triton.client", "imgdiff_rt.triton.session"):
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                continue
-        if "triton" not in REGISTERED:
-            return "no `triton` Session backend is registered (imgdiff_rt.triton provides none in this build)"
+        try:
+            get_backend("triton")
+        except ImgDiffError as e:
+            return f"the `triton` Session backend cannot load: {e}"
     return None
 
 
@@ -158,7 +155,7 @@ def _require_precision(ctx: Context, choice: BackendChoice, spec_name: str) -> N
 
 
 def _session(ctx: Context, choice: BackendChoice, spec_name: str):
-    from ..runtime.session import open_session
+    from imgdiff_rt.runtime.session import open_session
 
     _require_precision(ctx, choice, spec_name)
     return ctx.cached(("session", choice.name, spec_name), lambda: open_session(
@@ -171,7 +168,7 @@ def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int =
     reason = backend_unavailable(choice.name)
     if reason:
         raise StageSkipped(reason)
-    from . import real_pairs
+    from imgdiff_rt.bench import real_pairs
 
     builder = {"segment": _segment, "clip": _clip, "caption": _caption, "detect": _detect, "pipeline": _pipeline,
                "detect-real": real_pairs.detect_real, "pipeline-real": real_pairs.pipeline_real}[stage]
@@ -194,7 +191,7 @@ def _clip(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Worklo
 
 
 def _captioner(ctx: Context, choice: BackendChoice):
-    from ..runtime.blip_captioner import BlipCaptioner
+    from imgdiff_rt.captioners.blip import BlipCaptioner
 
     _require_precision(ctx, choice, "blip_vision")
     extra = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
@@ -220,7 +217,7 @@ def _caption(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wor
 
 
 def _segment_config(imgsz: int, equal_work: bool = False, reference: bool = False):
-    from ..runtime.detect import SegmentConfig
+    from imgdiff_rt.detectors.model.detector import SegmentConfig
 
     # The reference is Img-Diff as published: every candidate through CLIP; the others run the product's
     # defaults, pixel gate included.
@@ -242,7 +239,7 @@ def _forget_left(owner: Any) -> None:
 
 
 def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_left: bool = False) -> Workload:
-    from ..runtime.detect import ModelDetector
+    from imgdiff_rt.detectors.model.detector import ModelDetector
 
     _require_precision(ctx, choice, "segmenter")
     detector = ctx.cached(("detector", choice.name, imgsz), lambda: ModelDetector(
@@ -263,7 +260,7 @@ def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_le
 
 
 def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Workload:
-    from ..pipeline import Pipeline
+    from imgdiff_rt.pipeline import Pipeline
 
     caption_options = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
     caption_options.update({"device": ctx.caption_device} if ctx.caption_device else {})

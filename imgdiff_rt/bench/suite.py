@@ -14,13 +14,13 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import UsageError
-from ..models.bundle import Bundle
-from ..models.specs import DEFAULT_IMGSZ
-from ..runtime.device import parse_device, session_settings
-from . import harness, real_pairs, stages, work
-from .machine import machine_info, measure_peak_flops, usable_cores
-from .stats import paired_ratios
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.specs import DEFAULT_IMGSZ
+from imgdiff_rt.runtime.device import parse_device, session_settings
+from imgdiff_rt.bench import harness, real_pairs, stages, work
+from imgdiff_rt.bench.machine import machine_info, measure_peak_flops, usable_cores
+from imgdiff_rt.bench.stats import paired_ratios
 
 DEFAULT_PAIR = ("examples/left.png", "examples/right.png")
 #: the issues' targets, checked on the report: (stage, backend, minimum median speed-up over torch); on the
@@ -114,7 +114,7 @@ def cell_key(stage: str, imgsz: int | None, batch: int) -> str:
 def _read_pair(cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray, Path, Path]:
     """The pair detect/pipeline time; by default the checkout's example pair, found from the current folder
     (an installed package carries no examples: then left/right must be given)."""
-    from ..imageio import read_image
+    from imgdiff_rt.imageio import read_image
 
     left, right = Path(cfg.left or DEFAULT_PAIR[0]), Path(cfg.right or DEFAULT_PAIR[1])
     for name, path in (("left", left), ("right", right)):
@@ -196,7 +196,7 @@ def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callab
         row["work"] = _count_work(ctx, cell, onnx_w)
     _entries(row, workloads, measured, profiles, say)
     if cell["stage"] in stages.REAL_STAGES:
-        from .real_summary import summarise
+        from imgdiff_rt.bench.real_summary import summarise
 
         summarise(row, logs)
     return row
@@ -245,7 +245,7 @@ def _failed(row: dict, workloads: list, error: Exception, say) -> dict:
 
 def _concurrency(cfg: BenchConfig, ctx: stages.Context, say) -> dict:
     """Throughput and latency against N concurrent clients (segmenter requests at the first --imgsz)."""
-    from ..runtime.session import open_session
+    from imgdiff_rt.runtime.session import open_session
 
     # the segmenter at the first --imgsz is the request; a bundle without one (tests) sends CLIP crops
     spec_name = "segmenter" if ctx.bundle.has_graph("segmenter") else "clip_image"
@@ -325,7 +325,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
         results["peak"] = measure_peak_flops()
         say(f"  peak ~{results['peak']['gflops']:.0f} GFLOP/s ({results['peak']['method']})")
     if cfg.cli_runs:
-        from .cli_latency import measure_cli_latency
+        from imgdiff_rt.bench.cli_latency import measure_cli_latency
 
         say(f"CLI latency: {cfg.cli_runs} alternated runs of each command ...")
         results["cli_latency"] = measure_cli_latency(lp, rp, runs=cfg.cli_runs, say=say)
@@ -350,7 +350,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
 def _classical(cfg: BenchConfig, lp: Path, rp: Path, say) -> dict:
     import tempfile
 
-    from .peers import gather_pairs, measure_classical
+    from imgdiff_rt.bench.peers import gather_pairs, measure_classical
 
     say(f"classical: imgdiff-rt vs odiff and pixelmatch, {cfg.classical_runs} alternated rounds per pair ...")
     with tempfile.TemporaryDirectory(prefix="imgdiff-rt-classical-") as scratch:
@@ -360,7 +360,7 @@ def _classical(cfg: BenchConfig, lp: Path, rp: Path, say) -> dict:
 
 def _finish(results: dict, out: Path, started: float, plots: bool) -> None:
     """Ratios, targets and the output files from the cells measured so far."""
-    from .report import write_outputs
+    from imgdiff_rt.bench.report import write_outputs
 
     results["ratios"], results["ratios_by_cell"] = {}, {}
     for row in results["cells"]:

@@ -114,7 +114,7 @@ class SessionRecorder:
 
     @contextlib.contextmanager
     def active(self) -> Iterator["SessionRecorder"]:
-        from ..runtime.session import Session
+        from imgdiff_rt.runtime.session import Session
 
         original = Session.run
         recorder = self

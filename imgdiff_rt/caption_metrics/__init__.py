@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .metrics import (
+from imgdiff_rt.caption_metrics.metrics import (
     FIELDS,
     METRICS,
     CaptionReport,

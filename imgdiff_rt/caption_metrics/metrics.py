@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, ModelError, UsageError
-from ..result import SCHEMA as RESULT_SCHEMA
+from imgdiff_rt.errors import InputError, ModelError, UsageError
+from imgdiff_rt.result import SCHEMA as RESULT_SCHEMA
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
 FIELDS = ("description", "region")  # the pair's summary sentence, or the first region's sentence

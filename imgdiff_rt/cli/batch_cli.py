@@ -10,12 +10,12 @@ from typing import Any, Callable
 
 import click
 
-from ..batch import ENGINES, BatchInterrupted, BatchOptions, BatchSummary, EvalJob, RunJob, run_batch
-from ..batch.runner import DEFAULT_RAY_BATCH_SIZE
-from ..batch.store import record_status
-from ..errors import OutputError, SettingsMismatchError, UsageError
-from ..pairs import PairItem
-from ..pipeline import Pipeline
+from imgdiff_rt.batch import ENGINES, BatchInterrupted, BatchOptions, BatchSummary, EvalJob, RunJob, run_batch
+from imgdiff_rt.batch.runner import DEFAULT_RAY_BATCH_SIZE
+from imgdiff_rt.batch.store import record_status
+from imgdiff_rt.errors import OutputError, SettingsMismatchError, UsageError
+from imgdiff_rt.pairs import PairItem
+from imgdiff_rt.pipeline import Pipeline
 
 INTERRUPTED_EXIT = 130  # the shell's code for a command ended by Ctrl-C
 MAX_FAILURES_SHOWN = 5  # failed pairs named under the summary line; the results file has them all

@@ -11,8 +11,8 @@ import json
 
 import click
 
-from ..bench.suite import BenchConfig
-from ..errors import UsageError
+from imgdiff_rt.bench.suite import BenchConfig
+from imgdiff_rt.errors import UsageError
 
 _CFG = BenchConfig  # every default below is the library's
 
@@ -96,9 +96,9 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
       imgdiff-rt bench --models /tmp/real --stages detect-real,pipeline-real --backends torch,onnx,onnx-int8
       imgdiff-rt bench --models /tmp/tiny --imgsz 64 --pair-imgsz 64 --runs 2 --dry-run
     """
-    from ..bench import BenchConfig, run_suite
-    from ..bench.suite import estimate_seconds, plan_cells
-    from ..models.bundle import default_bundle_dir
+    from imgdiff_rt.bench import BenchConfig, run_suite
+    from imgdiff_rt.bench.suite import estimate_seconds, plan_cells
+    from imgdiff_rt.models.bundle import default_bundle_dir
 
     cfg = BenchConfig(models=str(models or default_bundle_dir()), out=out, backends=_names(backends),
                       stages=_names(stages), batches=_ints(batch, "batch"), imgsz=_ints(imgsz, "imgsz"),
@@ -109,7 +109,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, classical_runs=classical_runs, device=device,
                       real_sets=_names(real_sets), real_data=real_data).check()
     placement = cfg.placement()  # a missing GPU is one line here, before any work
-    from ..weights_report import bundle_weights, weights_notice
+    from imgdiff_rt.weights_report import bundle_weights, weights_notice
 
     notice = weights_notice(bundle_weights(cfg.models))  # timings of random weights are real, answers are not
     if notice:

@@ -55,9 +55,9 @@ def settings_table(config: type, title: str) -> list[str]:
 
 
 def render() -> str:
-    from ..pixel_detector import DEFAULT_NOISE_FLOOR, DEFAULT_THRESHOLD, PixelConfig
-    from ..runtime.detect import SegmentConfig
-    from .main import cli
+    from imgdiff_rt.detectors.pixel.detector import DEFAULT_NOISE_FLOOR, DEFAULT_THRESHOLD, PixelConfig
+    from imgdiff_rt.detectors.model.detector import SegmentConfig
+    from imgdiff_rt.cli.main import cli
 
     ctx = click.Context(cli)
     parts = [HEADER, "## Command options", ""]
@@ -67,10 +67,10 @@ def render() -> str:
             continue
         parts += [f"### `imgdiff-rt {name}`", "", *command_table(command), ""]
     parts += ["## Detector settings (library)", ""]
-    parts += settings_table(PixelConfig, "Pixel detector (`imgdiff_rt.pixel_detector.PixelConfig`)")
+    parts += settings_table(PixelConfig, "Pixel detector (`imgdiff_rt.detectors.pixel.detector.PixelConfig`)")
     parts += ["Per metric, when `threshold` / `noise_floor` are unset:", "", "| metric | threshold | noise floor |",
               "|---|---|---|"]
     parts += [f"| {m} | {DEFAULT_THRESHOLD[m]} | {DEFAULT_NOISE_FLOOR[m]:g} |" for m in DEFAULT_THRESHOLD]
     parts += [""]
-    parts += settings_table(SegmentConfig, "Segment + CLIP detector (`imgdiff_rt.runtime.detect.SegmentConfig`)")
+    parts += settings_table(SegmentConfig, "Segment + CLIP detector (`imgdiff_rt.detectors.model.detector.SegmentConfig`)")
     return "\n".join(parts).rstrip() + "\n"

@@ -24,7 +24,7 @@ def doctor(models: Path | None, no_hashes: bool, as_json: bool) -> None:
       imgdiff-rt doctor
       imgdiff-rt doctor --models /tmp/bundle --json
     """
-    from ..doctor import collect, format_report
+    from imgdiff_rt.doctor import collect, format_report
 
     report = collect(models, verify=not no_hashes)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

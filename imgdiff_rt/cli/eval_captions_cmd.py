@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from ..caption_metrics.metrics import FIELDS, evaluate_captions, load_predictions, load_references
-from ..files import ensure_writable_dir, write_text_atomic
+from imgdiff_rt.caption_metrics.metrics import FIELDS, evaluate_captions, load_predictions, load_references
+from imgdiff_rt.files import ensure_writable_dir, write_text_atomic
 
 OUTPUT_NAME = "caption_metrics.json"
 SHOW_IDS = 5  # ids listed per category in the table; the JSON has them all

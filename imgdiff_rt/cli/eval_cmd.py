@@ -7,19 +7,19 @@ from pathlib import Path
 
 import click
 
-from ..batch import EvalJob, tally_records
-from ..batch.jobs import pair_counts, tally_words
-from ..batch.runner import BatchOptions
-from ..errors import UsageError
-from ..evaluate import MATCH_IOU, describe_run, pixel_tally_records
-from ..files import write_text_atomic
-from ..outputs import check_writable_dir, make_dir
-from ..pairs import load_pairs
-from ..pipeline import Pipeline
-from ..report_html import write_report
-from .batch_cli import batch_options, execute, failure_lines
-from ..words.scoring import words_line
-from .options import detector_options
+from imgdiff_rt.batch import EvalJob, tally_records
+from imgdiff_rt.batch.jobs import pair_counts, tally_words
+from imgdiff_rt.batch.runner import BatchOptions
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.evaluation.evaluate import MATCH_IOU, describe_run, pixel_tally_records
+from imgdiff_rt.files import write_text_atomic
+from imgdiff_rt.writers.pair import check_writable_dir, make_dir
+from imgdiff_rt.pairs import load_pairs
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.writers.report_html import write_report
+from imgdiff_rt.cli.batch_cli import batch_options, execute, failure_lines
+from imgdiff_rt.words.scoring import words_line
+from imgdiff_rt.cli.options import detector_options
 
 SUMMARY_FILE = "eval_summary.json"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import InputError, UsageError
-from ..export.build import ExportOptions
-from ..models.specs import CAPTIONER_FAMILIES, FORMATS, PRECISIONS
+from imgdiff_rt.errors import InputError, UsageError
+from imgdiff_rt.export.build import ExportOptions
+from imgdiff_rt.models.specs import CAPTIONER_FAMILIES, FORMATS, PRECISIONS
 
 #: --tiny's default segmenter size: the smallest multiple of 32 the head's strides leave room for in seconds.
 TINY_IMGSZ = 64
@@ -69,7 +69,7 @@ def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, prec
       imgdiff-rt export --segmenter-onnx ../shared/models/yolov8n-seg-int8.onnx --clip none --captioner none
       imgdiff-rt export --check /tmp/bundle
     """
-    from ..runtime.device import check_device, half_precision, parse_device
+    from imgdiff_rt.runtime.device import check_device, half_precision, parse_device
 
     placed = check_device(parse_device(device))  # a missing GPU is one line before any work
     started = time.perf_counter()
@@ -77,13 +77,13 @@ def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, prec
     if check_dir:
         if placed.kind != "cpu":
             raise UsageError(f"device {placed}: bundle checks (check) run on the CPU", parameter="device")
-        from ..export.bundle_check import check_bundle
+        from imgdiff_rt.export.bundle_check import check_bundle
 
         if not Path(check_dir).is_dir():
             raise InputError(f"{check_dir}: {'is a file' if Path(check_dir).exists() else 'not found'}; --check "
                              "takes a model bundle folder (the --out of `imgdiff-rt export`, with manifest.json)")
         say(f"checking {check_dir}")
-        from .quiet_stdout import stdout_to_stderr
+        from imgdiff_rt.cli.quiet_stdout import stdout_to_stderr
 
         with stdout_to_stderr():
             report = check_bundle(check_dir, progress=say)
@@ -91,7 +91,7 @@ def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, prec
         if as_json:
             click.echo(json.dumps(report, indent=2, default=str))
         return
-    from ..export.build import run_export
+    from imgdiff_rt.export.build import run_export
 
     precision = half_precision(half, precision)
 
@@ -114,9 +114,9 @@ def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, prec
     )
     if tiny or random_init:
         say("note: random weights (--tiny/--random-init): figures measure the architecture, not a trained model")
-    from ..export.summary import format_table, next_command
-    from ..models.bundle import default_bundle_dir
-    from .quiet_stdout import stdout_to_stderr
+    from imgdiff_rt.export.summary import format_table, next_command
+    from imgdiff_rt.models.bundle import default_bundle_dir
+    from imgdiff_rt.cli.quiet_stdout import stdout_to_stderr
 
     with stdout_to_stderr():  # library banners must not break --json (or the table) on stdout
         manifest = run_export(opts, out_dir, progress=say)

@@ -8,10 +8,10 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import ImgDiffError
-from ..extras import require_command
-from .lazy_group import LazyCommands, LazyGroup
+from imgdiff_rt import __version__
+from imgdiff_rt.errors import ImgDiffError
+from imgdiff_rt.extras import require_command
+from imgdiff_rt.cli.lazy_group import LazyCommands, LazyGroup
 
 # Every command: name -> (module in imgdiff_rt.cli, function). Add new ones here; a module is imported only when
 # its command runs (or its own --help is asked for), so `imgdiff-rt --help` and `run` start fast.

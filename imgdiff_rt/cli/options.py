@@ -8,22 +8,22 @@ from typing import Any, Callable
 
 import click
 
-from ..errors import UsageError
-from ..extras import require_options
-from ..models.bundle import default_bundle_dir
-from ..imageio import DEFAULT_MAX_PIXELS, TILED_MAX_PIXELS
-from ..pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
-from ..weights_report import choose_detector, require_precision, weights_notice
-from ..models.auto_precision import AUTO as AUTO_PRECISION
-from ..models.specs import PRECISIONS
-from ..runtime.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
-from ..runtime.detect import SegmentConfig
-from ..runtime.device import half_precision, session_settings
-from ..runtime.session import BACKEND_NAMES
-from ..runtime.segmenter_features import DEFAULT_FEATURE_THRESHOLD, FILTERS
-from ..align import ALIGN_METHODS, DEFAULT_ALIGN
-from ..ignore import IGNORED_SHARE, IgnoreSpec
-from ..pixel_detector import DEFAULT_THRESHOLD, METRICS, PHOTOMETRIC, PixelConfig
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.extras import require_options
+from imgdiff_rt.models.bundle import default_bundle_dir
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, TILED_MAX_PIXELS
+from imgdiff_rt.pipeline import CAPTIONERS, DEFAULT_MODEL_DETECTOR, DETECTORS, Pipeline
+from imgdiff_rt.weights_report import choose_detector, require_precision, weights_notice
+from imgdiff_rt.models.auto_precision import AUTO as AUTO_PRECISION
+from imgdiff_rt.models.specs import PRECISIONS
+from imgdiff_rt.detectors.model.clip_filter import DEFAULT_PAIR_GATE, parse_pair_gate
+from imgdiff_rt.detectors.model.detector import SegmentConfig
+from imgdiff_rt.runtime.device import half_precision, session_settings
+from imgdiff_rt.runtime.session import BACKEND_NAMES
+from imgdiff_rt.detectors.model.segmenter_features import DEFAULT_FEATURE_THRESHOLD, FILTERS
+from imgdiff_rt.detectors.registration import ALIGN_METHODS, DEFAULT_ALIGN
+from imgdiff_rt.detectors.ignore import IGNORED_SHARE, IgnoreSpec
+from imgdiff_rt.detectors.pixel.detector import DEFAULT_THRESHOLD, METRICS, PHOTOMETRIC, PixelConfig
 
 _PIXEL = PixelConfig()
 _SEGMENT = SegmentConfig()
@@ -247,8 +247,8 @@ _SERVED_ARGS = ("detector", "captioner", "align", "max_regions", "min_area", "th
 def _served_pipeline(values: dict[str, Any]):
     """--backend triton: every pair is one request to the server's imgdiff_pipeline, which runs this Pipeline
     on its own bundle; the options a request cannot set are the server's and are refused when given."""
-    from ..triton.served import ServedPipeline
-    from ..web.request_options import SERVED_PER_REQUEST
+    from imgdiff_rt.triton.served import ServedPipeline
+    from imgdiff_rt.web.request_options import SERVED_PER_REQUEST
 
     require_options({"backend": "triton"}, models_run=True)
     defaults = _option_defaults()

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..detection.jitter import JITTER_STRENGTHS
-from ..errors import InputError, UsageError
-from ..files import write_text_atomic
-from ..imageio import read_image, write_png_atomic
-from ..outputs import check_writable_dir, make_dir
-from ..synth import synthesize
+from imgdiff_rt.detectors.pixel.jitter import JITTER_STRENGTHS
+from imgdiff_rt.errors import InputError, UsageError
+from imgdiff_rt.files import write_text_atomic
+from imgdiff_rt.imageio import read_image, write_png_atomic
+from imgdiff_rt.writers.pair import check_writable_dir, make_dir
+from imgdiff_rt.evaluation.synth import synthesize
 
 SKIMAGE_PREFIX = "skimage:"
 

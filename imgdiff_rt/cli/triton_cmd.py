@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from ..limits import check_count, check_number
+from imgdiff_rt.limits import check_count, check_number
 
 MAX_INSTANCES = 64  # model instances per graph: more only queue on the same cores or GPU
 
@@ -37,9 +37,9 @@ def triton_repo(bundle_dir, out_dir, platform, precision, device, instances, no_
       imgdiff-rt triton-repo --bundle /tmp/bundle --platform python --out /tmp/repo   # CPU, no Docker
       imgdiff-rt triton-repo --no-weights --out triton_models/                      # the committed copy
     """
-    from ..triton.repository import write_repository
+    from imgdiff_rt.triton.repository import write_repository
 
-    from ..triton.repo_check import default_repo_dir
+    from imgdiff_rt.triton.repo_check import default_repo_dir
 
     check_count("instances", instances, 1, MAX_INSTANCES)
     out_dir = out_dir or default_repo_dir()
@@ -74,7 +74,7 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
       imgdiff-rt serve --repo /tmp/repo --http-port 8000
       imgdiff-rt run left.png right.png --models /tmp/bundle --detector segment --backend triton --url 127.0.0.1:8000
     """
-    from ..triton.server import SUPERVISE_EVERY_S, LocalServer, ensure_server_env
+    from imgdiff_rt.triton.server import SUPERVISE_EVERY_S, LocalServer, ensure_server_env
 
     for name, port in (("http_port", http_port), ("grpc_port", grpc_port), ("metrics_port", metrics_port)):
         check_count(name, port, 1, 65535)  # before the (first-use) environment build
@@ -102,8 +102,8 @@ def serve(repo, host, http_port, grpc_port, metrics_port, env_dir, timeout) -> N
 def _servable_repo(repo: str | None):
     """The repository to serve (one line and exit 2 when it is missing or has no weights), and the one stderr
     line when its graphs were exported with random or tiny weights."""
-    from ..triton.repo_check import check_servable, default_repo_dir, served_weights
-    from ..weights_report import weights_notice
+    from imgdiff_rt.triton.repo_check import check_servable, default_repo_dir, served_weights
+    from imgdiff_rt.weights_report import weights_notice
 
     repo = check_servable(repo or default_repo_dir())
     served = {g: {"weights": kind} for g, kind in served_weights(repo).items() if kind in ("random-init", "tiny")}

@@ -9,9 +9,9 @@ from typing import Any, Sequence
 
 import click
 
-from ..errors import UsageError
-from ..web.limits import WebLimits
-from .options import NOTICE_KEY, build_pipeline, detector_options, pipeline_option_names
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.web.limits import WebLimits
+from imgdiff_rt.cli.options import NOTICE_KEY, build_pipeline, detector_options, pipeline_option_names
 
 DEFAULT_PORT = 8080
 MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
@@ -29,8 +29,8 @@ def _web_limits(params: dict[str, Any]) -> WebLimits:
 def _build_app(ctx: click.Context, pipeline):
     """The ASGI app for the parsed options in ``ctx``, over ``pipeline`` (built by ``detector_options``)."""
     try:
-        from ..web.app import create_app
-        from ..web.request_options import RequestOptions
+        from imgdiff_rt.web.app import create_app
+        from imgdiff_rt.web.request_options import RequestOptions
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
     server_values = {k: ctx.params[k] for k in pipeline_option_names()}
@@ -94,7 +94,7 @@ def web(host: str, port: int, max_upload_mb: float, max_jobs: int, keep_s: float
     if ctx.meta.get(_BUILD_ONLY):
         return app
     try:
-        from ..web.server import serve
+        from imgdiff_rt.web.server import serve
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
     # Uploads the multipart parser spools to disk go to a private folder, removed when the server stops.

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ModelError, UsageError
-from ..limits import check_count
-from ..models import bundle as B
-from ..models.specs import (CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS, family_specs,
+from imgdiff_rt.errors import ModelError, UsageError
+from imgdiff_rt.limits import check_count
+from imgdiff_rt.models import bundle as B
+from imgdiff_rt.models.specs import (CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS, family_specs,
                             get_spec)
-from ..runtime.device import check_device, parse_device
+from imgdiff_rt.runtime.device import check_device, parse_device
 
 Progress = Callable[[str], None]
 
@@ -190,7 +190,7 @@ class _Run:
             self.add_entry(spec, key, artifact.fmt, artifact.precision, fp, src, time.perf_counter() - t, **extra)
 
     def build_engine(self, spec, artifact: Artifact) -> dict:
-        from .tensorrt_engine import build_engine  # optional extra: imported only when engines are asked for
+        from imgdiff_rt.export.tensorrt_engine import build_engine  # optional extra: imported only when engines are asked for
 
         out = self.path(spec.name, artifact.fmt, artifact.precision)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +225,7 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
         raise UsageError("segmenter_fp32 rebuilds a registered int8 segmenter: pass segmenter_onnx (--segmenter-onnx "
                          "PATH) too", parameter="segmenter_fp32")
     captioner = parse_captioner(opts.captioner)
-    from .preflight import check_export_ready
+    from imgdiff_rt.export.preflight import check_export_ready
 
     check_export_ready(opts, captioner)  # TensorRT, and every pretrained source at once, before any work
     target = Path(out_dir).expanduser() if out_dir else B.default_bundle_dir()
@@ -236,7 +236,7 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
         except ModelError:
             previous = None  # an unreadable old bundle is simply replaced
     started = time.perf_counter()
-    from .families import export_hf_family, export_segmenter, register_foreign_segmenter
+    from imgdiff_rt.export.families import export_hf_family, export_segmenter, register_foreign_segmenter
 
     with B.staged_bundle(target) as staging:
         run = _Run(opts, staging, previous, say)

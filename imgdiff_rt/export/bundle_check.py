@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ImgDiffError, ModelError
-from ..models.bundle import Bundle, sha256_file
-from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_IMGSZ
+from imgdiff_rt.errors import ImgDiffError, ModelError
+from imgdiff_rt.models.bundle import Bundle, sha256_file
+from imgdiff_rt.models.specs import CAPTIONER_FAMILIES, DEFAULT_IMGSZ
 
 Progress = Callable[[str], None]
 
@@ -22,15 +22,15 @@ Progress = Callable[[str], None]
 def _check_fp32(bundle: Bundle, entry: dict, cache: dict) -> dict:
     """Parity of an fp32 graph against its PyTorch module rebuilt from the manifest's source (loaded once per
     family); a captioner's encoder also gets greedy-caption parity."""
-    from ..models import hf_models
-    from .checks import caption_parity_of, check_parity
+    from imgdiff_rt.torch_models import hf as hf_models
+    from imgdiff_rt.export.checks import caption_parity_of, check_parity
 
     src = entry["source"]
     path = bundle.root / entry["file"]
     spec = bundle.spec(entry["spec"])
     if src["family"] == "segmenter":
-        from ..models.segmenter_model import build_segmenter
-        from .segmenter import check_segmenter_parity
+        from imgdiff_rt.torch_models.segmenter import build_segmenter
+        from imgdiff_rt.export.segmenter import check_segmenter_parity
 
         if "segmenter" not in cache:
             cache["segmenter"] = build_segmenter(src["id"], random_init=src["weights"] == "random-init",
@@ -49,7 +49,7 @@ def _check_fp32(bundle: Bundle, entry: dict, cache: dict) -> dict:
 
 
 def _check_int8(bundle: Bundle, entry: dict) -> dict:
-    from .checks import int8_accuracy
+    from imgdiff_rt.export.checks import int8_accuracy
 
     if "fp32" not in bundle.precisions(entry["spec"]):
         return {"skipped": "no fp32 graph to compare with"}
@@ -64,7 +64,7 @@ def _check_int8(bundle: Bundle, entry: dict) -> dict:
 
 def _check_dequantized(bundle: Bundle, entry: dict) -> dict:
     """A dequantized fp32 segmenter against the registered int8 graph it was rebuilt from, as at export."""
-    from .dequantized import check_against_registered
+    from imgdiff_rt.export.dequantized import check_against_registered
 
     source = bundle.entries[entry["dequantized_from"]]
     spec = bundle.spec(entry["spec"], "onnx", entry["precision"])
@@ -99,7 +99,7 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
                 elif entry.get("dequantized_from"):
                     row["parity"] = _check_dequantized(bundle, entry)
                 elif entry["source"].get("weights") == "registered-onnx":
-                    from .segmenter import register_segmenter_onnx
+                    from imgdiff_rt.export.segmenter import register_segmenter_onnx
 
                     register_segmenter_onnx(path)
                     row["layout"] = "ok"
@@ -115,7 +115,7 @@ def check_bundle(root: str | Path, progress: Progress | None = None, parity: boo
             key = f"generation/{family}"
             report[key] = _said(say, key, {"ok": False, "error": f"{gen['path']}/config.json missing"})
     if parity:  # every real tokenizer must still turn a sentence into ids and back
-        from .preflight import check_bundle_tokenizers
+        from imgdiff_rt.export.preflight import check_bundle_tokenizers
 
         report.update({k: _said(say, k, row) for k, row in check_bundle_tokenizers(bundle).items()})
     failed = {k: r.get("error", "failed") for k, r in report.items() if not r["ok"]}

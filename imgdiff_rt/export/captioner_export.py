@@ -10,10 +10,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import ParityError, UsageError
-from ..models.hf_models import LoadedModel
-from ..models.hf_tokenizers import write_synthetic_marker
-from ..models.specs import CLIP_MEAN, CLIP_STD, ModelSpec
+from imgdiff_rt.errors import ParityError, UsageError
+from imgdiff_rt.torch_models.hf import LoadedModel
+from imgdiff_rt.torch_models.tokenizers import write_synthetic_marker
+from imgdiff_rt.models.specs import CLIP_MEAN, CLIP_STD, ModelSpec
 
 _GREEDY = dict(do_sample=False, num_beams=1)
 

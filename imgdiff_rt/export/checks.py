@@ -12,10 +12,10 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
-from ..models.specs import ModelSpec
-from ..runtime.backends.onnx_backend import OnnxSession, open_onnx_file
-from ..runtime.compare import compare, worst
-from ..runtime.device import Device
+from imgdiff_rt.models.specs import ModelSpec
+from imgdiff_rt.runtime.backends.onnx_backend import OnnxSession, open_onnx_file
+from imgdiff_rt.runtime.compare import compare, worst
+from imgdiff_rt.runtime.device import Device
 
 CPU = Device("cpu")
 
@@ -80,7 +80,7 @@ def caption_parity_of(loaded, spec: ModelSpec, onnx_path: str | Path, *, max_new
                       require_exact: bool = True, seed: int = 0, device: Device = CPU) -> dict:
     """Greedy captions with the exported encoder at ``onnx_path`` (its session on ``device``'s providers)
     against PyTorch's (``captioner_export.py``; generation itself stays where the loaded model is, the CPU)."""
-    from .captioner_export import caption_parity
+    from imgdiff_rt.export.captioner_export import caption_parity
 
     with open_onnx_file(onnx_path, spec, providers=device.ort_providers) as session:
         return caption_parity(loaded, spec, encoder_of(session), max_new_tokens=max_new_tokens,

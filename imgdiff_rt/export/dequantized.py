@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParityError
-from ..models.specs import ModelSpec
+from imgdiff_rt.errors import ParityError
+from imgdiff_rt.models.specs import ModelSpec
 
 #: the variant passes when every output's cosine with the registered graph is at least this on every photo
 MIN_COSINE = 0.99
@@ -31,9 +31,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def check_against_registered(spec: ModelSpec, registered: Path, variant: Path, imgsz: int,
                              tensor_names: dict[str, str]) -> dict:
     """Both graphs on the same photos; returns the figures with ``ok``; ParityError when a bound is missed."""
-    from ..runtime.int8_tools import benchmark_cpu, detection_agreement
-    from ..runtime.backends.onnx_backend import ort_session
-    from .quantize import segmenter_calibration_feeds
+    from imgdiff_rt.runtime.int8_tools import benchmark_cpu, detection_agreement
+    from imgdiff_rt.runtime.backends.onnx_backend import ort_session
+    from imgdiff_rt.export.quantize import segmenter_calibration_feeds
 
     image = tensor_names[spec.input_names[0]]
     feeds = segmenter_calibration_feeds(imgsz, input_name=image, limit=CHECK_PHOTOS)

@@ -9,10 +9,10 @@ import shutil
 import time
 from pathlib import Path
 
-from ..models import bundle as B
-from ..models.specs import CAPTIONER_FAMILIES, DEFAULT_SOURCES, get_spec
-from .build import Artifact, _jsonable, _Run
-from .preflight import tokenizer_round_trip
+from imgdiff_rt.models import bundle as B
+from imgdiff_rt.models.specs import CAPTIONER_FAMILIES, DEFAULT_SOURCES, get_spec
+from imgdiff_rt.export.build import Artifact, _jsonable, _Run
+from imgdiff_rt.export.preflight import tokenizer_round_trip
 
 
 class _HfGraph:
@@ -24,8 +24,8 @@ class _HfGraph:
         self.captioner = loaded.family in CAPTIONER_FAMILIES
 
     def export(self, spec, artifact: Artifact) -> dict:
-        from .checks import caption_parity_of, check_parity
-        from .onnx_export import export_onnx
+        from imgdiff_rt.export.checks import caption_parity_of, check_parity
+        from imgdiff_rt.export.onnx_export import export_onnx
 
         path = self.run.path(spec.name, artifact.fmt, artifact.precision)
         self.run.say(f"  {spec.name}: exporting ONNX fp32")
@@ -39,8 +39,8 @@ class _HfGraph:
         return {"parity": parity}
 
     def quantize(self, spec, artifact: Artifact) -> dict:
-        from .checks import caption_parity_of, int8_accuracy
-        from .quantize import quantize_dynamic
+        from imgdiff_rt.export.checks import caption_parity_of, int8_accuracy
+        from imgdiff_rt.export.quantize import quantize_dynamic
 
         path, fp32 = self.run.path(spec.name, artifact.fmt, artifact.precision), self.run.path(spec.name, *artifact.built_from)
         self.run.say(f"  {spec.name}: dynamic int8")
@@ -55,7 +55,7 @@ class _HfGraph:
 
 
 def export_hf_family(run: _Run, family: str, source: str | None) -> None:
-    from ..models import hf_models
+    from imgdiff_rt.torch_models import hf as hf_models
 
     source = source or DEFAULT_SOURCES[family]
     if run.reuse_family(family, source):
@@ -84,7 +84,7 @@ def _source_line(source: str, weights: str) -> str:
 
 def _save_family_parts(run: _Run, loaded, src: dict) -> None:
     """What runs beside the graphs: a captioner's generation files; CLIP's tokenizer and eager weights."""
-    from .captioner_export import save_generation_files, save_tokenizer_files
+    from imgdiff_rt.export.captioner_export import save_generation_files, save_tokenizer_files
 
     family = loaded.family
     if family in CAPTIONER_FAMILIES:
@@ -113,7 +113,7 @@ class _SegmenterGraph:
         self.run, self.module = run, module
 
     def export(self, spec, artifact: Artifact) -> dict:
-        from . import segmenter as S
+        from imgdiff_rt.export import segmenter as S
 
         run = self.run
         run.say(f"  segmenter: exporting ONNX fp32 at {run.opts.imgsz}")
@@ -123,8 +123,8 @@ class _SegmenterGraph:
         return {"parity": {"outputs": _jsonable(result["parity"]), "ok": True}}
 
     def quantize(self, spec, artifact: Artifact) -> dict:
-        from .checks import int8_accuracy
-        from .quantize import quantize_static_qdq, segmenter_calibration_feeds
+        from imgdiff_rt.export.checks import int8_accuracy
+        from imgdiff_rt.export.quantize import quantize_static_qdq, segmenter_calibration_feeds
 
         run = self.run
         run.say("  segmenter: static QDQ int8 (calibration photos)")
@@ -137,7 +137,7 @@ class _SegmenterGraph:
 
 
 def export_segmenter(run: _Run) -> None:
-    from ..models import segmenter_model as SM
+    from imgdiff_rt.torch_models import segmenter as SM
 
     source = run.opts.segmenter
     if run.reuse_family("segmenter", source):
@@ -154,7 +154,7 @@ def export_segmenter(run: _Run) -> None:
 
 
 def register_foreign_segmenter(run: _Run) -> None:
-    from .segmenter import register_segmenter_onnx
+    from imgdiff_rt.export.segmenter import register_segmenter_onnx
 
     path = Path(run.opts.segmenter_onnx).expanduser()
     run.say(f"segmenter: registering {path}")
@@ -182,9 +182,9 @@ def register_foreign_segmenter(run: _Run) -> None:
 
 def _register_dequantized(run: _Run, spec, registered: dict, info: dict) -> None:
     """The fp32 rebuild of the registered int8 graph beside it, with its check against that graph."""
-    from ..runtime.int8_tools import dequantize_conv_integer
-    from ..errors import UsageError
-    from .dequantized import check_against_registered
+    from imgdiff_rt.runtime.int8_tools import dequantize_conv_integer
+    from imgdiff_rt.errors import UsageError
+    from imgdiff_rt.export.dequantized import check_against_registered
 
     if registered["precision"] != "int8" or info.get("quantization") != "dynamic-int8":
         raise UsageError(f"segmenter_fp32: {info['path']} is not an ORT dynamic-int8 graph (quantization: "

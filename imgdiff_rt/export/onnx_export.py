@@ -14,10 +14,10 @@ import warnings
 from pathlib import Path
 from typing import Mapping
 
-from .. import __version__
-from ..errors import ModelError
-from ..models.onnx_file import META_PREFIX
-from ..models.specs import ModelSpec
+from imgdiff_rt import __version__
+from imgdiff_rt.errors import ModelError
+from imgdiff_rt.models.onnx_file import META_PREFIX
+from imgdiff_rt.models.specs import ModelSpec
 
 
 

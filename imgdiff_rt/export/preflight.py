@@ -15,7 +15,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..errors import ModelError, WeightsUnavailableError
+from imgdiff_rt.errors import ModelError, WeightsUnavailableError
 
 #: the sentence every real tokenizer must encode and decode back to itself (case and spacing aside)
 SAMPLE_SENTENCE = "a red car is parked next to the small house"
@@ -134,7 +134,7 @@ def check_bundle_tokenizers(bundle) -> dict[str, dict]:
     carry SYNTHETIC_MARKER, are reported as skipped). {"tokenizer/<family>": row}."""
     from transformers import AutoTokenizer
 
-    from ..models.hf_tokenizers import SYNTHETIC_MARKER
+    from imgdiff_rt.torch_models.tokenizers import SYNTHETIC_MARKER
 
     folders: dict[str, Path] = {}
     for section in ("tokenizers", "generation"):
@@ -157,10 +157,10 @@ def check_bundle_tokenizers(bundle) -> dict[str, dict]:
 def check_export_ready(opts, captioner: tuple[str, str | None] | None) -> None:
     """Everything an export needs that can be checked before loading anything: TensorRT and a GPU when engines
     are asked for, and every pretrained source (``check_sources``). ``opts``: an ``ExportOptions``."""
-    from ..models.specs import DEFAULT_SOURCES
+    from imgdiff_rt.models.specs import DEFAULT_SOURCES
 
     if "engine" in opts.formats:
-        from ..runtime.tensorrt_engines import gpu_identity, import_tensorrt
+        from imgdiff_rt.runtime.tensorrt_engines import gpu_identity, import_tensorrt
 
         import_tensorrt()
         gpu_identity()

@@ -21,8 +21,8 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import QuantizationError, UsageError
-from ..models.onnx_file import op_counts
+from imgdiff_rt.errors import QuantizationError, UsageError
+from imgdiff_rt.models.onnx_file import op_counts
 
 #: Colour photos inside scikit-image's wheel (no download): the default segmenter calibration set.
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -34,7 +34,7 @@ SKIMAGE_GREY_PHOTOS = ("camera", "coins", "moon", "clock", "grass", "gravel", "b
 def letterbox(image: np.ndarray, imgsz: int) -> np.ndarray:
     """RGB (H, W, 3) or grey (H, W) -> float32 (3, imgsz, imgsz) in 0..1: exactly the runtime's letterbox, so
     calibration sees the inputs the quantised graph will get."""
-    from ..runtime.preprocess import letterbox as runtime_letterbox
+    from imgdiff_rt.runtime.preprocess import letterbox as runtime_letterbox
 
     return runtime_letterbox(image, imgsz)[0]
 
@@ -63,7 +63,7 @@ def segmenter_calibration_feeds(imgsz: int, images: Iterable[np.ndarray] | None 
 
     ``images`` defaults to scikit-image's photos; ``paths`` adds image files or folders (e.g. levir-cd A/B).
     """
-    from ..models.specs import get_spec
+    from imgdiff_rt.models.specs import get_spec
 
     name = input_name or get_spec("segmenter").input_names[0]
     pictures = list(sample_photos() if images is None else images)

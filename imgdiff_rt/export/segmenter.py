@@ -1,7 +1,7 @@
 """The segmenter's ONNX export (with parity) and the registration of an already-exported foreign ONNX.
 
 The module itself (build from a checkpoint, ``--random-init`` or ``--tiny``) lives in
-``models/segmenter_model.py``.
+``torch_models/segmenter.py``.
 
 Tensor names and layout come from ``specs.get_spec("segmenter")``; nothing here restates them.
 """
@@ -12,10 +12,10 @@ import re
 import time
 from pathlib import Path
 
-from ..errors import SpecLayoutError, UsageError
-from ..models.bundle import sha256_file
-from ..models.segmenter_model import SegmenterInfo, build_segmenter, segmenter_spec
-from ..models.specs import DEFAULT_IMGSZ, SEGMENTER_NUM_MASKS, ModelSpec, get_spec, segmenter_output_sizes
+from imgdiff_rt.errors import SpecLayoutError, UsageError
+from imgdiff_rt.models.bundle import sha256_file
+from imgdiff_rt.torch_models.segmenter import SegmenterInfo, build_segmenter, segmenter_spec
+from imgdiff_rt.models.specs import DEFAULT_IMGSZ, SEGMENTER_NUM_MASKS, ModelSpec, get_spec, segmenter_output_sizes
 
 _QUANT_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}
@@ -33,8 +33,8 @@ def check_segmenter_parity(module, onnx_path: str | Path, spec: ModelSpec, sizes
     output's max error) when the spec's tolerance is missed.
 
     Returns {"outputs": worst figures per output, "checks": each check's summary}."""
-    from ..runtime.compare import worst
-    from .checks import check_parity
+    from imgdiff_rt.runtime.compare import worst
+    from imgdiff_rt.export.checks import check_parity
 
     placed = {"device": device} if device is not None else {}  # None: check_parity's default, the CPU
     checks = [check_parity(onnx_path, module, spec, batch=batch, seed=seed, dims={"height": h, "width": w}, **placed)
@@ -70,7 +70,7 @@ def export_segmenter(module_or_source, out_path: str | Path, imgsz: int = DEFAUL
     """
     import onnx
 
-    from .onnx_export import export_onnx
+    from imgdiff_rt.export.onnx_export import export_onnx
 
     imgsz = _check_imgsz(imgsz)
     module = module_or_source

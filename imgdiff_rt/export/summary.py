@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..models.export_checks import parity_cell
-from ..models.specs import CAPTIONER_FAMILIES
-from ..weights_report import DEFAULT_MODEL_DETECTOR, DETECTOR_GRAPHS
+from imgdiff_rt.models.export_checks import parity_cell
+from imgdiff_rt.models.specs import CAPTIONER_FAMILIES
+from imgdiff_rt.weights_report import DEFAULT_MODEL_DETECTOR, DETECTOR_GRAPHS
 
 COLUMNS = ("graph", "format", "precision", "size", "parity", "weights")
 

@@ -13,10 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import EngineBuildError, UsageError
-from ..models.onnx_file import op_counts
-from ..models.specs import DEFAULT_IMGSZ, PRECISIONS, ModelSpec
-from ..runtime.tensorrt_engines import version_tuple, gpu_identity, import_tensorrt
+from imgdiff_rt.errors import EngineBuildError, UsageError
+from imgdiff_rt.models.onnx_file import op_counts
+from imgdiff_rt.models.specs import DEFAULT_IMGSZ, PRECISIONS, ModelSpec
+from imgdiff_rt.runtime.tensorrt_engines import version_tuple, gpu_identity, import_tensorrt
 _QDQ_OPS = {"QuantizeLinear", "DequantizeLinear"}
 _UNPARSABLE_OPS = {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"}  # ORT-only dynamic int8
 

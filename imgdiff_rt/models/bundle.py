@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .. import __version__
-from ..errors import BundleNotFoundError, ModelError, UsageError
-from ..files import link_or_copy, staged_folder
-from .manifest_safety import read_manifest, verified_file
-from .specs import ModelSpec, get_spec
+from imgdiff_rt import __version__
+from imgdiff_rt.errors import BundleNotFoundError, ModelError, UsageError
+from imgdiff_rt.files import link_or_copy, staged_folder
+from imgdiff_rt.models.manifest_safety import read_manifest, verified_file
+from imgdiff_rt.models.specs import ModelSpec, get_spec
 
 SCHEMA = "imgdiff-rt/bundle/v1"
 MANIFEST = "manifest.json"

@@ -17,8 +17,8 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import ImgDiffError, InputError, ModelError
-from ..files import loads_json, read_text_file, write_text_atomic
+from imgdiff_rt.errors import ImgDiffError, InputError, ModelError
+from imgdiff_rt.files import loads_json, read_text_file, write_text_atomic
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _CACHE_NAME = "verified-artifacts.json"
@@ -56,7 +56,7 @@ def check_manifest(root: Path, manifest, file: Path) -> None:
         if not _SHA256.fullmatch(entry["sha256"]):
             raise _fail(file, f"entry {key!r}: sha256 is not 64 hex digits")
         inside(root, entry["file"], f"entry {key!r}")
-    from .bundle import PART_SECTIONS
+    from imgdiff_rt.models.bundle import PART_SECTIONS
 
     for section in PART_SECTIONS:
         records = manifest.get(section, {})
@@ -111,7 +111,7 @@ def verified_file(root: Path, entry: dict, key: str) -> Path:
         return path
     cache = _load_cache()
     if tuple(cache.get(real, ())) != stamp:
-        from .bundle import sha256_file
+        from imgdiff_rt.models.bundle import sha256_file
 
         if sha256_file(path) != entry["sha256"]:
             raise ModelError(f"bundle {root}: {entry['file']} ({key}) does not match the sha256 in the manifest "

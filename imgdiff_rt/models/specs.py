@@ -26,7 +26,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
-from ..errors import SpecLayoutError, UnknownSpecError, UsageError
+from imgdiff_rt.errors import SpecLayoutError, UnknownSpecError, UsageError
 
 #: The segmenter's export / optimisation size (Ultralytics' and FastSAM's default input side).
 DEFAULT_IMGSZ = 640

@@ -11,8 +11,8 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from ..errors import ParityError
-from ..models.specs import ModelSpec, Tolerance
+from imgdiff_rt.errors import ParityError
+from imgdiff_rt.models.specs import ModelSpec, Tolerance
 
 _SPEC_TOLERANCE = object()  # sentinel: "the spec's own tolerance"
 

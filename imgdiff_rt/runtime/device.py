@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..errors import UsageError
+from imgdiff_rt.errors import UsageError
 
 _PATTERN = re.compile(r"(cpu|cuda)(?::(\d+))?")
 CPU_PROVIDER, CUDA_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider"

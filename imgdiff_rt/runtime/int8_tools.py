@@ -15,10 +15,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import QuantizationError
-from ..models.onnx_file import op_counts
-from .backends.onnx_backend import ort_session
-from .segment_decode import box_iou, nms
+from imgdiff_rt.errors import QuantizationError
+from imgdiff_rt.models.onnx_file import op_counts
+from imgdiff_rt.runtime.backends.onnx_backend import ort_session
+from imgdiff_rt.runtime.segment_decode import box_iou, nms
 
 
 # ---- rebuilding fp32 from an ORT dynamic-int8 conv graph -----------------------------------------

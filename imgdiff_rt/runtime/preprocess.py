@@ -15,7 +15,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from ..models.specs import CLIP_MEAN, CLIP_STD
+from imgdiff_rt.models.specs import CLIP_MEAN, CLIP_STD
 
 LETTERBOX_PAD = 114  # Ultralytics' letterbox grey (export/quantize.py calibrates through letterbox() here)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .preprocess import Letterbox
+from imgdiff_rt.runtime.preprocess import Letterbox
 
 DEFAULT_CONF = 0.05  # Img-Diff's FastSAM confidence
 DEFAULT_IOU = 0.5  # Img-Diff's FastSAM NMS IoU

@@ -11,16 +11,15 @@ same way, and the Triton issue adds ``triton`` here.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import ModelError, SpecLayoutError, UsageError
-from ..models.bundle import Bundle
-from ..models import auto_precision as AP
-from ..models.specs import PRECISIONS, ModelSpec
+from imgdiff_rt.errors import ModelError, SpecLayoutError, UsageError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models import auto_precision as AP
+from imgdiff_rt.models.specs import PRECISIONS, ModelSpec
 
 
 
@@ -109,12 +108,22 @@ class Session:
 
 #: backend name -> factory(bundle, spec_name, precision, **opts) -> Session; filled by register_backend.
 BACKENDS: dict[str, Callable[..., Session]] = {}
-#: built-in backends, imported on first use so torch / TensorRT load only when asked for.
-_BUILTIN_MODULES = {"torch": "imgdiff_rt.runtime.backends.torch_backend",
-                    "onnx": "imgdiff_rt.runtime.backends.onnx_backend",
-                    "tensorrt": "imgdiff_rt.runtime.backends.tensorrt_backend",
-                    "triton": "imgdiff_rt.triton.client"}
-#: every name `run --backend` offers (triton is registered by its own issue through the same table).
+
+
+def _load_builtin(name: str) -> None:
+    """Import a built-in backend's module (it registers itself) on first use, so torch, TensorRT and
+    tritonclient load only when asked for."""
+    if name == "onnx":
+        from imgdiff_rt.runtime.backends import onnx_backend  # noqa: F401
+    elif name == "torch":
+        from imgdiff_rt.runtime.backends import torch_backend  # noqa: F401
+    elif name == "tensorrt":
+        from imgdiff_rt.runtime.backends import tensorrt_backend  # noqa: F401
+    elif name == "triton":
+        from imgdiff_rt.runtime.backends import triton_backend  # noqa: F401
+
+
+#: every name `run --backend` offers, each a module of runtime/backends/
 BACKEND_NAMES = ("onnx", "torch", "tensorrt", "triton")
 
 
@@ -129,19 +138,19 @@ def register_backend(name: str):
 
 
 def get_backend(name: str) -> Callable[..., Session]:
-    if name not in BACKENDS and name in _BUILTIN_MODULES:
+    if name not in BACKENDS and name in BACKEND_NAMES:
         try:
-            importlib.import_module(_BUILTIN_MODULES[name])
+            _load_builtin(name)
         except ModuleNotFoundError as e:
-            if not _BUILTIN_MODULES[name].startswith(e.name or "-"):  # a dependency of the backend is missing
+            if not (e.name or "").startswith("imgdiff_rt"):  # a dependency of the backend is missing
                 raise ModelError(f"backend {name!r} needs the Python package {e.name!r}: {e}") from None
+            raise
 
     try:
         return BACKENDS[name]
     except KeyError:
-        known = sorted(set(BACKENDS) | set(_BUILTIN_MODULES))
-        hint = " (it is registered by the Triton client module)" if name == "triton" else ""
-        raise UsageError(f"backend {name!r} is not available{hint}; known: {', '.join(known)}") from None
+        known = sorted(set(BACKENDS) | set(BACKEND_NAMES))
+        raise UsageError(f"backend {name!r} is not available; known: {', '.join(known)}") from None
 
 
 def open_session(bundle: Bundle | str | Path, spec_name: str, backend: str = "onnx", precision: str = "fp32",

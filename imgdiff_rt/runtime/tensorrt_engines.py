@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from ..errors import EngineIncompatibleError, TensorRTUnavailableError
+from imgdiff_rt.errors import EngineIncompatibleError, TensorRTUnavailableError
 
 
 def import_tensorrt():

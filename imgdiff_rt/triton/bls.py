@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ModelError
-from ..models.bundle import Bundle
-from ..runtime.session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.errors import ModelError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
 
 BACKEND = "triton-bls"
 

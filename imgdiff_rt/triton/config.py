@@ -11,18 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from ..errors import UsageError
-from ..models.specs import ModelSpec, TensorSpec
-from .glue import CLIP_IN, CLIP_OUT, GLUE, PREDS, PROTOS, SEG_IN, GlueParams
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.models.specs import ModelSpec, TensorSpec
+from imgdiff_rt.runtime.backends.triton_backend import TRITON_DTYPES, WIRE_DTYPES  # noqa: F401  (named here too)
+from imgdiff_rt.triton.glue import CLIP_IN, CLIP_OUT, GLUE, PREDS, PROTOS, SEG_IN, GlueParams
 
 PLATFORMS = ("onnxruntime", "tensorrt", "python")
-#: numpy dtype name -> Triton data type
-TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "int64": "TYPE_INT64", "int32": "TYPE_INT32",
-                 "uint8": "TYPE_UINT8", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
+#: Triton data type -> numpy dtype name
 NUMPY_DTYPES = {v: k for k, v in TRITON_DTYPES.items()}
-#: Triton data type -> the name clients use on the wire (tritonclient's InferInput datatype)
-WIRE_DTYPES = {"TYPE_FP32": "FP32", "TYPE_FP16": "FP16", "TYPE_INT64": "INT64", "TYPE_INT32": "INT32",
-               "TYPE_UINT8": "UINT8", "TYPE_BOOL": "BOOL", "TYPE_STRING": "BYTES"}
 DEFAULT_QUEUE_DELAY_US = 2000
 
 

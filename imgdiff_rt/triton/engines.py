@@ -19,8 +19,8 @@ def missing_engines(repo: str | Path) -> list[Path]:
 
 
 def build_missing(repo: str | Path, log=print) -> list[Path]:
-    from ..models.specs import DEFAULT_IMGSZ, get_spec
-    from ..export.tensorrt_engine import build_engine
+    from imgdiff_rt.models.specs import DEFAULT_IMGSZ, get_spec
+    from imgdiff_rt.export.tensorrt_engine import build_engine
 
     built = []
     for d in missing_engines(repo):

@@ -13,15 +13,15 @@ from typing import Mapping
 
 import numpy as np
 
-from ..errors import InputError
-from ..models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSpec, get_spec
-from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
-from ..pipeline import PairImages, right_at_left_size
-from ..runtime import clip_filter as F
-from ..runtime.detect import MAX_CANDIDATES
-from ..runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
-from ..runtime.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
-from ..runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, decode_batch
+from imgdiff_rt.errors import InputError
+from imgdiff_rt.models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSpec, get_spec
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
+from imgdiff_rt.pipeline import PairImages, right_at_left_size
+from imgdiff_rt.detectors.model import clip_filter as F
+from imgdiff_rt.detectors.model.detector import MAX_CANDIDATES
+from imgdiff_rt.runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
+from imgdiff_rt.detectors.model.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
+from imgdiff_rt.runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, decode_batch
 
 T = TensorSpec
 # The glue tensors that feed or read a graph carry that graph's spec names (the ensemble wires them through).

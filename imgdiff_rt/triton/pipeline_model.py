@@ -20,14 +20,14 @@ from typing import Any
 import click
 import numpy as np
 
-from ..cli.options import PIPELINE_OPTIONS, build_pipeline
-from ..errors import InputError
-from ..imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
-from ..web.request_options import (PER_REQUEST, SERVED_PER_REQUEST, RequestOptions, parse_ignore,
+from imgdiff_rt.cli.options import PIPELINE_OPTIONS, build_pipeline
+from imgdiff_rt.errors import InputError
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
+from imgdiff_rt.web.request_options import (PER_REQUEST, SERVED_PER_REQUEST, RequestOptions, parse_ignore,
                                    parse_json_options, request_pipeline)
-from . import bls
-from .glue import GLUE
-from .python_models import _Base
+from imgdiff_rt.triton import bls
+from imgdiff_rt.triton.glue import GLUE
+from imgdiff_rt.triton.python_models import _Base
 
 MODEL = "imgdiff_pipeline"
 INPUTS, OUTPUTS = GLUE[MODEL]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import glue
-from ..models.specs import segmenter_output_sizes
-from .glue import check_values
+from imgdiff_rt.triton import glue
+from imgdiff_rt.models.specs import segmenter_output_sizes
+from imgdiff_rt.triton.glue import check_values
 
 
 def _pb():
@@ -27,7 +27,7 @@ def _request_error(pb, message: str, error: Exception):
     """A client's mistake (an undecodable or oversized image, a bad shape or option: InputError, UsageError) is
     INVALID_ARG, which Triton answers with HTTP 400 / gRPC INVALID_ARGUMENT; anything else stays an internal
     error (500)."""
-    from ..errors import InputError, UsageError
+    from imgdiff_rt.errors import InputError, UsageError
 
     code = getattr(pb.TritonError, "INVALID_ARG", None) if isinstance(error, (InputError, UsageError)) else None
     return pb.TritonError(message, code) if code is not None else pb.TritonError(message)
@@ -36,8 +36,8 @@ def _request_error(pb, message: str, error: Exception):
 def check_inputs(rows: list[dict], arrays: dict[str, np.ndarray | None], batched: bool) -> None:
     """Each present input against its config row: dtype, rank and fixed dims (InputError naming them all).
     ``batched``: the config's dims leave out the batch axis."""
-    from ..errors import InputError
-    from .config import NUMPY_DTYPES
+    from imgdiff_rt.errors import InputError
+    from imgdiff_rt.triton.config import NUMPY_DTYPES
 
     problems = []
     for row in rows:
@@ -144,7 +144,7 @@ class OnnxGraphModel(_Base):
     with only that backend). Requests of one dynamic batch with equal shapes run as one call."""
 
     def setup(self) -> None:
-        from ..runtime.backends.onnx_backend import ort_session
+        from imgdiff_rt.runtime.backends.onnx_backend import ort_session
 
         path = self.version_dir / self.parameters.get("model_file", "model.onnx")
         self.session = ort_session(path, int(self.parameters.get("threads", "0")) or None)
@@ -184,9 +184,9 @@ class CaptionModel(_Base):
     loop). Captions the left and right crop of each given region, as ``BlipCaptioner`` does in-process."""
 
     def setup(self) -> None:
-        from ..models.bundle import Bundle
-        from ..runtime.blip_captioner import BlipCaptioner
-        from .bls import BACKEND
+        from imgdiff_rt.models.bundle import Bundle
+        from imgdiff_rt.captioners.blip import BlipCaptioner
+        from imgdiff_rt.triton.bls import BACKEND
 
         family = self.parameters.get("family", "blip")
         if family != "blip":
@@ -203,9 +203,9 @@ class CaptionModel(_Base):
 
 def caption_regions_arrays(captioner, images, regions: np.ndarray) -> dict[str, np.ndarray]:
     """Token ids (-1 padded) and captions of every region's left and right crop (L0, R0, L1, R1, ...)."""
-    from ..errors import InputError
-    from ..result import Region
-    from ..runtime.crops import region_crops
+    from imgdiff_rt.errors import InputError
+    from imgdiff_rt.result import Region
+    from imgdiff_rt.detectors.model.crops import region_crops
 
     boxes = np.asarray(regions, np.int64).reshape(-1, 4)
     h, w = images.left.shape[:2]

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import UsageError
-from ..models.bundle import default_bundle_dir
-from ..models.specs import SPECS
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.models.bundle import default_bundle_dir
+from imgdiff_rt.models.specs import SPECS
 
 REPO_DIR_NAME = "triton-repo"
 WEIGHT_FILES = ("1/model.onnx", "1/model.plan", "model.onnx")
@@ -65,7 +65,7 @@ def _written_label(path: Path) -> str | None:
 def served_weights(repo: str | Path) -> dict[str, str]:
     """{graph: weights kind}: what `triton-repo` recorded from the bundle's manifest, else the metadata of each
     graph's ONNX file ("unknown" when it carries none, e.g. a registered foreign ONNX)."""
-    from ..models.onnx_file import read_metadata
+    from imgdiff_rt.models.onnx_file import read_metadata
 
     found = {}
     for graph in graph_models(Path(repo).expanduser()):

@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ImageReadError, InputError
-from ..files import read_regular_file
-from ..ignore import IgnoreSpec
-from ..imageio import DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES, ImageSource, array_to_rgb8, read_image
-from ..pipeline import PairImages, Processed, _default_id, _name, right_at_left_size
-from ..result import Result
-from .client import TritonClient
-from .glue import GLUE
+from imgdiff_rt.errors import ImageReadError, InputError
+from imgdiff_rt.files import read_regular_file
+from imgdiff_rt.detectors.ignore import IgnoreSpec
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES, ImageSource, array_to_rgb8, read_image
+from imgdiff_rt.pipeline import PairImages, Processed, _default_id, _name, right_at_left_size
+from imgdiff_rt.result import Result
+from imgdiff_rt.triton.client import TritonClient
+from imgdiff_rt.triton.glue import GLUE
 
 MODEL = "imgdiff_pipeline"
 INPUTS, OUTPUTS = GLUE[MODEL]

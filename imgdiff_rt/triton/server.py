@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import ServerEnvError, ServerStartError
-from ..files import made_by_us, mark_folder
-from . import health
+from imgdiff_rt.errors import ServerEnvError, ServerStartError
+from imgdiff_rt.files import made_by_us, mark_folder
+from imgdiff_rt.triton import health
 
 #: what the side environment installs, with --no-deps (nvidia-pytriton's own dependencies are not needed:
 #: only its server binary, Python backend and stubs are used)

@@ -19,15 +19,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from .. import __version__
-from ..errors import ImageTooLargeError, ImgDiffError, InputError, ModelError, UsageError
-from ..pipeline import Pipeline
-from .diff import DiffService, job_payload
-from .info import info_payload
-from .limits import BodyLimitMiddleware, BodyTimeout, BodyTooLarge, WebLimits
-from .request_options import RequestOptions
-from .store import JOB_ID_PATTERN, Job
-from .uploads import UploadTooLarge
+from imgdiff_rt import __version__
+from imgdiff_rt.errors import ImageTooLargeError, ImgDiffError, InputError, ModelError, UsageError
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.web.diff import DiffService, job_payload
+from imgdiff_rt.web.info import info_payload
+from imgdiff_rt.web.limits import BodyLimitMiddleware, BodyTimeout, BodyTooLarge, WebLimits
+from imgdiff_rt.web.request_options import RequestOptions
+from imgdiff_rt.web.store import JOB_ID_PATTERN, Job
+from imgdiff_rt.web.uploads import UploadTooLarge
 
 log = logging.getLogger("imgdiff_rt.web")
 STATIC_DIR = Path(__file__).with_name("static")

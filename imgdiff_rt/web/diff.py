@@ -14,14 +14,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import UsageError
-from ..ignore import IgnoreSpec
-from ..imageio import decode_image_bytes
-from ..pipeline import Pipeline, Processed
-from .limits import MAX_FIELD_BYTES, MAX_FORM_FIELDS, JobSlots, WebLimits
-from .request_options import RequestOptions, parse_ignore, parse_json_options, request_pipeline, shown
-from .store import Job, JobStore, new_job_id
-from .uploads import check_upload, client_file_name, display_name
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.detectors.ignore import IgnoreSpec
+from imgdiff_rt.imageio import decode_image_bytes
+from imgdiff_rt.pipeline import Pipeline, Processed
+from imgdiff_rt.web.limits import MAX_FIELD_BYTES, MAX_FORM_FIELDS, JobSlots, WebLimits
+from imgdiff_rt.web.request_options import RequestOptions, parse_ignore, parse_json_options, request_pipeline, shown
+from imgdiff_rt.web.store import Job, JobStore, new_job_id
+from imgdiff_rt.web.uploads import check_upload, client_file_name, display_name
 
 SIDES = ("left", "right")
 OPTIONS_FIELD = "options"

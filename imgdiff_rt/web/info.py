@@ -7,8 +7,8 @@ from __future__ import annotations
 import platform
 from typing import Any
 
-from .. import __version__
-from ..models.bundle import library_versions
+from imgdiff_rt import __version__
+from imgdiff_rt.models.bundle import library_versions
 
 _LIBRARIES = ("fastapi", "starlette", "uvicorn", "numpy", "opencv-python-headless", "pillow", "onnxruntime",
               "onnxruntime-gpu", "tritonclient")

@@ -15,9 +15,9 @@ from typing import Any, Callable, Iterable
 
 import click
 
-from ..errors import UsageError
-from ..files import loads_json
-from ..ignore import IgnoreSpec, parse_boxes
+from imgdiff_rt.errors import UsageError
+from imgdiff_rt.files import loads_json
+from imgdiff_rt.detectors.ignore import IgnoreSpec, parse_boxes
 
 # Per pair, without reopening model sessions: the pixel detector's settings, registration and the pixel cap.
 PER_REQUEST = ("align", "photometric", "max_regions", "min_area", "threshold", "metric", "blur_sigma", "merge_gap",

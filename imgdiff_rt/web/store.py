@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..annotate import right_frame_box, side_by_side, with_footer
-from ..imageio import encode_png
-from ..imgdiff_format import imgdiff_records
-from ..pipeline import Processed
-from ..weights_report import footer_label
+from imgdiff_rt.annotate import right_frame_box, side_by_side, with_footer
+from imgdiff_rt.imageio import encode_png
+from imgdiff_rt.writers.imgdiff_format import imgdiff_records
+from imgdiff_rt.pipeline import Processed
+from imgdiff_rt.weights_report import footer_label
 
 JOB_ID_PATTERN = r"[0-9a-f]{16}"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from ..errors import ImageReadError, InputError
+from imgdiff_rt.errors import ImageReadError, InputError
 
 
 class UploadTooLarge(InputError):

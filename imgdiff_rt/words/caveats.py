@@ -4,7 +4,7 @@ docs/descriptions.md."""
 
 from __future__ import annotations
 
-from ..result import Result
+from imgdiff_rt.result import Result
 
 POOR_FIT_SHARE = 0.6  # a flow fit with fewer forward-backward consistent pixels than this registered poorly...
 POOR_FIT_RESIDUAL_PX = 2.0  # ...as does one whose median forward-backward error reaches this

@@ -10,11 +10,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..detection.masks import decode as decode_mask
-from ..result import Region, Result
-from .colours import ColourName
-from .kinds import ChangeFacts, classify, ring_px
-from .relations import Relation, relate
+from imgdiff_rt.detectors.pixel.masks import decode as decode_mask
+from imgdiff_rt.result import Region, Result
+from imgdiff_rt.words.colours import ColourName
+from imgdiff_rt.words.kinds import ChangeFacts, classify, ring_px
+from imgdiff_rt.words.relations import Relation, relate
 
 SIZE_WORDS = ((0.002, "tiny"), (0.01, "small"), (0.05, "medium"))  # share of the image below which each applies
 

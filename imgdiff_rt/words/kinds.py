@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .colours import MIN_PIXELS, ColourName, name_surface, oklab
+from imgdiff_rt.words.colours import MIN_PIXELS, ColourName, name_surface, oklab
 
 SAME_STRUCTURE = 0.45  # edge-strength correlation from which both sides show one structure
 ONE_SIDED_DETAIL = 0.4  # log2 ratio of the sides' gradient energy from which one side holds an object alone

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..result import Region
-from .colours import oklab
-from .kinds import ChangeFacts, changed_pixels
+from imgdiff_rt.result import Region
+from imgdiff_rt.words.colours import oklab
+from imgdiff_rt.words.kinds import ChangeFacts, changed_pixels
 
 MOVED_CORR = 0.5  # lightness correlation of the two crops (resized to one size) for "the same object"
 MOVED_AREA_RATIO = 2.5  # the two regions' areas differ at most by this factor

@@ -11,10 +11,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ...errors import ModelError, UsageError
-from ...models.bundle import Bundle
-from ...models.specs import ModelSpec
-from ..session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.errors import ModelError, UsageError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.specs import ModelSpec
+from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
 
 #: preferred order; only those the installed onnxruntime offers are used
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

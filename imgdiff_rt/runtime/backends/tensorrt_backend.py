@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import ModelError, SpecLayoutError
-from ...models.bundle import Bundle
-from ...models.specs import PRECISIONS
-from ..session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.errors import ModelError, SpecLayoutError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.specs import PRECISIONS
+from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
 
 #: engine search order: fp16 first (what the exporter builds), then the other precisions
 ENGINE_PRECISIONS = ("fp16", *(p for p in PRECISIONS if p != "fp16"))
@@ -36,7 +36,7 @@ class TensorRTSession(Session):
                  **_: object):
         import torch
 
-        from ..tensorrt_engines import import_tensorrt, load_engine
+        from imgdiff_rt.runtime.tensorrt_engines import import_tensorrt, load_engine
 
         precision, entry = find_engine(bundle, spec_name, precision)  # first: a bundle without engines
         trt = import_tensorrt()  # TensorRTUnavailableError when absent

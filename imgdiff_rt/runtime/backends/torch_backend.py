@@ -1,5 +1,5 @@
 """PyTorch eager backend: the reference. It rebuilds the very wrapper modules the exporter exported
-(``models.hf_models.graphs_for`` for CLIP/BLIP/LLaVA, ``models.segmenter_model.build_segmenter`` + the saved
+(``torch_models.hf.graphs_for`` for CLIP/BLIP/LLaVA, ``torch_models.segmenter.build_segmenter`` + the saved
 state_dict for the segmenter), so ONNX / TensorRT results can be checked against it on the same inputs."""
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ import logging
 
 import numpy as np
 
-from ...errors import ModelError
-from ...models.bundle import Bundle
-from ...models.specs import get_spec
-from ..session import Session, register_backend
+from imgdiff_rt.errors import ModelError
+from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.specs import get_spec
+from imgdiff_rt.runtime.session import Session, register_backend
 
 
 def _load_hf(family: str, source: str, weights: str):
-    from ...models.hf_models import graphs_for, load_saved
+    from imgdiff_rt.torch_models.hf import graphs_for, load_saved
 
     try:
         return graphs_for(load_saved(family, source, weights))
@@ -44,7 +44,7 @@ def _segmenter_module(bundle: Bundle):
 def _load_segmenter(file: str, _mtime_ns: int, source: str, tiny: bool):
     import torch
 
-    from ...models.segmenter_model import build_segmenter, import_ultralytics
+    from imgdiff_rt.torch_models.segmenter import build_segmenter, import_ultralytics
 
     # the same architecture with any weights, then the exported weights loaded over them; Ultralytics logs
     # to stdout, which carries the result JSON, so its chatter is muted while building
