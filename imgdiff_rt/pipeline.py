@@ -6,6 +6,7 @@ travel beside it in a :class:`PairImages`.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ from imgdiff_rt.weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, g
 from imgdiff_rt.words.caveats import fit_barely_helped, with_caveats
 from imgdiff_rt.words.describe import describe_regions
 
-DETECTORS = ("pixel", "segment", "hybrid")
+from imgdiff_rt.config.options import DETECTORS  # the one list, named here for callers
 
 
 @dataclass
@@ -95,7 +96,7 @@ class Pipeline:
                  caption_options: dict | None = None, session_options: dict | None = None,
                  feature_filter: str = "none", feature_threshold: float = SF.DEFAULT_FEATURE_THRESHOLD,
                  ignore: IgnoreSpec | None = None, tiled: bool = False,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, config=None) -> None:
         if detector not in DETECTORS:
             raise UsageError(f"detector {detector!r} is not available; choose one of {', '.join(DETECTORS)}",
                              parameter="detector")
@@ -113,6 +114,7 @@ class Pipeline:
             require_bundle(models, " and ".join(users))
         self.detector = detector
         self.captioner = captioner
+        self.config = config  # the PipelineConfig this pipeline was built from (config.build), when it was
         # the segmenter similarity filter runs the registered real segmenter's neck features (segmenter_features)
         self.feature_filter, self.feature_threshold = feature_filter, feature_threshold
         self._segmenter_onnx = SF.registered_segmenter_path(models) if feature_filter == "segmenter" else None
@@ -137,6 +139,14 @@ class Pipeline:
         self._captioner_ready = False
         self._namer: ObjectNamer | None = None
         self._namer_ready = False
+
+    def with_config(self, config) -> "Pipeline":
+        """A twin with ``config``'s per-pair settings (registration, the pixel detector, the pixel cap) that shares
+        this pipeline's opened sessions: what a request may change without opening a model."""
+        twin = copy.copy(self)
+        twin.config, twin.pixel = config, config.pixel
+        twin.align, twin.max_pixels = normalise_method(config.align), config.limits.max_pixels
+        return twin
 
     @classmethod
     def from_bundle(cls, path: str | os.PathLike, backend: str = "onnx", detector: str = "segment",

@@ -11,7 +11,7 @@ import click
 
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.web.limits import WebLimits
-from imgdiff_rt.cli.options import NOTICE_KEY, build_pipeline, detector_options, pipeline_option_names
+from imgdiff_rt.cli.options import NOTICE_KEY, detector_options, pipeline_option_names
 
 DEFAULT_PORT = 8080
 MAX_UPLOAD_MB = 256  # bigger image files are refused by the reader itself
@@ -30,12 +30,13 @@ def _build_app(ctx: click.Context, pipeline):
     """The ASGI app for the parsed options in ``ctx``, over ``pipeline`` (built by ``detector_options``)."""
     try:
         from imgdiff_rt.web.app import create_app
-        from imgdiff_rt.web.request_options import RequestOptions
+        from imgdiff_rt.config.requests import RequestOptions
     except ImportError as e:
         raise UsageError(f"`imgdiff-rt web` needs the web extra: pip install 'imgdiff-rt[web]' ({e})") from None
     server_values = {k: ctx.params[k] for k in pipeline_option_names()}
-    return create_app(pipeline, RequestOptions(web.params, server_values), build_pipeline,
-                      _web_limits(ctx.params), notice=ctx.meta.get(NOTICE_KEY))
+    own = [p.name for p in web.params if p.name not in server_values]
+    return create_app(pipeline, RequestOptions(server_values, server_fields=own), _web_limits(ctx.params),
+                      notice=ctx.meta.get(NOTICE_KEY))
 
 
 def _check_can_listen(host: str, port: int) -> None:

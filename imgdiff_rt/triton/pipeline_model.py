@@ -1,13 +1,11 @@
 """``imgdiff_pipeline``: the whole pair as one request, answered with the result JSON `run` writes.
 
-The model runs ``imgdiff_rt.pipeline.Pipeline`` itself (one method, one answer), built by the CLI's
-``build_pipeline`` from the CLI's option table, with the graph sessions on the ``triton-bls`` backend: the
-segmenter, CLIP and caption encoders are requests to the server's own models (their instances, batching and
-placement), generation stays in PyTorch here. A request sets only what the web API lets a request set
-(``web.request_options.SERVED_PER_REQUEST``) plus ``ignore`` boxes; anything else is a client error (400).
-
-This is an edge like ``web/``: it is the one module of ``triton/`` that imports ``cli`` and ``web`` (see
-docs/architecture.md).
+The model runs ``imgdiff_rt.pipeline.Pipeline`` itself (one method, one answer), built from a
+``PipelineConfig`` by the same ``config.build.pipeline_from_config`` as `run`, with the graph sessions on the
+``triton-bls`` backend: the segmenter, CLIP and caption encoders are requests to the server's own models (their
+instances, batching and placement), generation stays in PyTorch here. A request sets only the options the
+declarations let a served request set (``config.options.SERVED_OPTIONS``) plus ``ignore`` boxes; anything else
+is a client error (400).
 """
 
 from __future__ import annotations
@@ -17,14 +15,14 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
-from imgdiff_rt.cli.options import PIPELINE_OPTIONS, build_pipeline
+from imgdiff_rt.config.build import pipeline_from_config
+from imgdiff_rt.config.options import PAIR_OPTIONS, SERVED_OPTIONS
+from imgdiff_rt.config.requests import RequestOptions, parse_ignore, parse_json_options, request_pipeline
+from imgdiff_rt.config.tree import PipelineConfig
 from imgdiff_rt.errors import InputError
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
-from imgdiff_rt.web.request_options import (PER_REQUEST, SERVED_PER_REQUEST, RequestOptions, parse_ignore,
-                                   parse_json_options, request_pipeline)
 from imgdiff_rt.triton import bls
 from imgdiff_rt.triton.glue import GLUE
 from imgdiff_rt.triton.python_models import _Base
@@ -37,17 +35,10 @@ MAX_OPTIONS_BYTES = 64 * 1024  # a request's JSON configuration: a few hundred b
 MAX_PIPELINES = 8  # opened pipelines kept, one per distinct model choice (detector, captioner, CLIP settings)
 
 
-def option_params() -> list[click.Option]:
-    return [click.Option(decls, **kwargs) for decls, kwargs in PIPELINE_OPTIONS]
-
-
-def server_values(bundle_dir: Path, precision: str, max_pixels: int) -> dict[str, Any]:
-    """Every build_pipeline parameter at the CLI's default, on this repository's bundle and BLS sessions."""
-    params = option_params()
-    ctx = click.Context(click.Command(MODEL, params=params))
-    values = {p.name: (() if p.multiple else p.get_default(ctx)) for p in params}
-    values.update(models=bundle_dir, backend=bls.BACKEND, precision=precision, max_pixels=max_pixels)
-    return values
+def server_config(bundle_dir: Path, precision: str, max_pixels: int) -> PipelineConfig:
+    """Every option at its default, on this repository's bundle and BLS sessions."""
+    return PipelineConfig.from_values({"models": bundle_dir, "backend": bls.BACKEND, "precision": precision,
+                                       "max_pixels": max_pixels})
 
 
 def one_bytes(inputs: dict[str, np.ndarray | None], name: str, limit: int | None = None) -> bytes | None:
@@ -72,8 +63,8 @@ class ServedRequests:
     so the logic is tested without a server."""
 
     def __init__(self, bundle_dir: Path, precision: str = "fp32", max_pixels: int = DEFAULT_MAX_PIXELS):
-        self.server_values = server_values(bundle_dir, precision, max_pixels)
-        self.options = RequestOptions(option_params(), self.server_values, SERVED_PER_REQUEST,
+        self.config = server_config(bundle_dir, precision, max_pixels)
+        self.options = RequestOptions(dict(self.config.values), SERVED_OPTIONS,
                                       server_hint="fixed when the repository is written: `imgdiff-rt triton-repo`")
         self._pipelines: OrderedDict[str, Any] = OrderedDict()
 
@@ -83,17 +74,16 @@ class ServedRequests:
         return self.options.parse(fields, from_json=True), ignore
 
     def pipeline(self, overrides: dict[str, Any]):
-        models = {k: v for k, v in overrides.items() if k not in PER_REQUEST}
+        models = {k: v for k, v in overrides.items() if k not in PAIR_OPTIONS}
         key = json.dumps(models, sort_keys=True, default=str)
-        values = {**self.server_values, **models}
         base = self._pipelines.pop(key, None)
         if base is None:
-            base = build_pipeline(**values).open()
+            base = pipeline_from_config(self.config.with_values(models)).open()
         self._pipelines[key] = base
         while len(self._pipelines) > MAX_PIPELINES:
             self._pipelines.popitem(last=False)[1].close()
-        pair = {k: v for k, v in overrides.items() if k in PER_REQUEST}
-        return request_pipeline(base, values, pair, build_pipeline)
+        pair = {k: v for k, v in overrides.items() if k in PAIR_OPTIONS}
+        return request_pipeline(base, pair)
 
     def answer(self, left: bytes, right: bytes, options: bytes | None) -> str:
         overrides, ignore = self.parse(options)

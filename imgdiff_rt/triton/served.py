@@ -2,7 +2,7 @@
 
 ``ServedPipeline`` stands where a ``Pipeline`` stands for `run`, `run --pairs` (local or Ray), `eval` and
 `web`: ``process(left, right, id, ignore) -> Processed``. The image files travel as they are (no re-encoding;
-arrays and PIL images as PNG); the request's options are the ones ``SERVED_PER_REQUEST`` names. The pixels
+arrays and PIL images as PNG); the request's options are the ones ``config.options.SERVED_OPTIONS`` names. The pixels
 for pictures (``--out``) are decoded only when something reads them.
 """
 
@@ -65,7 +65,7 @@ class LazyPairImages:
 
 class ServedPipeline:
     """``Pipeline``'s place for a Triton server's ``imgdiff_pipeline``. ``options``: the request's fields
-    (names from ``SERVED_PER_REQUEST``); ``ignore``: every pair's ignore boxes."""
+    (names from ``config.options.SERVED_OPTIONS``); ``ignore``: every pair's ignore boxes."""
 
     def __init__(self, options: dict[str, Any], url: str | None = None, protocol: str | None = None,
                  ignore: IgnoreSpec | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, timeout: float = 120.0,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +25,7 @@ from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.web.diff import DiffService, job_payload
 from imgdiff_rt.web.info import info_payload
 from imgdiff_rt.web.limits import BodyLimitMiddleware, BodyTimeout, BodyTooLarge, WebLimits
-from imgdiff_rt.web.request_options import RequestOptions
+from imgdiff_rt.config.requests import RequestOptions
 from imgdiff_rt.web.store import JOB_ID_PATTERN, Job
 from imgdiff_rt.web.uploads import UploadTooLarge
 
@@ -93,14 +93,14 @@ async def _refuse_body(scope, receive, send, e: BodyTooLarge) -> None:
     await error_response(413, str(e))(scope, receive, send)
 
 
-def create_app(pipeline: Pipeline, options: RequestOptions, build: Callable[..., Pipeline],
-               limits: WebLimits | None = None, notice: str | None = None) -> FastAPI:
-    """``options``: the per-request options (and the server's values of all options); ``build``: the CLI's
-    pipeline builder, so a request's options mean what they mean on the command line; ``notice``: the line
-    `run` would print about this pipeline (shown by /v1/info and the page)."""
+def create_app(pipeline: Pipeline, options: RequestOptions, limits: WebLimits | None = None,
+               notice: str | None = None) -> FastAPI:
+    """``options``: the per-request options (and the server's values of all options), read against the
+    library's option declarations, so a request's options mean what the command line's flags mean; ``notice``:
+    the line `run` would print about this pipeline (shown by /v1/info and the page)."""
     limits = limits or WebLimits()
     pipeline.open()  # model sessions open now, once: a broken bundle fails at start, not on the first request
-    service = DiffService(pipeline, options, build, limits, notice)
+    service = DiffService(pipeline, options, limits, notice)
     app = FastAPI(title="imgdiff-rt", version=__version__, docs_url=None, redoc_url=None,
                   description="Find and describe the differences between two images. The page is at `/`.")
     app.state.service = service

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -19,7 +19,7 @@ from imgdiff_rt.detectors.ignore import IgnoreSpec
 from imgdiff_rt.imageio import decode_image_bytes
 from imgdiff_rt.pipeline import Pipeline, Processed
 from imgdiff_rt.web.limits import MAX_FIELD_BYTES, MAX_FORM_FIELDS, JobSlots, WebLimits
-from imgdiff_rt.web.request_options import RequestOptions, parse_ignore, parse_json_options, request_pipeline, shown
+from imgdiff_rt.config.requests import RequestOptions, parse_ignore, parse_json_options, request_pipeline, shown
 from imgdiff_rt.web.store import Job, JobStore, new_job_id
 from imgdiff_rt.web.uploads import check_upload, client_file_name, display_name
 
@@ -44,16 +44,15 @@ class DiffRequest:
 
 
 class DiffService:
-    def __init__(self, pipeline: Pipeline, options: RequestOptions, build: Callable[..., Pipeline],
-                 limits: WebLimits, notice: str | None = None):
-        self.pipeline, self.options, self.build, self.limits = pipeline, options, build, limits
+    def __init__(self, pipeline: Pipeline, options: RequestOptions, limits: WebLimits, notice: str | None = None):
+        self.pipeline, self.options, self.limits = pipeline, options, limits
         self.notice = notice  # what `run` would print on stderr for this pipeline (fallback, random weights)
         self.slots = JobSlots(limits.max_jobs)
         self.store = JobStore(limits.keep_s, limits.keep_bytes)
 
     async def handle(self, request: Request) -> Job:
         parsed = await self._read(request)
-        pipeline = request_pipeline(self.pipeline, self.options.server_values, parsed.overrides, self.build)
+        pipeline = request_pipeline(self.pipeline, parsed.overrides)
         if not self.slots.try_take():
             raise StarletteHTTPException(
                 429, f"busy: {self.limits.max_jobs} jobs are running, the server's limit; retry shortly",
