@@ -6,8 +6,9 @@ Who writes what: an actor writes a pair's pictures and its record file (so work 
 driver appends the results line when the record comes back. Ray restarts a dead actor and retries its task
 (``max_restarts`` / ``max_task_retries``), so a pair whose actor died is computed again; its files are replaced
 atomically and the driver sees each pair's output once, so no pair is lost or listed twice. The actors'
-constructor arguments travel inline with the creation task (a pipeline pickles to about a kilobyte): none sits
-in the object store where a restart could find it gone, which is what Ray warns about for restartable actors.
+constructor arguments travel inline with the creation task (a pipeline's configuration as JSON, a few hundred
+bytes; each actor builds and opens its own pipeline from it): none sits in the object store where a restart could
+find it gone, which is what Ray warns about for restartable actors.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
+from imgdiff_rt.config.build import pipeline_from_config
+from imgdiff_rt.config.tree import PipelineConfig
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.pairs import PairItem
 from imgdiff_rt.pipeline import Pipeline
@@ -40,11 +43,25 @@ def _import_ray():
     return ray
 
 
-class PairWorker:
-    """One Ray actor: opens its pipeline once and processes lists of pairs (as ``PairItem.to_row`` rows)."""
+def _shipped(pipeline) -> dict | object:
+    """What an actor receives to build its pipeline: the configuration (a JSON-able dict), or a served
+    pipeline's client as it is (a URL and a request's options; it holds no session)."""
+    config = getattr(pipeline, "config", None)
+    return {"config": config.to_dict()} if config is not None else pipeline
 
-    def __init__(self, pipeline: Pipeline, job, out_dir: str, records_subdir: str) -> None:
-        self.pipeline = pipeline.open()
+
+def _built(shipped: dict | object):
+    if isinstance(shipped, dict):
+        return pipeline_from_config(PipelineConfig.from_dict(shipped["config"]))
+    return shipped
+
+
+class PairWorker:
+    """One Ray actor: builds and opens its pipeline once and processes lists of pairs (as ``PairItem.to_row``
+    rows)."""
+
+    def __init__(self, pipeline: dict | object, job, out_dir: str, records_subdir: str) -> None:
+        self.pipeline = _built(pipeline).open()
         self.job, self.out_dir = job, Path(out_dir)
         self.records_dir = self.out_dir / records_subdir
 
@@ -108,7 +125,7 @@ def _records(ray, pipeline: Pipeline, todo: list[PairItem], job, out_dir: Path, 
              for i in range(0, len(todo), options.batch_size)]
     workers = min(len(tasks), options.workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
     actor = ray.remote(num_cpus=1, max_restarts=-1, max_task_retries=-1)(PairWorker)
-    args = (pipeline, job, str(out_dir.resolve()), job.records_subdir)
+    args = (_shipped(pipeline), job, str(out_dir.resolve()), job.records_subdir)
     pool = ActorPool([actor.remote(*args) for _ in range(workers)])
     seen: set[str] = set()
     for done in pool.map_unordered(lambda a, rows: a.run.remote(rows), tasks):
