@@ -130,7 +130,7 @@ def gather_pairs(scratch: Path, data: Path, example: tuple[Path, Path], sizes: d
     from imgdiff_rt.imageio import write_png_atomic
     from imgdiff_rt.evaluation.synth import synthesize
     from imgdiff_rt.bench.exact_pairs import SIZES, write_pairs
-    from imgdiff_rt.bench.real_pairs import SYNTH_SEED, SetAbsent, _clevr
+    from imgdiff_rt.bench.real_pairs import SET_SOURCES, SYNTH_SEED, SetAbsent
 
     pairs = [{"name": f"exact-{p.name}", "left": p.left, "right": p.right, "truth": p.truth, "pixel_exact": True}
              for p in write_pairs(scratch / "exact", sizes or SIZES)]
@@ -149,7 +149,7 @@ def gather_pairs(scratch: Path, data: Path, example: tuple[Path, Path], sizes: d
                       "right": folder / "right.png", "truth": [tuple(c["bbox"]) for c in made.truth["changes"]],
                       "pixel_exact": False})
     try:
-        (clevr,) = _clevr(1, data, example, scratch)
+        (clevr,) = SET_SOURCES["clevr-semantic"](1, data, example, scratch)
         pairs.append({"name": f"clevr-semantic-{clevr.name}", "left": clevr.left, "right": clevr.right,
                       "truth": None, "pixel_exact": False})
     except SetAbsent:

@@ -23,7 +23,7 @@ import numpy as np
 from imgdiff_rt.errors import ModelError, UsageError
 from imgdiff_rt.bench import work
 from imgdiff_rt.bench.harness import Workload
-from imgdiff_rt.bench.stages import REFERENCE, BackendChoice, Context, StageSkipped, _forget_left, _require_precision
+from imgdiff_rt.bench.context import REFERENCE, BackendChoice, Context, StageSkipped, forget_left, require_precision
 
 #: the default pair sets, "NAME:COUNT" (COUNT pairs of set NAME; the example set has one pair)
 DEFAULT_SETS = ("example", "synth:2", "levir-cd:1", "clevr-semantic:2")
@@ -157,7 +157,7 @@ def _check_column(ctx: Context, choice: BackendChoice, graphs: tuple[str, ...]) 
         raise StageSkipped(f"the real-pair cells compare the Img-Diff reference (torch) with the product on "
                            f"ONNX Runtime ({', '.join(c for c in COLUMNS if c != REFERENCE)})")
     for graph in graphs:
-        _require_precision(ctx, choice, graph)
+        require_precision(ctx, choice, graph)
 
 
 # ---- the two sides ----------------------------------------------------------------------------------------
@@ -181,7 +181,7 @@ def reference_detector(ctx: Context):
 
 def registered_precision(bundle) -> str:
     """The precision of the segmenter graph as exported or registered (not a dequantized rebuild of it)."""
-    first = [e["precision"] for e in bundle.graph_entries("segmenter", "onnx") if not e.get("dequantized_from")]
+    first = [e.precision for e in bundle.graph_entries("segmenter", "onnx") if not e.dequantized_from]
     return first[0] if first else bundle.precision_for("segmenter", "fp32")
 
 
@@ -266,7 +266,7 @@ def detect_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> 
     def run():
         rows = []
         for pair, (left, right) in zip(pairs, images):
-            _forget_left(detector)  # every pair from scratch, as a new pair would be
+            forget_left(detector)  # every pair from scratch, as a new pair would be
             regions, report = detector.detect(left, right)
             rows.append({"pair": f"{pair.set}/{pair.name}", **{k: report.timings_ms.get(k) for k in STAGE_KEYS},
                          "candidates": report.facts.get("candidates"), "clip_boxes": report.facts.get("clip_boxes"),
@@ -289,7 +289,7 @@ def pipeline_real(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -
     def run():
         rows = []
         for pair in pairs:
-            _forget_left(getattr(pipeline, "_detector", None))
+            forget_left(getattr(pipeline, "_detector", None))
             result = pipeline.process(pair.left, pair.right).result
             dropped = result.settings.get("caption_dropped") or []
             rows.append({"pair": f"{pair.set}/{pair.name}", **{k: result.timings_ms.get(k) for k in STAGE_KEYS},
@@ -330,7 +330,8 @@ def accuracy(ctx: Context, choice: BackendChoice, captions: bool) -> dict:
             out[graph] = "not recorded"
             continue
         text = parity_cell(entry)
-        agreement = ((entry.get("accuracy") or {}).get("generation") or {}).get("token_agreement")
+        generation = entry.accuracy.generation if entry.accuracy is not None else None
+        agreement = generation.token_agreement if generation is not None else None
         out[graph] = text + (f", token agreement {agreement:.2f}" if agreement is not None else "")
     return out
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from imgdiff_rt.bench.real_pairs import COLUMNS, STAGE_KEYS
-from imgdiff_rt.bench.stages import REAL_STAGES, REFERENCE
+from imgdiff_rt.bench.context import REFERENCE
+from imgdiff_rt.bench.stages import REAL_STAGES
 from imgdiff_rt.bench.stats import paired_ratios
 
 

@@ -8,15 +8,12 @@ A backend that cannot run here raises ``StageSkipped`` with the reason; the suit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from imgdiff_rt.errors import ImgDiffError
-from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.specs import DEFAULT_IMGSZ
+from imgdiff_rt.bench import real_pairs
+from imgdiff_rt.bench.context import REFERENCE, BackendChoice, Context, StageSkipped, forget_left, require_precision
 from imgdiff_rt.bench.harness import Workload
 
 STAGES = ("segment", "clip", "caption", "detect", "pipeline", "detect-real", "pipeline-real")
@@ -41,31 +38,6 @@ STAGE_DOC = {
 }
 
 
-@dataclass(frozen=True)
-class BackendChoice:
-    """A column of the report: which Session backend, at which precision."""
-
-    name: str
-    backend: str
-    precision: str
-    label: str
-
-
-BACKENDS = {b.name: b for b in (
-    BackendChoice("torch", "torch", "fp32", "PyTorch eager fp32"),
-    BackendChoice("default", "onnx", "auto", "ONNX Runtime, precision auto (run's default)"),
-    BackendChoice("onnx", "onnx", "fp32", "ONNX Runtime fp32"),
-    BackendChoice("onnx-int8", "onnx", "int8", "ONNX Runtime int8"),
-    BackendChoice("tensorrt", "tensorrt", "fp16", "TensorRT fp16"),
-    BackendChoice("triton", "triton", "fp32", "Triton (ONNX Runtime models)"),
-)}
-REFERENCE = "torch"
-
-
-class StageSkipped(Exception):
-    """This backend cannot run this stage here; ``str(e)`` says why (shown in the report)."""
-
-
 def backend_unavailable(name: str) -> str | None:
     """Why a backend cannot run on this machine at all (None when it may): checked before any model loads."""
     if name == "tensorrt":
@@ -86,42 +58,6 @@ def backend_unavailable(name: str) -> str | None:
         except ImgDiffError as e:
             return f"the `triton` Session backend cannot load: {e}"
     return None
-
-
-@dataclass
-class Context:
-    """What every builder needs; sessions / detectors / captioners are opened once and reused across cells."""
-
-    bundle: Bundle
-    left: np.ndarray  # RGB uint8 pair used by detect / pipeline (and cut into crops for clip / caption)
-    right: np.ndarray
-    left_path: Path | None = None
-    right_path: Path | None = None
-    threads: int | None = None
-    max_new_tokens: int | None = None  # None: the captioner's default
-    session_opts: dict = field(default_factory=dict)
-    caption_device: str | None = None  # PyTorch device of BLIP generation (BenchConfig.device); None: its default
-    real_sets: tuple[str, ...] = ()  # the real-pair cells' sets, "NAME:COUNT" (bench/real_pairs.py)
-    real_data: Path = Path("../shared/data")  # where LEVIR-CD and CLEVR-Change are found
-    cache: dict = field(default_factory=dict)
-
-    def opts(self) -> dict:
-        return {**({"threads": self.threads} if self.threads else {}), **self.session_opts}
-
-    def cached(self, key: tuple, make):
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
-
-    def close(self) -> None:
-        for obj in self.cache.values():
-            closer = getattr(obj, "close", None) or getattr(obj, "cleanup", None)  # cleanup: temporary folders
-            if closer is not None:
-                try:
-                    closer()
-                except Exception:  # noqa: BLE001 - closing is best effort at the end of a run
-                    pass
-        self.cache.clear()
 
 
 def crops_from(image: np.ndarray, count: int, side: int = 128, seed: int = 0) -> list[np.ndarray]:
@@ -148,16 +84,10 @@ def _guard(fn):
     return wrapper
 
 
-def _require_precision(ctx: Context, choice: BackendChoice, spec_name: str) -> None:
-    """An int8 column needs the bundle's int8 graph; without it the cell is skipped, never run in fp32."""
-    if choice.precision == "int8" and "int8" not in ctx.bundle.precisions(spec_name):
-        raise StageSkipped(f"the bundle has no int8 {spec_name} graph (export with --precision int8)")
-
-
 def _session(ctx: Context, choice: BackendChoice, spec_name: str):
     from imgdiff_rt.runtime.session import open_session
 
-    _require_precision(ctx, choice, spec_name)
+    require_precision(ctx, choice, spec_name)
     return ctx.cached(("session", choice.name, spec_name), lambda: open_session(
         ctx.bundle, spec_name, choice.backend, choice.precision, **ctx.opts()))
 
@@ -168,8 +98,6 @@ def build_workload(ctx: Context, stage: str, choice: BackendChoice, batch: int =
     reason = backend_unavailable(choice.name)
     if reason:
         raise StageSkipped(reason)
-    from imgdiff_rt.bench import real_pairs
-
     builder = {"segment": _segment, "clip": _clip, "caption": _caption, "detect": _detect, "pipeline": _pipeline,
                "detect-real": real_pairs.detect_real, "pipeline-real": real_pairs.pipeline_real}[stage]
     return builder(ctx, choice, batch, imgsz)
@@ -193,7 +121,7 @@ def _clip(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Worklo
 def _captioner(ctx: Context, choice: BackendChoice):
     from imgdiff_rt.captioners.blip import BlipCaptioner
 
-    _require_precision(ctx, choice, "blip_vision")
+    require_precision(ctx, choice, "blip_vision")
     extra = {"max_new_tokens": ctx.max_new_tokens} if ctx.max_new_tokens else {}
     extra.update({"device": ctx.caption_device} if ctx.caption_device else {})
     return ctx.cached(("captioner", choice.name), lambda: BlipCaptioner.from_bundle(
@@ -230,18 +158,10 @@ def _segment_config(imgsz: int, equal_work: bool = False, reference: bool = Fals
     return SegmentConfig(imgsz=imgsz, **gate)
 
 
-def _forget_left(owner: Any) -> None:
-    """Empty the detector's left-image cache: the benchmark repeats one pair, and a cache hit would time only
-    the right image. ``left-cache`` rows in the report time the cached case on purpose."""
-    cache = getattr(owner, "_cache", None)
-    if cache is not None:
-        cache.clear()
-
-
 def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_left: bool = False) -> Workload:
     from imgdiff_rt.detectors.model.detector import ModelDetector
 
-    _require_precision(ctx, choice, "segmenter")
+    require_precision(ctx, choice, "segmenter")
     detector = ctx.cached(("detector", choice.name, imgsz), lambda: ModelDetector(
         ctx.bundle, choice.backend, choice.precision, _segment_config(imgsz, reference=choice.name == REFERENCE),
         **ctx.opts()))
@@ -249,7 +169,7 @@ def _detect(ctx: Context, choice: BackendChoice, batch: int, imgsz: int, keep_le
 
     def run():
         if not keep_left:
-            _forget_left(detector)
+            forget_left(detector)
         regions, report = detector.detect(ctx.left, ctx.right)
         facts.append({"segment_ms": report.timings_ms.get("segment"), "clip_ms": report.timings_ms.get("clip"),
                       "candidates": report.facts.get("candidates"), "regions": len(regions)})
@@ -278,7 +198,7 @@ def _pipeline(ctx: Context, choice: BackendChoice, batch: int, imgsz: int) -> Wo
     timings: list[dict] = []
 
     def run():
-        _forget_left(getattr(pipeline, "_detector", None))
+        forget_left(getattr(pipeline, "_detector", None))
         result = pipeline.process(left, right).result
         timings.append({**dict(result.timings_ms), "regions": len(result.regions)})
 

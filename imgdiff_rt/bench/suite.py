@@ -18,7 +18,7 @@ from imgdiff_rt.errors import UsageError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.specs import DEFAULT_IMGSZ
 from imgdiff_rt.runtime.device import parse_device, session_settings
-from imgdiff_rt.bench import harness, real_pairs, stages, work
+from imgdiff_rt.bench import context, harness, real_pairs, stages, work
 from imgdiff_rt.bench.machine import machine_info, measure_peak_flops, usable_cores
 from imgdiff_rt.bench.stats import paired_ratios
 
@@ -36,7 +36,7 @@ DEFAULT_STAGES = tuple(s for s in stages.STAGES if s not in stages.REAL_STAGES)
 class BenchConfig:
     models: str
     out: str = "benchmarks/results/latest"
-    backends: tuple[str, ...] = tuple(stages.BACKENDS)
+    backends: tuple[str, ...] = tuple(context.BACKENDS)
     stages: tuple[str, ...] = DEFAULT_STAGES
     batches: tuple[int, ...] = (1,)
     imgsz: tuple[int, ...] = (DEFAULT_IMGSZ, 1024)
@@ -65,10 +65,10 @@ class BenchConfig:
     def check(self) -> "BenchConfig":
         if not self.backends or not self.stages:
             raise UsageError("backends and stages must each name at least one", parameter="backends")
-        bad = [b for b in (*self.backends, *self.concurrency_backends) if b not in stages.BACKENDS]
+        bad = [b for b in (*self.backends, *self.concurrency_backends) if b not in context.BACKENDS]
         bad += [s for s in self.stages if s not in stages.STAGES]
         if bad:
-            raise UsageError(f"unknown backend/stage {', '.join(bad)}; backends: {', '.join(stages.BACKENDS)}; "
+            raise UsageError(f"unknown backend/stage {', '.join(bad)}; backends: {', '.join(context.BACKENDS)}; "
                              f"stages: {', '.join(stages.STAGES)}")
         if self.runs < 1 or self.warmup < 0 or any(b < 1 for b in self.batches):
             raise UsageError("runs and batches must be at least 1, warmup at least 0", parameter="runs")
@@ -124,7 +124,7 @@ def _read_pair(cfg: BenchConfig) -> tuple[np.ndarray, np.ndarray, Path, Path]:
     return read_image(left), read_image(right), left, right
 
 
-def _count_work(ctx: stages.Context, cell: dict, workload: harness.Workload | None) -> dict:
+def _count_work(ctx: context.Context, cell: dict, workload: harness.Workload | None) -> dict:
     """FLOPs / bytes of one call, counted on the fp32 graphs from the onnx workload's recorded calls, plus the
     PyTorch FLOPs that run outside any session (BLIP's decoder during generation)."""
     if workload is None:
@@ -139,14 +139,14 @@ def _count_work(ctx: stages.Context, cell: dict, workload: harness.Workload | No
     return counted
 
 
-def _build_workloads(cfg: BenchConfig, ctx: stages.Context, row: dict, say) -> list[harness.Workload]:
+def _build_workloads(cfg: BenchConfig, ctx: context.Context, row: dict, say) -> list[harness.Workload]:
     workloads = []
     for name in cfg.backends:
         rss0 = harness.rss_bytes()
         try:
-            w = stages.build_workload(ctx, row["stage"], stages.BACKENDS[name], row["batch"],
+            w = stages.build_workload(ctx, row["stage"], context.BACKENDS[name], row["batch"],
                                       row["imgsz"] or DEFAULT_IMGSZ)
-        except stages.StageSkipped as e:
+        except context.StageSkipped as e:
             row["skipped"][name] = str(e)
             say(f"  {name}: skipped - {e}")
             continue
@@ -156,7 +156,7 @@ def _build_workloads(cfg: BenchConfig, ctx: stages.Context, row: dict, say) -> l
     return workloads
 
 
-def _measure_cell(cfg: BenchConfig, ctx: stages.Context, cell: dict, say: Callable[[str], None],
+def _measure_cell(cfg: BenchConfig, ctx: context.Context, cell: dict, say: Callable[[str], None],
                   sampler: harness.MemorySampler) -> dict:
     row = {**cell, "doc": stages.STAGE_DOC[cell["stage"]], "backends": {}, "skipped": {}}
     workloads = _build_workloads(cfg, ctx, row, say)
@@ -206,16 +206,16 @@ def _entries(row: dict, workloads: list[harness.Workload], measured: dict, profi
     for w in workloads:
         info = {k: v for k, v in w.info.items() if k not in ("facts", "timings", "tokens_per_call", "calls")}
         entry = {**measured[w.backend], "unit": w.unit, "items_per_call": w.items,
-                 "label": stages.BACKENDS[w.backend].label, **info, **profiles.get(w.backend, {})}
+                 "label": context.BACKENDS[w.backend].label, **info, **profiles.get(w.backend, {})}
         for key in ("facts", "timings"):
             if w.info.get(key):
                 entry["stage_ms_median"] = _median_rows(w.info[key])
         if w.info.get("tokens_per_call"):
             entry["tokens_per_call_median"] = float(np.median(w.info["tokens_per_call"]))
         row["backends"][w.backend] = entry
-    ref = row["backends"].get(stages.REFERENCE)
+    ref = row["backends"].get(context.REFERENCE)
     for name, entry in row["backends"].items():
-        if ref is not None and name != stages.REFERENCE:
+        if ref is not None and name != context.REFERENCE:
             entry["speedup_vs_torch"] = paired_ratios(ref["times_ms"], entry["times_ms"])
         say(f"  {name:10s} median {entry['median_ms']:9.1f} ms  p95 {entry['p95_ms']:9.1f}  "
             f"{entry['throughput_per_s']:.3f} {entry['unit']}/s"
@@ -224,8 +224,8 @@ def _entries(row: dict, workloads: list[harness.Workload], measured: dict, profi
 
 def _maybe_build(ctx, cell, name):
     try:
-        return stages.build_workload(ctx, cell["stage"], stages.BACKENDS[name], cell["batch"], cell["imgsz"] or DEFAULT_IMGSZ)
-    except stages.StageSkipped:
+        return stages.build_workload(ctx, cell["stage"], context.BACKENDS[name], cell["batch"], cell["imgsz"] or DEFAULT_IMGSZ)
+    except context.StageSkipped:
         return None
 
 
@@ -243,7 +243,7 @@ def _failed(row: dict, workloads: list, error: Exception, say) -> dict:
     return row
 
 
-def _concurrency(cfg: BenchConfig, ctx: stages.Context, say) -> dict:
+def _concurrency(cfg: BenchConfig, ctx: context.Context, say) -> dict:
     """Throughput and latency against N concurrent clients (segmenter requests at the first --imgsz)."""
     from imgdiff_rt.runtime.session import open_session
 
@@ -258,7 +258,7 @@ def _concurrency(cfg: BenchConfig, ctx: stages.Context, say) -> dict:
             out["skipped"][name] = reason
             say(f"  concurrency {name}: skipped - {reason}")
             continue
-        choice = stages.BACKENDS[name]
+        choice = context.BACKENDS[name]
         spec_feeds = {}
 
         def make_client(choice=choice, spec_feeds=spec_feeds):
@@ -305,7 +305,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
     except ImportError:
         pass
     left, right, lp, rp = _read_pair(cfg)
-    ctx = stages.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens,
+    ctx = context.Context(bundle, left, right, lp, rp, threads=threads, max_new_tokens=cfg.max_new_tokens,
                          session_opts=session_opts, caption_device=placement.get("torch_device"),
                          real_sets=tuple(cfg.real_sets), real_data=Path(cfg.real_data))
     cells = plan_cells(cfg)
