@@ -5,7 +5,9 @@ normalise the result JSONs (timings and checkout paths removed) and compare them
 
 A commit runs from a git worktree under /tmp/imgdiff-behaviour/<sha>/tree, with this venv's python and
 PYTHONPATH=<worktree>; its normalised results go to /tmp/imgdiff-behaviour/<sha>/<role>/ (raw JSON and stderr
-under raw/). Exit 0: every case equal; 1: a difference or a failed case; 2: setup failed.
+under raw/). Unless --no-self-check (or both sides are one commit), --before first runs twice and is compared
+with itself, which shows the normalisation leaves no run-to-run noise. Exit 0: every case equal; 1: a difference
+or a failed case; 2: setup failed (worktree, export, or the wrong imgdiff_rt imported).
 """
 
 from __future__ import annotations
@@ -124,8 +126,12 @@ def cases(root: Path) -> list[tuple[str, str, Path, Path, list[str]]]:
     out += [("levir", *p, ["--detector", "pixel"]) for p in pairs("A", "B", "levir-cd", 10)]
     out += [("clevr", *p, ["--detector", "pixel"]) for p in clevr]
     models = ["--models", str(BUNDLE)]
-    # blip keeps the default detector: on a tiny bundle it falls back to pixel, which is behaviour worth holding
-    for group, extra in (("segment", ["--detector", "segment"]), ("hybrid", ["--detector", "hybrid"]),
+    # With the tiny random segmenter and CLIP, plain `--detector segment` keeps no region on any of these pairs
+    # (the pixel gate or the 0.85 cosine drops every box); without the gate and with a threshold of 1 its boxes
+    # reach the result, so CLIP similarities and segment-sourced descriptions are compared too. hybrid keeps
+    # the defaults (gate included). blip keeps the default detector: on a tiny bundle it falls back to pixel.
+    segment = ["--detector", "segment", "--pixel-gate", "none", "--clip-threshold", "1.0"]
+    for group, extra in (("segment", segment), ("hybrid", ["--detector", "hybrid"]),
                          ("blip", ["--captioner", "blip"])):
         out += [(group, *p, models + extra) for p in example + clevr[:3]]
     return out
@@ -199,7 +205,10 @@ def diff(a, b, path: str = "") -> list[str]:
     if isinstance(a, float):
         same = math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0) or (math.isnan(a) and math.isnan(b))
         return [] if same else [f"{path}: {a!r} vs {b!r}"]
-    return [] if a == b else [f"{path}: {str(a)[:60]!r} vs {str(b)[:60]!r}"]
+    if isinstance(a, str) and a != b:  # long descriptions: show where they part, not their shared start
+        i = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        return [f"{path}: ...{a[max(0, i - 15):i + 40]!r} vs ...{b[max(0, i - 15):i + 40]!r}"]
+    return [] if a == b else [f"{path}: {a!r} vs {b!r}"]
 
 
 def compare(title: str, left: dict, right: dict, show: int = 5) -> bool:
