@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("IMGDIFF_RT_SHARED", ROOT.parent / "shared"))
+from helpers import SHARED
 
 # Folders the environment must name before any library is imported (so before pytest's temp factories exist):
 # made in the system temp folder, never in the checkout, and removed when the test process ends.

@@ -1,12 +1,21 @@
-"""Small image factories shared by the tests (no fixtures here: plain functions, importable anywhere)."""
+"""Small image factories and the folders shared by the tests (no fixtures here: plain functions and constants,
+importable anywhere as ``from helpers import ...``: pyproject's pytest settings put tests/ on sys.path)."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+#: tests/, wherever a test file sits below it (tests/data, the helper modules the Ray driver script imports)
+TESTS_DIR = Path(__file__).resolve().parent
+#: the checkout's root (README.md, examples/, deploy/, the package)
+ROOT = TESTS_DIR.parent
+#: the ../shared data folder beside the checkout (models, data sets), or where IMGDIFF_RT_SHARED names it
+SHARED = Path(os.environ.get("IMGDIFF_RT_SHARED", ROOT.parent / "shared"))
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
@@ -32,6 +41,20 @@ def flat(h: int = 200, w: int = 300, colour=(128, 128, 128)) -> np.ndarray:
 def save(path: Path, arr: np.ndarray, **kw) -> Path:
     Image.fromarray(arr).save(path, **kw)
     return path
+
+
+def make_folder(root: Path, n: int = 4, names=None) -> Path:
+    """A batch folder: ``root/left`` and ``root/right`` with ``n`` textured pairs (or one per name), each with one
+    magenta patch moved 5 px further down per pair."""
+    (root / "left").mkdir(parents=True)
+    (root / "right").mkdir()
+    for k, name in enumerate(names or [f"p{k}" for k in range(n)]):
+        left = textured(120, 160, seed=k)
+        right = left.copy()
+        right[20 + 5 * k:60 + 5 * k, 30:80] = (255, 0, 255)
+        save(root / "left" / f"{name}.png", left)
+        save(root / "right" / f"{name}.png", right)
+    return root
 
 
 def one_patch_pair(folder: Path, h: int = 160, w: int = 240, seed: int = 1) -> tuple[Path, Path]:

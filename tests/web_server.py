@@ -12,7 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 START_TIMEOUT_S = 60
 
 
@@ -62,3 +63,10 @@ class WebServer:
 
     def spool_folders(self) -> list[str]:
         return [p.name for p in self.tmp.iterdir() if p.name.startswith("imgdiff-rt-web-")]
+
+
+class GracefulWebServer(WebServer):
+    """Stopped as Ctrl-C stops it (uvicorn's graceful stop), for the tests that check what a stop leaves behind."""
+
+    def stop(self, sig: int = signal.SIGINT, wait_s: float = 20) -> int:
+        return super().stop(sig, wait_s)

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "imgdiff_rt"
+from helpers import ROOT
+
+PACKAGE = ROOT / "imgdiff_rt"
 
 #: the floors, lowest first; a floor imports only floors below it (and the root's base modules: errors, limits,
 #: files, imageio, result, annotate, extras). Packages on one floor may import each other only where FLOOR_PEERS says.

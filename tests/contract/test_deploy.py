@@ -3,7 +3,6 @@ manifests agree with what the Dockerfile and `imgdiff-rt triton-repo` produce (r
 
 import copy
 import re
-from pathlib import Path
 
 import pytest
 
@@ -11,9 +10,10 @@ from imgdiff_rt.triton.repository import write_repository
 
 import kustomize_lite
 
+from helpers import ROOT
+
 kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
-ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 KUSTOMIZATIONS = sorted(p.parent for p in DEPLOY.rglob("kustomization.yaml"))
 DOCKERFILE = (ROOT / "Dockerfile").read_text()

@@ -12,7 +12,7 @@ from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS
 from imgdiff_rt.detectors.pixel.detector import DEFAULT_NOISE_FLOOR, DEFAULT_THRESHOLD, PixelConfig
 from imgdiff_rt.detectors.model.detector import SegmentConfig
 
-from conftest import ROOT
+from helpers import ROOT
 
 _PIXEL, _SEGMENT = PixelConfig(), SegmentConfig()
 

@@ -19,9 +19,8 @@ from click.testing import CliRunner
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.models.bundle import MANIFEST, SCHEMA
 
-from conftest import ROOT
-from helpers import save, textured
-from test_hostile_inputs import CORPUS_KINDS as IMAGE_AND_OPTION_KINDS
+from helpers import ROOT, save, textured
+from tests.contract.test_hostile_inputs import CORPUS_KINDS as IMAGE_AND_OPTION_KINDS
 
 DEEP = "[" * 100_000 + "]" * 100_000
 

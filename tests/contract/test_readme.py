@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def _readme_commands():

@@ -13,7 +13,7 @@ from imgdiff_rt.cli.options import pipeline_option_names
 from imgdiff_rt.cli.readme_doc import (EXAMPLE, GROUPS, OPTIONS_MARKERS, SAMPLE_MARKERS, abridged, between,
                                        option_list)
 
-from conftest import ROOT
+from helpers import ROOT
 
 STALE = "the README is stale: run python scripts/gen_readme.py"
 

@@ -22,8 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
-from helpers import textured  # noqa: E402
+from helpers import ROOT, textured  # noqa: E402
 from web_server import WebServer  # noqa: E402
 
 BOUNDARY = "hostileBoundary7"

@@ -23,8 +23,7 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.errors import DiskFullError
 from imgdiff_rt.pairs import load_pairs, safe_stem
 
-from conftest import ROOT
-from helpers import save, textured
+from helpers import ROOT, save, textured
 
 
 def make_pairs(root: Path, n: int, extra_lines: list[str] = (), size=(96, 128)) -> Path:

@@ -19,11 +19,10 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray")
 
 import ray_helpers  # noqa: E402
+from helpers import TESTS_DIR  # noqa: E402
 from imgdiff_rt.batch import BatchOptions, RunJob, run_batch  # noqa: E402
 from imgdiff_rt.cli.main import cli  # noqa: E402
 from imgdiff_rt.pairs import load_pairs  # noqa: E402
-
-TESTS = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +79,7 @@ def test_eval_on_ray_scores_like_the_local_eval(cluster, tmp_path, shared_data):
 def _driver_script(pairs: Path, out: Path, pid_dir: Path, address: str) -> str:
     return f"""
 import sys
-sys.path.insert(0, {str(TESTS)!r})
+sys.path.insert(0, {str(TESTS_DIR)!r})
 import ray, ray_helpers
 ray.init(address={address!r}, log_to_driver=False, logging_level="WARNING")
 ray.cloudpickle.register_pickle_by_value(ray_helpers)

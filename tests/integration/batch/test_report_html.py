@@ -14,8 +14,7 @@ from click.testing import CliRunner
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.writers.report_html import REPORT_FILE
 
-from conftest import ROOT
-from helpers import headless_chromium
+from helpers import ROOT, headless_chromium
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory, shared_data):

@@ -9,15 +9,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("gpu_check", module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -58,6 +58,6 @@ def test_shell_script_refuses_without_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present: the script would measure")
     env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path / "out")}
-    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh")], env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 3 and "no CUDA GPU" in proc.stderr and "--device cpu" in proc.stderr

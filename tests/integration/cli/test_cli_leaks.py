@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_check_given_a_file_says_a_bundle_folder_is_expected(tmp_path):

@@ -16,8 +16,9 @@ from click.testing import CliRunner
 
 from imgdiff_rt.detectors.pixel.label_stats import label_boxes, label_sums
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLE = REPO / "examples"
+from helpers import ROOT
+
+EXAMPLE = ROOT / "examples"
 MODEL_STACK = {"torch", "onnxruntime", "transformers", "ultralytics", "tensorrt", "matplotlib"}
 SLOW_SCIENCE = {"scipy.optimize", "scipy.ndimage", "scipy.spatial", "skimage", "skimage.segmentation"}
 ARRAY_STACK = {"numpy", "cv2", "PIL", "scipy"}
@@ -27,7 +28,7 @@ def _imported(args: list[str], home: Path) -> set[str]:
     """Every module a fresh `imgdiff-rt ARGS` imports (from -X importtime), after checking it succeeded."""
     env = {**os.environ, "IMGDIFF_RT_HOME": str(home), "PYTHONWARNINGS": "ignore"}
     code = "import sys; from imgdiff_rt.cli.main import cli; sys.argv[0] = 'imgdiff-rt'; cli()"
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], cwd=REPO, env=env,
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code, *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, flags=re.M))

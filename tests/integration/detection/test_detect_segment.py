@@ -14,7 +14,8 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.detectors.model.detector import SegmentConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 # a random tiny segmenter scores low: a low confidence gives many candidates; a threshold of 1.0 keeps every
 # box whose crops differ at all (random CLIP weights make Img-Diff's 0.85 meaningless)

@@ -13,7 +13,7 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.triton.repo_check import served_weights
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_serve_and_run_give_the_tiny_segmenter_one_label(tiny_runtime_bundle, tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,9 @@ from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.evaluation.synth import synthesize
 from imgdiff_rt.words.scoring import WordsTally, word_checks
 
-LABELS = Path(__file__).parent / "data" / "clevr_change_words.jsonl"
+from helpers import ROOT, TESTS_DIR
+
+LABELS = TESTS_DIR / "data" / "clevr_change_words.jsonl"
 
 
 def _tally(pipeline, pairs) -> tuple[WordsTally, int, int]:
@@ -142,7 +143,7 @@ def test_eval_with_nothing_evaluable_still_leaves_its_summary_and_report(tmp_pat
     src = tmp_path / "src"
     for part in ("left", "right", "truth"):
         (src / part).mkdir(parents=True)
-    examples = Path(__file__).resolve().parents[1] / "examples"
+    examples = ROOT / "examples"
     shutil.copy(examples / "left.png", src / "left" / "a.png")
     shutil.copy(examples / "right.png", src / "right" / "a.png")
     (src / "truth" / "a.json").write_text("[" * 100_000)  # nested too deep to be a truth file

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from conftest import ROOT
+from helpers import ROOT
 
 PAIR = [str(ROOT / "examples" / "left.png"), str(ROOT / "examples" / "right.png")]
 

@@ -4,7 +4,6 @@ default detector that depends on what the bundle holds."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import pytest
@@ -12,7 +11,8 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 
 

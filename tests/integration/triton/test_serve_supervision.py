@@ -26,9 +26,8 @@ from PIL import Image
 from imgdiff_rt.triton import health
 from imgdiff_rt.triton.server import LocalServer, free_port
 
-from helpers import triton_server_env
+from helpers import ROOT, triton_server_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "imgdiff-rt")
 RECOVERY_LIMIT_S = 30.0
 

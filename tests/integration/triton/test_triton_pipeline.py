@@ -26,7 +26,8 @@ from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.repository import write_repository
 from imgdiff_rt.triton.server import LocalServer
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 CLI = str(Path(sys.executable).parent / "imgdiff-rt")
 # settings under which the tiny random models keep several regions (the defaults keep none)

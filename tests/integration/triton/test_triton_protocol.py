@@ -5,7 +5,6 @@ from __future__ import annotations
 import concurrent.futures
 import http.server
 import threading
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -15,7 +14,8 @@ from imgdiff_rt.errors import TritonUnavailableError, UsageError
 from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.server import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 
 

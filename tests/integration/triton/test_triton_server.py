@@ -29,7 +29,8 @@ from imgdiff_rt.triton.python_models import caption_regions_arrays
 from imgdiff_rt.triton.repository import glue_params, write_repository
 from imgdiff_rt.triton.server import LocalServer, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT = (ROOT / "examples" / "left.png").read_bytes()
 RIGHT = (ROOT / "examples" / "right.png").read_bytes()
 # Loose settings so the tiny random-weight models give many distinct regions to compare (the defaults give

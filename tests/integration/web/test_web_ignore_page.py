@@ -10,13 +10,13 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 
-from conftest import ROOT  # noqa: E402
-from test_web_page import Server  # noqa: E402
+from helpers import ROOT  # noqa: E402
+from web_server import GracefulWebServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("web"), "--detector", "pixel")
+    srv = GracefulWebServer(tmp_path_factory.mktemp("web"), "--detector", "pixel")
     yield srv
     srv.stop()
 
@@ -82,7 +82,7 @@ def test_an_error_clears_the_previous_result(server, browser):
 
 
 def test_web_says_at_start_that_the_pixel_detector_runs_without_a_bundle(tmp_path):
-    srv = Server(tmp_path)  # no --detector, and the tests' home holds no bundle
+    srv = GracefulWebServer(tmp_path)  # no --detector, and the tests' home holds no bundle
     try:
         time.sleep(0.2)
         log = (tmp_path / "server.log").read_text()

@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import subprocess
 
 import pytest
@@ -19,19 +18,13 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 import httpx  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
-from web_server import WebServer  # noqa: E402
-
-
-
-class Server(WebServer):
-    def stop(self, sig: int = signal.SIGINT, wait_s: float = 20) -> int:  # uvicorn's graceful stop, as Ctrl-C
-        return super().stop(sig, wait_s)
+from helpers import ROOT  # noqa: E402
+from web_server import GracefulWebServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("web"), "--detector", "pixel")
+    srv = GracefulWebServer(tmp_path_factory.mktemp("web"), "--detector", "pixel")
     yield srv
     srv.stop()
 
@@ -53,7 +46,7 @@ def test_the_readme_curl_command_against_the_default_address(server):
 
 
 def test_spool_folder_is_removed_when_the_server_stops(tmp_path):
-    srv = Server(tmp_path)
+    srv = GracefulWebServer(tmp_path)
     import io
 
     import numpy as np

@@ -19,19 +19,7 @@ from imgdiff_rt.writers.pair import change_mask_name
 from imgdiff_rt.pairs import CLEVR_SEMANTIC_UNSCORED, load_pairs, safe_stem
 from imgdiff_rt.pipeline import Pipeline
 
-from helpers import save, textured
-
-
-def make_folder(root, n=4, names=None):
-    (root / "left").mkdir(parents=True)
-    (root / "right").mkdir()
-    for k, name in enumerate(names or [f"p{k}" for k in range(n)]):
-        left = textured(120, 160, seed=k)
-        right = left.copy()
-        right[20 + 5 * k:60 + 5 * k, 30:80] = (255, 0, 255)
-        save(root / "left" / f"{name}.png", left)
-        save(root / "right" / f"{name}.png", right)
-    return root
+from helpers import make_folder, save, textured
 
 
 def rows(path):

@@ -12,7 +12,7 @@ from imgdiff_rt.cli.batch_cli import failure_lines
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pairs import PairItem
 
-from test_batch import make_folder
+from helpers import make_folder
 
 
 def test_the_summary_names_each_failed_pair_and_why(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 from imgdiff_rt.batch import progress as progress_module
 from imgdiff_rt.batch.ray_engine import start_up_note
 
-from test_batch import make_folder
+from helpers import make_folder
 
 
 def test_a_burst_of_records_is_no_rate_and_the_first_real_rate_is_shown_at_once():

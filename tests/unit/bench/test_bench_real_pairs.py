@@ -5,7 +5,6 @@ random-init CLIP and BLIP, fp32 + int8) with two real pairs: Img-Diff as publish
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -14,7 +13,8 @@ from imgdiff_rt.bench import real_pairs as R
 from imgdiff_rt.bench.real_summary import render_real, same_regions, summarise
 from imgdiff_rt.errors import UsageError
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 EXAMPLE = (ROOT / "examples" / "left.png", ROOT / "examples" / "right.png")
 
 

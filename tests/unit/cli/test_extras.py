@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from imgdiff_rt import extras
 from imgdiff_rt.cli.main import cli
 
-from conftest import ROOT
+from helpers import ROOT
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PAIR = ["examples/left.png", "examples/right.png"]

@@ -3,8 +3,6 @@ to the whole image when a pair does not qualify."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,7 +11,9 @@ from imgdiff_rt.bench.exact_pairs import make_pair
 from imgdiff_rt.detectors.pixel.masks import encode
 from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
+from helpers import ROOT
+
+EXAMPLE = ROOT / "examples"
 
 
 def _facts(found):

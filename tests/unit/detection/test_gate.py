@@ -5,7 +5,6 @@ regions there, and the box difference is what the crops say."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,9 @@ from click.testing import CliRunner
 
 from imgdiff_rt.detectors.model import gate as G
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples"
+from helpers import ROOT
+
+EXAMPLE = ROOT / "examples"
 
 
 def test_box_difference_is_the_crops_mean_largest_channel_difference():

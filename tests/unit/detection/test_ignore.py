@@ -16,7 +16,7 @@ from imgdiff_rt.errors import UsageError
 from imgdiff_rt.detectors.ignore import IGNORED_SHARE, IgnoreSpec, drop_ignored, parse_box, pixel_box
 from imgdiff_rt.result import Region
 
-from conftest import ROOT
+from helpers import ROOT
 
 PAIR = [str(ROOT / "examples" / "left.png"), str(ROOT / "examples" / "right.png")]
 

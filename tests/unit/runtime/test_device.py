@@ -4,7 +4,6 @@ PyTorch device, checked before any work."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -13,7 +12,8 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.cli.options import build_pipeline
 from imgdiff_rt.runtime.device import Device, parse_device
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 PIXEL = dict(detector="pixel", captioner="none", align="none", max_regions=10, min_area=None, threshold=None,
              metric="lab", blur_sigma=1.5, merge_gap=0.02, max_pixels=1_000_000)

@@ -13,7 +13,8 @@ from imgdiff_rt.triton.config import NUMPY_DTYPES, Options, render
 from imgdiff_rt.triton.glue import GLUE
 from imgdiff_rt.triton.repository import write_repository
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 COMMITTED = ROOT / "triton_models"
 
 

@@ -19,8 +19,7 @@ from imgdiff_rt.cli.main import cli  # noqa: E402
 from imgdiff_rt.cli.web_cmd import make_app, web  # noqa: E402
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
-from helpers import textured  # noqa: E402
+from helpers import ROOT, textured  # noqa: E402
 
 EXAMPLE = ROOT / "examples"
 CAP = f"over the {DEFAULT_MAX_PIXELS / 1e6:g} MP cap"

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
-from conftest import ROOT  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
 LEFT, RIGHT = (ROOT / "examples" / "left.png").read_bytes(), (ROOT / "examples" / "right.png").read_bytes()
 
