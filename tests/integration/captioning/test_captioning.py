@@ -14,9 +14,9 @@ from imgdiff_rt.export.build import ExportOptions, run_export
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.pipeline import PairImages
 from imgdiff_rt.result import Region, Result
-from imgdiff_rt.captioners.blip import BlipCaptioner, ClipTextSimilarity, ExactTextMatch
+from imgdiff_rt.captioners.blip import BlipCaptioner, ClipTextSimilarity
 from imgdiff_rt.captioners.stage import build_captioner, caption_regions
-from imgdiff_rt.detectors.model.crops import pad_to_square, region_crops, square_window
+from imgdiff_rt.detectors.model.crops import pad_to_square, region_crops
 from imgdiff_rt.captioners.llava import LlavaCaptioner
 
 TINY = dict(tiny=True, random_init=True, segmenter=None)
@@ -108,11 +108,6 @@ def test_same_caption_regions_are_dropped(blip):
     assert [r.id for r in out.regions] == [2]
     assert [d["id"] for d in out.settings["caption_dropped"]] == [1]
     assert out.description.startswith("1 difference: bottom right")
-
-
-def test_exact_match_normalises_case_and_punctuation():
-    m = ExactTextMatch()
-    assert list(m.scores(["A red car.", "a dog"], ["a  red car", "a cat"])) == [1.0, 0.0]
 
 
 def test_clip_text_similarity_runs_the_graph(blip_bundle):
@@ -217,19 +212,7 @@ def test_llava_token_ids_onnx_equal_torch_encoder(llava, llava_bundle):
         assert llava.generate_ids(pixels) == _with(llava, encoder=torch_encoder).generate_ids(pixels)
 
 
-# ---- crops, options, errors ----------------------------------------------------------------------------
-def test_square_window_policy():
-    # side 40 * 1.3 = 52 around the centre (30, 25); shifted down to stay inside the top edge
-    assert square_window((10, 10, 50, 40), (180, 120)) == (4, 0, 56, 52)
-    for box in [(0, 0, 5, 5), (170, 100, 180, 120), (0, 0, 180, 120), (20, 30, 160, 40)]:
-        x0, y0, x1, y1 = square_window(box, (180, 120))
-        assert 0 <= x0 < x1 <= 180 and 0 <= y0 < y1 <= 120
-        assert (x1 - x0 == y1 - y0) or (x1 - x0 == 180 or y1 - y0 == 120)
-        assert x0 <= box[0] and y0 <= box[1] and x1 >= box[2] and y1 >= box[3]
-    sq = pad_to_square(np.zeros((10, 30, 3), np.uint8), (1, 2, 3))
-    assert sq.shape == (30, 30, 3) and tuple(sq[0, 0]) == (1, 2, 3) and sq[15, 15].sum() == 0
-
-
+# ---- options, errors ---------------------------------------------------------------------------------------
 def test_bundle_without_captioner_names_the_export_flag(llava_bundle, blip_bundle):
     with pytest.raises(CaptionerUnavailableError, match="--captioner blip"):
         BlipCaptioner.from_bundle(llava_bundle)
@@ -252,7 +235,6 @@ def _with(captioner, **changes):
     for k, v in changes.items():
         setattr(clone, k, v)
     return clone
-
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import cv2
-import pytest
 from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
@@ -18,14 +17,6 @@ LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 
 def run(*args):
     return CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), *[str(a) for a in args]])
-
-
-def test_pixel_run_says_no_model_ran(tmp_path):
-    res = run("--detector", "pixel", "--models", tmp_path / "none")
-    assert res.exit_code == 0, res.output
-    weights = json.loads(res.stdout)["weights"]
-    assert weights["models_ran"] is False and weights["graphs"] == {} and "no model ran" in weights["note"]
-    assert res.stderr == ""
 
 
 def test_tiny_weights_are_said_in_json_once_on_stderr_and_on_the_picture(tiny_runtime_bundle, tmp_path):
@@ -63,20 +54,6 @@ def test_bundle_without_clip_falls_back_and_explicit_segment_is_a_usage_error(re
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "clip_image" in lines[0]
     assert "imgdiff-rt export --out" in lines[0]
-
-
-@pytest.mark.parametrize("args,message", [
-    (["--backend", "triton", "--precision", "int8"], "--precision the server fixes"),
-    (["--backend", "triton", "--threads", "2", "--filter", "segmenter"], "--threads, --filter the server fixes"),
-    (["--backend", "triton", "--pair-gate", "x"], "--pair-gate"),
-])
-def test_backend_triton_refuses_what_a_request_cannot_set(tmp_path, args, message):
-    """--backend triton sends each pair to the server's imgdiff_pipeline, which runs on its own bundle: what the
-    server fixes when its repository is written is refused here, before any request."""
-    res = run(*args)
-    assert res.exit_code == 2, res.output
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr
 
 
 def test_bench_says_once_that_the_weights_are_not_trained(tiny_runtime_bundle, tmp_path):

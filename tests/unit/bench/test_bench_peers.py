@@ -1,5 +1,5 @@
-"""The classical cell: peers skipped with the reason when node or the package is missing, F1 from what each tool
-writes, and one real round against odiff and pixelmatch where scripts/install_peers.sh installed them."""
+"""The classical cell without the peers: skipped with the reason when node or the package is missing, and F1
+from what each tool writes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.bench import peers as P
-from imgdiff_rt.bench.exact_pairs import make_pair
 from imgdiff_rt.detectors.pixel.masks import encode
 
 
@@ -36,23 +35,3 @@ def test_scores_read_each_tools_output(tmp_path):
     cv2.imwrite(str(tmp_path / "diff.png"), diff)
     got = P.scores("pixelmatch", tmp_path, (50, 40), truth, True)
     assert got["boxes"] == 1 and got["pixel_f1"] == pytest.approx(2 * 100 / 300, abs=1e-4)
-
-
-@pytest.mark.skipif(isinstance(P.peer_argv("odiff", Path("a"), Path("b"), Path(".")), str)
-                    or isinstance(P.peer_argv("pixelmatch", Path("a"), Path("b"), Path(".")), str),
-                    reason="odiff / pixelmatch not installed (scripts/install_peers.sh)")
-def test_one_round_against_the_peers(tmp_path):
-    from imgdiff_rt.imageio import write_png_atomic
-
-    left, right, truth = make_pair(640, 400, seed=1)
-    write_png_atomic(tmp_path / "l.png", left)
-    write_png_atomic(tmp_path / "r.png", right)
-    pair = {"name": "exact", "left": tmp_path / "l.png", "right": tmp_path / "r.png", "truth": truth,
-            "pixel_exact": True}
-    section = P.measure_classical([pair], runs=1)
-    row = section["pairs"][0]
-    assert set(row["tools"]) == set(P.TOOLS)
-    for tool, entry in row["tools"].items():
-        assert entry["box_f1"] == 1.0 and entry["pixel_f1"] > 0.8 and entry["peak_rss_mb"] > 1, tool
-    assert "imgdiff_rt_speedup" in row["tools"]["odiff"]
-    assert any("exact" in line for line in P.render_classical(section))

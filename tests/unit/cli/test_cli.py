@@ -1,4 +1,5 @@
-"""Table-driven CLI tests through Click's CliRunner."""
+"""Table-driven CLI tests through Click's CliRunner on the pixel detector: help, version, run's outputs, usage
+errors, synth and eval."""
 
 import json
 
@@ -151,19 +152,3 @@ def test_synth_is_deterministic_through_the_cli(tmp_path):
     assert (read_image(tmp_path / "a" / "right.png") == read_image(tmp_path / "b" / "right.png")).all()
     assert (tmp_path / "a" / "truth.json").read_text() == (tmp_path / "b" / "truth.json").read_text()
     assert not np.array_equal(read_image(tmp_path / "a" / "left.png"), read_image(tmp_path / "a" / "right.png"))
-
-
-def test_model_options_reach_the_pipeline(tiny_runtime_bundle):
-    from imgdiff_rt.cli.options import build_pipeline
-
-    common = dict(detector="segment", captioner="none", align=False, max_regions=10, min_area=None,
-                  threshold=None, metric="lab", blur_sigma=1.5, merge_gap=0.02, max_pixels=10**6,
-                  models=tiny_runtime_bundle, beams=3, max_new_tokens=9)
-    p = build_pipeline(**common, backend="onnx", threads=2)
-    assert p._session_opts() == {"threads": 2}
-    assert p.caption_options == {"beams": 3, "max_new_tokens": 9}
-    # --backend triton: the options travel with each pair's request to the server's imgdiff_pipeline
-    served = build_pipeline(**common, backend="triton", url="h:1", protocol="grpc")
-    assert (served.url, served.protocol) == ("h:1", "grpc")
-    assert served.options["beams"] == 3 and served.options["max_new_tokens"] == 9
-    assert served.options["detector"] == "segment" and served.options["max_pixels"] == 10**6

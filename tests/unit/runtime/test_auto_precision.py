@@ -1,9 +1,10 @@
-"""Precision auto: per graph the fastest artifact whose recorded checks passed; the dequantized fp32 rebuild of a
-registered int8 segmenter is registered with its own check against that graph."""
+"""Precision auto: per graph the fastest artifact whose recorded checks passed; a registered int8 segmenter
+runs its checked fp32 rebuild, else itself."""
 
 from __future__ import annotations
 
 from imgdiff_rt.models import auto_precision as AP
+from imgdiff_rt.models.manifest import Entry
 
 
 class _Bundle:
@@ -13,11 +14,13 @@ class _Bundle:
         self.entries = list(entries)
 
     def graph_entries(self, spec, fmt=None):
-        return [e for e in self.entries if e["spec"] == spec and (fmt is None or e["format"] == fmt)]
+        return [e for e in self.entries if e.spec == spec and (fmt is None or e.format == fmt)]
 
 
-def _entry(spec, precision, **extra):
-    return {"spec": spec, "format": "onnx", "precision": precision, **extra}
+def _entry(spec, precision, **extra) -> Entry:
+    key = f"{spec}/onnx-{precision}"
+    return Entry.from_json(key, {"spec": spec, "format": "onnx", "precision": precision,
+                                 "file": f"onnx/{spec}.{precision}.onnx", "sha256": "0" * 64, **extra})
 
 
 def _int8(spec, cosine, agreement=None):
@@ -45,27 +48,6 @@ def test_a_registered_segmenter_runs_its_checked_rebuild_else_itself():
     rebuilt = _entry("segmenter", "fp32", dequantized_from="segmenter/onnx-int8", parity={"ok": True})
     assert AP.resolve(_Bundle(registered, rebuilt), "segmenter", "auto") == "fp32"
     assert AP.label(_Bundle(registered, rebuilt), "segmenter", "fp32") == "fp32-dequantized"
-    failed = {**rebuilt, "parity": {"ok": False}}
+    failed = _entry("segmenter", "fp32", dequantized_from="segmenter/onnx-int8", parity={"ok": False})
     assert AP.resolve(_Bundle(registered, failed), "segmenter", "auto") == "int8"
     assert AP.resolve(_Bundle(registered), "segmenter", "auto") == "int8"  # held in one precision only
-
-
-def test_export_registers_the_rebuild_with_its_check(shared_models, tmp_path):
-    from imgdiff_rt.export.build import ExportOptions, run_export
-    from imgdiff_rt.models.bundle import Bundle
-
-    run_export(ExportOptions(segmenter_onnx=str(shared_models / "yolov8n-seg-int8.onnx"), segmenter_fp32=True,
-                             clip=None, captioner=None), tmp_path / "b", progress=lambda _: None)
-    bundle = Bundle.load(tmp_path / "b")
-    entry = bundle.entry("segmenter", "onnx", "fp32")
-    check = entry["parity"]
-    assert entry["dequantized_from"] == "segmenter/onnx-int8" and check["ok"]
-    assert min(r["min_cosine"] for r in check["outputs"].values()) >= 0.99
-    assert check["detections"]["recall"] >= 0.9 and check["cpu_ms"]["dequantized"] > 0
-    assert AP.resolve(bundle, "segmenter", "auto") == "fp32"
-    from imgdiff_rt.weights_report import graph_precisions, weights_block
-
-    ran = graph_precisions(tmp_path / "b", "segment", "none", "none", "onnx", "auto")
-    assert ran == {"segmenter": "fp32-dequantized"}  # what the settings and the weights block record
-    assert weights_block(tmp_path / "b", "segment", "none", "none", ran)["graphs"]["segmenter"]["precision"] == \
-        "fp32-dequantized"

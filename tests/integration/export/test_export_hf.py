@@ -1,0 +1,106 @@
+"""Every registered spec: tiny model -> ONNX -> parity against PyTorch; captioners: greedy ids equal; a parity
+miss or a wrong encoder is a typed error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imgdiff_rt.errors import ParityError
+from imgdiff_rt.torch_models import hf as hf_models
+from imgdiff_rt.export.captioner_export import caption_parity, greedy_ids
+from imgdiff_rt.export.checks import caption_parity_of, check_parity
+from imgdiff_rt.export.onnx_export import export_onnx
+from imgdiff_rt.models.onnx_file import onnx_layout, read_metadata
+
+
+def _tiny_hf(family: str, spec_name: str):
+    loaded = {"clip": hf_models.load_clip, "blip": hf_models.load_blip, "llava": hf_models.load_llava}[family](
+        tiny=True)
+    spec, module = next((s, m) for s, m in hf_models.graphs_for(loaded) if s.name == spec_name)
+    return spec, module, {}
+
+
+def _tiny_segmenter(spec_name: str):
+    from imgdiff_rt.export.segmenter import build_segmenter, segmenter_spec
+
+    module = build_segmenter("FastSAM-s.pt", tiny=True)
+    # a non-square size different from the export example checks dynamic height/width too
+    return segmenter_spec(module.info, 64), module, {"height": 96, "width": 64}
+
+
+# One row per registered spec: how to build its tiny module. A spec without a row fails the coverage test.
+PARITY_CASES = {
+    "segmenter": lambda: _tiny_segmenter("segmenter"),
+    "clip_image": lambda: _tiny_hf("clip", "clip_image"),
+    "clip_text": lambda: _tiny_hf("clip", "clip_text"),
+    "blip_vision": lambda: _tiny_hf("blip", "blip_vision"),
+    "llava_vision": lambda: _tiny_hf("llava", "llava_vision"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARITY_CASES))
+def test_export_and_parity(name, tmp_path):
+    spec, module, check_dims = PARITY_CASES[name]()
+    path = export_onnx(module, spec, tmp_path / f"{name}.onnx", source="tiny test")
+    shapes, dtypes = onnx_layout(path)
+    assert list(shapes) == spec.input_names + spec.output_names
+    for t in (*spec.inputs, *spec.outputs):
+        assert dtypes[t.name] == t.dtype
+        assert shapes[t.name][0] == "batch"
+    meta = read_metadata(path)
+    assert meta["spec"] == name and meta["source"] == "tiny test" and meta["version"]
+    import onnx
+
+    assert onnx.load(str(path)).opset_import[0].version >= 17
+    report = check_parity(path, module, spec, batch=3, dims=check_dims)  # export used batch 2
+    assert report["ok"] and set(report["outputs"]) == set(spec.output_names)
+
+
+def test_parity_miss_is_a_typed_error_listing_each_output(tmp_path):
+    spec, module, _ = _tiny_hf("clip", "clip_image")
+    path = export_onnx(module, spec, tmp_path / "clip.onnx", source="tiny")
+    torch.manual_seed(1)
+    other = hf_models.ClipImageGraph(_other_clip()).eval()
+    with pytest.raises(ParityError, match="image_embeds.*max_abs") as info:
+        check_parity(path, other, spec)
+    assert info.value.report["image_embeds"]["ok"] is False
+
+
+def _other_clip():
+    from transformers import CLIPConfig, CLIPModel
+
+    return CLIPModel(CLIPConfig(**hf_models.TINY_CLIP))  # different random weights (seed 1)
+
+
+@pytest.mark.parametrize("family, spec_name", [("blip", "blip_vision"), ("llava", "llava_vision")])
+def test_caption_parity_with_exported_encoder(family, spec_name, tmp_path):
+    loader = {"blip": hf_models.load_blip, "llava": hf_models.load_llava}[family]
+    loaded = loader(tiny=True)
+    spec, module = hf_models.graphs_for(loaded)[0]
+    path = export_onnx(module, spec, tmp_path / "enc.onnx", source="tiny")
+    result = caption_parity_of(loaded, spec, path, max_new_tokens=8)
+    assert result["exact"] and result["token_agreement"] == 1.0
+    assert result["distinct_captions"] == 2, "tiny captioners must hear the image, or parity proves nothing"
+    ids = greedy_ids(loaded, spec.dummy_inputs(2, rng=0)["pixel_values"], 8)
+    assert len(ids) == 2 and all(len(row) >= 1 for row in ids)
+
+
+def test_caption_parity_fails_on_a_wrong_encoder():
+    loaded = hf_models.load_blip(tiny=True)
+    spec = hf_models.graphs_for(loaded)[0][0]
+    rng = np.random.default_rng(0)
+    noise = lambda x: rng.standard_normal((len(x), 17, 32)).astype(np.float32) * 5  # noqa: E731
+    with pytest.raises(ParityError, match="greedy captions"):
+        caption_parity(loaded, spec, noise, max_new_tokens=8)
+
+
+@pytest.mark.slow
+def test_real_size_random_init_clip_and_blip_export_with_parity(tmp_path):
+    for loaded in (hf_models.load_clip(random_init=True), hf_models.load_blip(random_init=True)):
+        if loaded.family == "blip":
+            assert loaded.model.config.vision_config.initializer_range == 0.02
+        for spec, module in hf_models.graphs_for(loaded):
+            path = export_onnx(module, spec, tmp_path / f"{spec.name}.onnx", source=loaded.source_label)
+            assert check_parity(path, module, spec, batch=2)["ok"]
