@@ -96,20 +96,18 @@ def bundle_summary(root: str | Path, verify: bool = True) -> dict:
     except ImgDiffError as e:
         return {"path": str(root), "ok": False, "error": str(e)}
     graphs = []
-    for key, entry in bundle.entries.items():
-        path = bundle.root / entry["file"]
-        row = {"graph": entry["spec"], "format": entry["format"], "precision": entry["precision"],
-               "weights": (entry.get("source") or {}).get("weights", "unknown"),
-               "source": (entry.get("source") or {}).get("label") or (entry.get("source") or {}).get("id"),
-               "bytes": entry.get("bytes"), "present": path.is_file()}
+    for entry in bundle.entries.values():
+        path = bundle.root / entry.file
+        row = {"graph": entry.spec, "format": entry.format, "precision": entry.precision, "weights": entry.weights,
+               "source": entry.source.name, "bytes": entry.bytes, "present": path.is_file()}
         if verify:
-            row["sha256_ok"] = path.is_file() and sha256_file(path) == entry.get("sha256")
+            row["sha256_ok"] = path.is_file() and sha256_file(path) == entry.sha256
         graphs.append(row)
     kinds = sorted({g["weights"] for g in graphs})
     ok = all(g["present"] and g.get("sha256_ok", True) for g in graphs)
-    return {"path": str(bundle.root), "ok": ok, "schema": bundle.manifest.get("schema"),
-            "imgdiff_rt_version": bundle.manifest.get("imgdiff_rt_version"), "weights": kinds,
-            "captioners": sorted(bundle.manifest.get("generation", {})), "graphs": graphs,
+    return {"path": str(bundle.root), "ok": ok, "schema": bundle.manifest.schema,
+            "imgdiff_rt_version": bundle.manifest.imgdiff_rt_version, "weights": kinds,
+            "captioners": sorted(bundle.manifest.generation), "graphs": graphs,
             "hashes_checked": verify}
 
 

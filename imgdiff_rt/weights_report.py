@@ -70,14 +70,13 @@ def weights_block(bundle_dir: str | Path | None, detector: str, captioner: str,
     graphs = {}
     for name in used:
         entries = bundle.graph_entries(name) if bundle is not None else []
-        source = (entries[0].get("source") or {}) if entries else {}
-        graphs[name] = {"weights": source.get("weights", "absent"), "source": source.get("label") or source.get("id"),
+        source = entries[0].source if entries else None
+        graphs[name] = {"weights": source.weights if source else "absent", "source": source.name if source else None,
                         **({"precision": precisions[name]} if precisions and name in precisions else {})}
-    if captioner != "none" and bundle is not None and bundle.generation(captioner):
-        gen = bundle.generation(captioner)
-        graphs[f"{captioner}_generation"] = {"weights": gen.get("weights", "unknown"),
-                                            "source": (gen.get("source") or {}).get("label")
-                                            or gen.get("load_from") or gen.get("path")}
+    gen = bundle.generation(captioner) if captioner != "none" and bundle is not None else None
+    if gen is not None:
+        graphs[f"{captioner}_generation"] = {"weights": gen.weights or "unknown",
+                                            "source": gen.source.label or gen.load_from or gen.path}
     return {"models_ran": True, "bundle": str(bundle_dir), "graphs": graphs,
             "all_pretrained": all(g["weights"] in PRETRAINED for g in graphs.values())}
 
@@ -89,9 +88,7 @@ def bundle_weights(bundle_dir: str | Path) -> dict:
         return {"graphs": {}}
     graphs = {}
     for entry in bundle.entries.values():
-        source = entry.get("source") or {}
-        graphs.setdefault(entry["spec"], {"weights": source.get("weights", "unknown"),
-                                          "source": source.get("label") or source.get("id")})
+        graphs.setdefault(entry.spec, {"weights": entry.weights, "source": entry.source.name})
     return {"graphs": graphs}
 
 

@@ -23,7 +23,7 @@ from imgdiff_rt.words.describe import position_words, summary_line
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.result import Result
-from imgdiff_rt.captioners import stage as C
+from imgdiff_rt.captioners import common as C
 from imgdiff_rt.captioners import generation as Gen
 from imgdiff_rt.detectors.model.crops import ImagePreprocessor, region_crops
 
@@ -69,10 +69,10 @@ class ClipTextSimilarity:
                     force: bool = False, **session_opts: Any) -> "ClipTextSimilarity | ExactTextMatch":
         """``force``: use CLIP even with a synthetic tokenizer (tests); otherwise a synthetic tokenizer
         (tiny / random-init bundles) means exact matching: its placeholder words carry no meaning."""
-        tok_entry, tok_dir = bundle.tokenizer("clip"), bundle.tokenizer_dir("clip")
-        if "fp32" not in bundle.precisions("clip_text") or tok_dir is None:
+        tokenizer_part, tok_dir = bundle.tokenizer("clip"), bundle.tokenizer_dir("clip")
+        if "fp32" not in bundle.precisions("clip_text") or tokenizer_part is None or tok_dir is None:
             return ExactTextMatch("bundle has no clip_text graph or CLIP tokenizer")
-        if tok_entry.get("synthetic") and not force:
+        if tokenizer_part.synthetic and not force:
             return ExactTextMatch("the bundle's CLIP tokenizer is synthetic")
         from transformers import AutoTokenizer
 
@@ -161,7 +161,7 @@ class BlipCaptioner:
                    text_similarity=text_similarity, threshold=threshold,
                    max_batch=C.batch_cap(backend, encoder.spec), decoder_precision=decoder_precision,
                    info={"backend": backend, "precision": precision,
-                         "weights": bundle.generation("blip").get("weights")})
+                         "weights": bundle.generation("blip").weights})
 
     # -- model calls ---------------------------------------------------------------------------------
     def generate_ids(self, pixel_values: np.ndarray) -> list[list[int]]:

@@ -19,7 +19,7 @@ from imgdiff_rt.errors import ModelError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.captioners.prompts import QUESTION
 from imgdiff_rt.result import Result
-from imgdiff_rt.captioners import stage as C
+from imgdiff_rt.captioners import common as C
 from imgdiff_rt.detectors.model.crops import ImagePreprocessor, boxed_side_by_side, pad_to_square
 from imgdiff_rt.captioners.generation import distinct_images
 
@@ -72,7 +72,7 @@ class LlavaCaptioner:
                    beams=beams, max_new_tokens=max_new_tokens, device=dev, dtype=dt,
                    max_batch=C.batch_cap(backend, encoder.spec),
                    info={"backend": backend, "precision": precision,
-                         "weights": bundle.generation("llava").get("weights")})
+                         "weights": bundle.generation("llava").weights})
 
     def _prompt_ids(self, num_image_tokens: int) -> list[int]:
         """The tokenised prompt with its one ``<image>`` token expanded to the encoder's feature count (what

@@ -124,6 +124,6 @@ def export(segmenter, segmenter_onnx, segmenter_fp32, clip, captioner, fmt, prec
     summary = f"{format_table(manifest)}\nnext: {next_command(manifest, target)}"
     if as_json:
         click.echo(summary, err=True)
-        click.echo(json.dumps(manifest, indent=2, default=str))
+        click.echo(json.dumps(manifest.to_dict(), indent=2, default=str))
     else:
         click.echo(summary)

@@ -17,6 +17,7 @@ from typing import Callable
 from imgdiff_rt.errors import ModelError, UsageError
 from imgdiff_rt.limits import check_count
 from imgdiff_rt.models import bundle as B
+from imgdiff_rt.models.manifest import Manifest
 from imgdiff_rt.models.specs import (CAPTIONER_FAMILIES, DEFAULT_IMGSZ, DEFAULT_SOURCES, FORMATS, PRECISIONS, family_specs,
                             get_spec)
 from imgdiff_rt.runtime.device import check_device, parse_device
@@ -109,8 +110,8 @@ class _Run:
     def __init__(self, opts: ExportOptions, staging: Path, previous: B.Bundle | None, progress: Progress):
         self.opts, self.staging, self.previous, self.say = opts, staging, previous, progress
         self.device = parse_device(opts.device)  # run_export checked this machine has it
-        self.manifest = B.new_manifest(asdict(opts))
-        self.libs = self.manifest["libraries"]
+        self.manifest = B.ManifestDraft(asdict(opts))
+        self.libs = self.manifest.libraries
 
     # -- planning / reuse ----------------------------------------------------------------------------
     def planned(self, spec_name: str, source: str) -> list[tuple[Artifact, str, str]]:
@@ -126,8 +127,8 @@ class _Run:
         old = B.reusable_entry(self.previous, key, fp)
         if old is None:
             return False
-        B.carry_over(self.previous, self.staging, old["file"])
-        self.manifest["entries"][key] = old
+        B.carry_over(self.previous, self.staging, old.file)
+        self.manifest.keep_entry(old)
         self.say(f"  {key}: current, kept")
         return True
 
@@ -143,10 +144,10 @@ class _Run:
 
     def carry_parts(self, family: str) -> None:
         """The previous bundle's non-graph parts of ``family`` (generation, tokenizers, torch), as they are."""
-        for section, old in self.previous.family_parts(family).items():
-            if "path" in old or "file" in old:
-                B.carry_over(self.previous, self.staging, old.get("path") or old["file"])
-            self.manifest[section][family] = old
+        for part in self.previous.family_parts(family).values():
+            if part.relpath:
+                B.carry_over(self.previous, self.staging, part.relpath)
+            self.manifest.keep_part(part)
 
     def keep_other_captioners(self, exported: str | None) -> None:
         """Re-exporting with another captioner merges: the previous bundle's other captioners stay, graphs and
@@ -158,14 +159,14 @@ class _Run:
             if family == exported or not (graphs or self.previous.family_parts(family)):
                 continue
             for entry in graphs:
-                B.carry_over(self.previous, self.staging, entry["file"])
-                self.manifest["entries"][B.entry_key(entry["spec"], entry["format"], entry["precision"])] = entry
+                B.carry_over(self.previous, self.staging, entry.file)
+                self.manifest.keep_entry(entry)
             self.carry_parts(family)
             self.say(f"{family}: kept from the previous bundle beside the new captioner (merged)")
 
     # -- entries -------------------------------------------------------------------------------------
     def add_entry(self, spec, key: str, fmt: str, precision: str, fp: str, source: dict, seconds: float,
-                  **extra) -> dict:
+                  **extra) -> None:
         rel = B.artifact_relpath(spec.name, fmt, precision)
         file = self.staging / rel
         entry = {"spec": spec.name, "format": fmt, "precision": precision, "file": rel,
@@ -173,8 +174,7 @@ class _Run:
                  "sizes": dict(spec.sizes), **B.tensor_layout(spec), "source": source,
                  "libraries": self.libs, "export_seconds": round(seconds, 2),
                  "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "fingerprint": fp, **extra}
-        self.manifest["entries"][key] = entry
-        return entry
+        self.manifest.add_entry(key, entry)
 
     def path(self, spec_name: str, fmt: str, precision: str) -> Path:
         return self.staging / B.artifact_relpath(spec_name, fmt, precision)
@@ -214,7 +214,8 @@ def _jsonable(value):
     return str(value)
 
 
-def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress: Progress | None = None) -> dict:
+def run_export(opts: ExportOptions, out_dir: str | Path | None = None,
+               progress: Progress | None = None) -> Manifest:
     """Export everything ``opts`` asks for into the bundle at ``out_dir``; returns the manifest written."""
     say = progress or (lambda _msg: None)
     opts.artifacts()  # bad formats / precision fail before anything is loaded
@@ -249,12 +250,11 @@ def run_export(opts: ExportOptions, out_dir: str | Path | None = None, progress:
         if captioner:
             export_hf_family(run, captioner[0], captioner[1])
             run.keep_other_captioners(captioner[0])
-        if not run.manifest["entries"]:
+        if not run.manifest.graphs:
             raise UsageError("nothing to export: every model family is set to none")
-        run.manifest["export_seconds"] = round(time.perf_counter() - started, 1)
-        B.write_manifest(staging, run.manifest)
-    say(f"bundle written to {target} ({len(run.manifest['entries'])} graphs, {run.manifest['export_seconds']} s)")
-    return run.manifest
+        manifest = run.manifest.write(staging, round(time.perf_counter() - started, 1))
+    say(f"bundle written to {target} ({len(manifest.entries)} graphs, {manifest.export_seconds} s)")
+    return manifest
 
 
 __all__ = ["ARTIFACTS", "Artifact", "ExportOptions", "artifacts_for", "parse_captioner", "run_export"]

@@ -89,16 +89,16 @@ def _save_family_parts(run: _Run, loaded, src: dict) -> None:
     family = loaded.family
     if family in CAPTIONER_FAMILIES:
         run.say(f"  {family}: saving decoder weights, tokenizer and processor for PyTorch generation")
-        entry = save_generation_files(loaded, run.staging / family)
-        run.manifest["generation"][family] = {**entry, "source": src, **_round_trip(loaded)}
+        record = save_generation_files(loaded, run.staging / family)
+        run.manifest.add_part("generation", family, {**record, "source": src, **_round_trip(loaded)})
         return
     if loaded.tokenizer is not None:
         save_tokenizer_files(loaded, run.staging / family)
-        run.manifest["tokenizers"][family] = {"path": family, "synthetic": loaded.tokenizer_synthetic,
-                                              "source": src, **_round_trip(loaded)}
+        run.manifest.add_part("tokenizers", family, {"path": family, "synthetic": loaded.tokenizer_synthetic,
+                                                     "source": src, **_round_trip(loaded)})
     # the runtime's `torch` backend rebuilds the eager modules the graphs were exported from; captioners
     # already carry theirs in "generation". Pretrained weights are referenced, not copied.
-    run.manifest["torch"][family] = _save_torch_weights(loaded, run.staging / family, src)
+    run.manifest.add_part("torch", family, _save_torch_weights(loaded, run.staging / family, src))
 
 
 def _round_trip(loaded) -> dict:
@@ -149,7 +149,7 @@ def export_segmenter(run: _Run) -> None:
            "label": source if run.opts.weights() == "pretrained" else f"{run.opts.weights()} ({info.architecture})",
            "model": info.as_dict()}
     spec = SM.segmenter_spec(info, run.opts.imgsz)
-    run.manifest["torch"]["segmenter"] = _save_segmenter_state(module, run.staging, src)
+    run.manifest.add_part("torch", "segmenter", _save_segmenter_state(module, run.staging, src))
     run.build(spec, _SegmenterGraph(run, module), source, src)
 
 
@@ -169,40 +169,41 @@ def register_foreign_segmenter(run: _Run) -> None:
     src = {"family": "segmenter", "id": str(path.resolve()), "revision": info["sha256"][:16],
            "weights": "registered-onnx", "label": f"registered ONNX {path.name}"}
     fp = B.fingerprint(registered=info["sha256"])
-    entry = run.add_entry(spec, B.entry_key("segmenter", "onnx", precision), "onnx", precision, fp, src,
-                          time.perf_counter() - t, tensor_names=info["tensor_names"],
-                          registered=_jsonable(info), parity={"skipped": "registered as is: layout checked"})
-    entry["opset"] = info.get("opset")
-    entry["inputs"] = {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.input_names}
-    entry["outputs"] = {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.output_names}
+    # the file's own opset and layout replace the spec's (same keys, same places in the entry)
+    layout = {"opset": info.get("opset"),
+              "inputs": {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.input_names},
+              "outputs": {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.output_names}}
+    run.add_entry(spec, B.entry_key("segmenter", "onnx", precision), "onnx", precision, fp, src,
+                  time.perf_counter() - t, **layout, tensor_names=info["tensor_names"],
+                  registered=_jsonable(info), parity={"skipped": "registered as is: layout checked"})
     run.say(f"  segmenter: layout ok ({info['num_classes']} classes, {info['shapes']['images']})")
     if run.opts.segmenter_fp32:
-        _register_dequantized(run, spec, entry, info)
+        _register_dequantized(run, spec, info, precision, src, layout)
 
 
-def _register_dequantized(run: _Run, spec, registered: dict, info: dict) -> None:
-    """The fp32 rebuild of the registered int8 graph beside it, with its check against that graph."""
+def _register_dequantized(run: _Run, spec, info: dict, precision: str, src: dict, layout: dict) -> None:
+    """The fp32 rebuild of the registered int8 graph (``precision``, ``src``, ``layout``: its entry's) beside
+    it, with its check against that graph."""
     from imgdiff_rt.runtime.int8_tools import dequantize_conv_integer
     from imgdiff_rt.errors import UsageError
     from imgdiff_rt.export.dequantized import check_against_registered
 
-    if registered["precision"] != "int8" or info.get("quantization") != "dynamic-int8":
+    if precision != "int8" or info.get("quantization") != "dynamic-int8":
         raise UsageError(f"segmenter_fp32: {info['path']} is not an ORT dynamic-int8 graph (quantization: "
                          f"{info.get('quantization')}); nothing to dequantize", parameter="segmenter_fp32")
     t = time.perf_counter()
-    src_path, rel = run.staging / registered["file"], B.artifact_relpath("segmenter", "onnx", "fp32")
+    src_path = run.staging / B.artifact_relpath("segmenter", "onnx", precision)
+    rel = B.artifact_relpath("segmenter", "onnx", "fp32")
     run.say("  segmenter: dequantized fp32 rebuild of the registered int8 graph")
     rebuilt = dequantize_conv_integer(src_path, run.staging / rel)
     imgsz = (info.get("imgsz") or [run.opts.imgsz])[0]
     check = check_against_registered(spec, src_path, run.staging / rel, imgsz, info["tensor_names"])
     fp = B.fingerprint(registered=info["sha256"], dequantized=True)
-    src = {**registered["source"], "label": registered["source"]["label"] + ", dequantized to fp32"}
-    entry = run.add_entry(spec, B.entry_key("segmenter", "onnx", "fp32"), "onnx", "fp32", fp, src,
-                          time.perf_counter() - t, tensor_names=info["tensor_names"],
-                          dequantized_from=B.entry_key("segmenter", "onnx", "int8"), parity=check,
-                          rebuild={"convs_rebuilt": rebuilt["convs_rebuilt"]})
-    for key in ("opset", "inputs", "outputs"):
-        entry[key] = registered[key]
+    rebuilt_src = {**src, "label": src["label"] + ", dequantized to fp32"}
+    run.add_entry(spec, B.entry_key("segmenter", "onnx", "fp32"), "onnx", "fp32", fp, rebuilt_src,
+                  time.perf_counter() - t, **layout, tensor_names=info["tensor_names"],
+                  dequantized_from=B.entry_key("segmenter", "onnx", "int8"), parity=check,
+                  rebuild={"convs_rebuilt": rebuilt["convs_rebuilt"]})
     worst = min(r["min_cosine"] for r in check["outputs"].values())
     run.say(f"  segmenter: fp32 rebuild cos>={worst:.4f} vs registered, detections "
             f"{check['detections']['matched']}/{check['detections']['reference_detections']}, CPU ms "

@@ -138,9 +138,9 @@ def check_bundle_tokenizers(bundle) -> dict[str, dict]:
 
     folders: dict[str, Path] = {}
     for section in ("tokenizers", "generation"):
-        for family, record in bundle.manifest.get(section, {}).items():
-            if record and "path" in record:
-                folders.setdefault(family, bundle.root / record["path"])
+        for family, part in bundle.manifest.section(section).items():
+            if part.path is not None:
+                folders.setdefault(family, bundle.root / part.path)
     report = {}
     for family, folder in folders.items():
         row: dict = {"ok": True}

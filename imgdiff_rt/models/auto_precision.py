@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from imgdiff_rt.models.manifest import Entry
+
 AUTO = "auto"
 #: the lowest output cosine against fp32 at which an int8 graph counts as passed (CLIP int8 records 0.9998,
 #: the BLIP vision tower 0.9996 on real-size random weights)
@@ -21,19 +23,20 @@ MIN_INT8_COSINE = 0.999
 MIN_TOKEN_AGREEMENT = 0.9
 
 
-def int8_passed(entry: dict) -> bool:
+def int8_passed(entry: Entry) -> bool:
     """True when an int8 entry's recorded accuracy is within the bounds (no record: not passed)."""
-    accuracy = entry.get("accuracy") or {}
-    cosines = [r.get("min_cosine") for r in (accuracy.get("vs_fp32") or {}).values()]
+    if entry.accuracy is None:
+        return False
+    cosines = [r.min_cosine for r in entry.accuracy.vs_fp32.values()]
     if not cosines or any(c is None or c < MIN_INT8_COSINE for c in cosines):
         return False
-    generation = accuracy.get("generation")
-    return generation is None or generation.get("token_agreement", 0.0) >= MIN_TOKEN_AGREEMENT
+    generation = entry.accuracy.generation
+    return generation is None or (generation.token_agreement or 0.0) >= MIN_TOKEN_AGREEMENT
 
 
-def dequantized_passed(entry: dict) -> bool:
+def dequantized_passed(entry: Entry) -> bool:
     """True for an fp32 entry rebuilt from the bundle's int8 graph whose parity with it passed."""
-    return bool(entry.get("dequantized_from")) and bool((entry.get("parity") or {}).get("ok"))
+    return bool(entry.dequantized_from) and entry.parity is not None and bool(entry.parity.ok)
 
 
 def _on_cpu(backend: str, session_opts: dict | None) -> bool:
@@ -49,8 +52,8 @@ def resolve(bundle, spec_name: str, precision: str, backend: str = "onnx",
         return precision
     if not _on_cpu(backend, session_opts):
         return "fp32"
-    have = {e["precision"]: e for e in bundle.graph_entries(spec_name, "onnx")}
-    if "fp32" in have and have["fp32"].get("dequantized_from"):
+    have = {e.precision: e for e in bundle.graph_entries(spec_name, "onnx")}
+    if "fp32" in have and have["fp32"].dequantized_from:
         return "fp32" if dequantized_passed(have["fp32"]) or "int8" not in have else "int8"
     if "int8" in have and int8_passed(have["int8"]):
         return "int8"
@@ -67,7 +70,7 @@ def resolve_all(bundle, graphs: Iterable[str], precision: str, backend: str = "o
 
 def label(bundle, spec_name: str, precision: str) -> str:
     """What ran, for the settings: ``int8``, ``fp32``, or ``fp32 (dequantized int8)``."""
-    entry = next((e for e in bundle.graph_entries(spec_name, "onnx") if e["precision"] == precision), None)
-    if precision == "fp32" and entry is not None and entry.get("dequantized_from"):
+    entry = next((e for e in bundle.graph_entries(spec_name, "onnx") if e.precision == precision), None)
+    if precision == "fp32" and entry is not None and entry.dequantized_from:
         return "fp32-dequantized"
     return precision

@@ -10,7 +10,8 @@ Layout::
 Entries are keyed ``"<spec>/<format>-<precision>"`` (e.g. ``"clip_image/onnx-fp32"``). Each records the
 spec name, file, sha256, opset, input/output shapes, precision, source (id + revision, or "random-init" /
 "tiny"), parity figures, library versions, export time and a ``fingerprint`` of the options that produced
-it: a re-export reuses entries whose fingerprint and hash are unchanged.
+it: a re-export reuses entries whose fingerprint and hash are unchanged. The manifest is read, checked and
+typed in ``models.manifest``; everything here and above uses its records by attribute.
 """
 
 from __future__ import annotations
@@ -23,17 +24,17 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Mapping
 
 from imgdiff_rt import __version__
 from imgdiff_rt.errors import BundleNotFoundError, ModelError, UsageError
 from imgdiff_rt.files import link_or_copy, staged_folder
-from imgdiff_rt.models.manifest_safety import read_manifest, verified_file
+# MANIFEST, SCHEMA and sha256_file are also imported from here by callers, as the bundle's names
+from imgdiff_rt.models.manifest import (MANIFEST, PART_SECTIONS, SCHEMA, Entry, GenerationPart,  # noqa: F401
+                                        Manifest, Part, TokenizerPart, load_manifest)
+from imgdiff_rt.models.manifest_safety import sha256_file, verified_file
 from imgdiff_rt.models.specs import ModelSpec, get_spec
 
-SCHEMA = "imgdiff-rt/bundle/v1"
-MANIFEST = "manifest.json"
-#: Manifest sections holding a family's non-graph parts (PyTorch generation files, tokenizers, eager weights).
-PART_SECTIONS = ("generation", "tokenizers", "torch")
 _LIBRARIES = ("torch", "torchvision", "transformers", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim",
               "onnxscript", "ultralytics", "tensorrt", "numpy")
 
@@ -60,14 +61,6 @@ def entry_key(spec_name: str, fmt: str, precision: str) -> str:
 def artifact_relpath(spec_name: str, fmt: str, precision: str) -> str:
     """Where an artifact lives inside the bundle."""
     return f"onnx/{spec_name}.{precision}.onnx" if fmt == "onnx" else f"engines/{spec_name}.{precision}.engine"
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fingerprint(**options) -> str:
@@ -98,10 +91,11 @@ def tensor_layout(spec: ModelSpec) -> dict:
 # ---- reading -------------------------------------------------------------------------------------------
 @dataclass
 class Bundle:
-    """A bundle on disk: ``Bundle.load(dir)``, then ``entry()``, ``path()``, ``spec()`` for the runtime."""
+    """A bundle on disk: ``Bundle.load(dir)``, then ``entry()``, ``path()``, ``spec()`` for the runtime. Its
+    ``manifest`` is the typed :class:`~imgdiff_rt.models.manifest.Manifest`."""
 
     root: Path
-    manifest: dict
+    manifest: Manifest
 
     @classmethod
     def load(cls, root: str | Path) -> "Bundle":
@@ -110,19 +104,16 @@ class Bundle:
         if not file.is_file():
             raise BundleNotFoundError(
                 f"no model bundle at {root} ({MANIFEST} missing): run `imgdiff-rt export --out {root}`")
-        manifest = read_manifest(file)  # shape checked, every path kept inside the bundle
-        if manifest.get("schema") != SCHEMA:
-            raise ModelError(f"{file}: schema {manifest.get('schema')!r} is not {SCHEMA!r}; re-export the bundle")
-        return cls(root, manifest)
+        return cls(root, load_manifest(file))  # shape and schema checked, every path kept inside the bundle
 
     @property
-    def entries(self) -> dict[str, dict]:
-        return self.manifest.get("entries", {})
+    def entries(self) -> Mapping[str, Entry]:
+        return self.manifest.entries
 
-    def find(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict | None:
+    def find(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> Entry | None:
         return self.entries.get(entry_key(spec_name, fmt, precision))
 
-    def entry(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict:
+    def entry(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> Entry:
         found = self.find(spec_name, fmt, precision)
         if found is None:
             have = ", ".join(sorted(self.entries)) or "nothing"
@@ -131,34 +122,33 @@ class Bundle:
 
     def path(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> Path:
         """The graph's file, its sha256 verified against the manifest on first use (then cached)."""
-        key = entry_key(spec_name, fmt, precision)
-        return verified_file(self.root, self.entry(spec_name, fmt, precision), key)
+        entry = self.entry(spec_name, fmt, precision)
+        return verified_file(self.root, entry.file, entry.sha256, entry.key)
 
     def spec(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> ModelSpec:
         """The spec bound to the sizes this bundle's graph was exported with."""
-        return get_spec(spec_name).bind(**self.entry(spec_name, fmt, precision)["sizes"])
+        return get_spec(spec_name).bind(**self.entry(spec_name, fmt, precision).sizes)
 
     def tensor_names(self, spec_name: str, fmt: str = "onnx", precision: str = "fp32") -> dict[str, str]:
         """Spec tensor name -> name in the file (differs only for a registered foreign segmenter ONNX)."""
         entry = self.entry(spec_name, fmt, precision)
         spec = get_spec(spec_name)
-        return entry.get("tensor_names") or {n: n for n in (*spec.input_names, *spec.output_names)}
+        return dict(entry.tensor_names) or {n: n for n in (*spec.input_names, *spec.output_names)}
 
     # -- typed queries: what the bundle holds, so no caller scans entries or pokes at the manifest ---------
-    def graph_entries(self, spec_name: str, fmt: str | None = None) -> list[dict]:
+    def graph_entries(self, spec_name: str, fmt: str | None = None) -> list[Entry]:
         """Every entry of ``spec_name`` (of format ``fmt`` when given), in manifest order."""
-        return [e for e in self.entries.values()
-                if e.get("spec") == spec_name and (fmt is None or e.get("format") == fmt)]
+        return [e for e in self.entries.values() if e.spec == spec_name and (fmt is None or e.format == fmt)]
 
     def has_graph(self, spec_name: str) -> bool:
         return bool(self.graph_entries(spec_name))
 
     def precisions(self, spec_name: str, fmt: str = "onnx") -> list[str]:
         """The precisions the bundle holds ``spec_name`` in, for format ``fmt``."""
-        return [e["precision"] for e in self.graph_entries(spec_name, fmt)]
+        return [e.precision for e in self.graph_entries(spec_name, fmt)]
 
     def formats(self, spec_name: str) -> list[str]:
-        return sorted({e["format"] for e in self.graph_entries(spec_name)})
+        return sorted({e.format for e in self.graph_entries(spec_name)})
 
     def precision_for(self, spec_name: str, wanted: str, fmt: str = "onnx") -> str | None:
         """``wanted`` when the bundle has it, else fp32, else the only precision there is (a registered int8
@@ -170,65 +160,92 @@ class Bundle:
 
     def is_registered(self, spec_name: str) -> bool:
         """True when the graph is a foreign ONNX registered as is (no PyTorch module behind it)."""
-        return any(e.get("registered") for e in self.graph_entries(spec_name))
+        return any(e.registered is not None for e in self.graph_entries(spec_name))
 
     def weights_label(self, spec_name: str) -> str:
         """random-init / tiny / pretrained / registered-onnx as the manifest records it; "absent" if none."""
         for entry in self.graph_entries(spec_name):
-            return (entry.get("source") or {}).get("weights", "unknown")
+            return entry.weights
         return "absent"
 
-    def generation(self, family: str) -> dict:
-        """The manifest's record of a captioner's PyTorch generation part ({} when absent)."""
-        return self.manifest.get("generation", {}).get(family) or {}
+    def generation(self, family: str) -> GenerationPart | None:
+        """The manifest's record of a captioner's PyTorch generation part (None when absent)."""
+        return self.manifest.generation.get(family)
 
     def generation_dir(self, family: str) -> Path | None:
         """Folder (or path recorded) that PyTorch generation loads the captioner from; None when absent."""
         gen = self.generation(family)
-        if not gen:
+        if gen is None:
             return None
-        return self.root / gen["path"] if "path" in gen else Path(gen["load_from"])
+        if gen.path is not None:
+            return self.root / gen.path
+        return Path(gen.load_from) if gen.load_from else None
 
-    def tokenizer(self, family: str) -> dict:
-        """The manifest's record of a family's tokenizer files ({} when absent); ``path`` is relative."""
-        return self.manifest.get("tokenizers", {}).get(family) or {}
+    def tokenizer(self, family: str) -> TokenizerPart | None:
+        """The manifest's record of a family's tokenizer files (None when absent); ``path`` is relative."""
+        return self.manifest.tokenizers.get(family)
 
     def tokenizer_dir(self, family: str) -> Path | None:
         found = self.tokenizer(family)
-        return self.root / found["path"] if "path" in found else None
+        return self.root / found.path if found is not None and found.path is not None else None
 
-    def torch_source(self, family: str) -> dict | None:
+    def torch_source(self, family: str) -> Part | None:
         """What the `torch` backend rebuilds a family's eager module from (None when the bundle has nothing):
-        ``{"path"|"load_from"|"file", ...}`` for clip/segmenter; captioners use ``generation``."""
-        found = self.manifest.get("torch", {}).get(family)
-        return found or self.generation(family) or None
+        a ``TorchPart`` (``path``/``load_from``, or the segmenter's ``file`` and ``build``); captioners use their
+        ``generation`` part."""
+        return self.manifest.torch.get(family) or self.generation(family)
 
-    def family_parts(self, family: str) -> dict[str, dict]:
-        """{section: record} of the non-graph parts ("generation", "tokenizers", "torch") of ``family``."""
-        return {section: self.manifest[section][family] for section in PART_SECTIONS
-                if self.manifest.get(section, {}).get(family)}
+    def family_parts(self, family: str) -> dict[str, Part]:
+        """{section: part} of the non-graph parts ("generation", "tokenizers", "torch") of ``family``."""
+        return self.manifest.parts(family)
 
 
 # ---- writing -------------------------------------------------------------------------------------------
-def new_manifest(options: dict) -> dict:
-    return {"schema": SCHEMA, "imgdiff_rt_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": options,
-            "libraries": library_versions(), "entries": {}, **{section: {} for section in PART_SECTIONS}}
+class ManifestDraft:
+    """The manifest an export is building: JSON records added by key. ``write`` types and checks it as the
+    reader will (a manifest the reader would refuse is never written) and returns the typed manifest."""
+
+    def __init__(self, options: dict):
+        self.libraries = library_versions()
+        self._head = {"schema": SCHEMA, "imgdiff_rt_version": __version__,
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "options": options,
+                      "libraries": self.libraries}
+        self._entries: dict[str, dict] = {}
+        self._parts: dict[str, dict[str, dict]] = {section: {} for section in PART_SECTIONS}
+
+    @property
+    def graphs(self) -> int:
+        return len(self._entries)
+
+    def add_entry(self, key: str, record: dict) -> None:
+        self._entries[key] = record
+
+    def add_part(self, section: str, family: str, record: dict) -> None:
+        self._parts[section][family] = record
+
+    def keep_entry(self, entry: Entry) -> None:
+        """A previous bundle's entry, as it was (unknown keys included)."""
+        self.add_entry(entry.key, entry.to_dict())
+
+    def keep_part(self, part: Part) -> None:
+        self.add_part(part.section, part.family, part.to_dict())
+
+    def write(self, root: Path, export_seconds: float) -> Manifest:
+        doc = {**self._head, "entries": self._entries, **self._parts, "export_seconds": export_seconds}
+        manifest = Manifest.from_json(doc, root, root / MANIFEST)
+        (root / MANIFEST).write_text(manifest.to_json(), encoding="utf-8")
+        return manifest
 
 
-def write_manifest(root: Path, manifest: dict) -> None:
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-
-
-def reusable_entry(previous: Bundle | None, key: str, fp: str) -> dict | None:
+def reusable_entry(previous: Bundle | None, key: str, fp: str) -> Entry | None:
     """The previous bundle's entry for ``key`` when its fingerprint matches and its file is intact."""
     if previous is None:
         return None
     entry = previous.entries.get(key)
-    if not entry or entry.get("fingerprint") != fp:
+    if entry is None or entry.fingerprint != fp:
         return None
-    file = previous.root / entry["file"]
-    if not file.is_file() or file.stat().st_size != entry.get("bytes") or sha256_file(file) != entry["sha256"]:
+    file = previous.root / entry.file
+    if not file.is_file() or file.stat().st_size != entry.bytes or sha256_file(file) != entry.sha256:
         return None
     return entry
 

@@ -168,5 +168,5 @@ def open_session(bundle: Bundle | str | Path, spec_name: str, backend: str = "on
 
 def entry_input_shapes(bundle: Bundle, spec_name: str, fmt: str, precision: str) -> dict[str, tuple]:
     """The input shapes the manifest records for an artifact (ints for fixed axes, symbols/None otherwise)."""
-    rows = bundle.entry(spec_name, fmt, precision).get("inputs", {})
-    return {n: tuple(d if isinstance(d, (int, str)) else None for d in r.get("shape", ())) for n, r in rows.items()}
+    rows = bundle.entry(spec_name, fmt, precision).inputs
+    return {n: tuple(d if isinstance(d, (int, str)) else None for d in r.shape) for n, r in rows.items()}

@@ -124,7 +124,7 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
             elif weights and platform == "tensorrt":
                 engine = bundle.find(name, "engine", "fp16") or bundle.find(name, "engine", precision)
                 if engine:
-                    link_or_copy(bundle.root / engine["file"], version / "model.plan")
+                    link_or_copy(bundle.root / engine.file, version / "model.plan")
                 link_or_copy(files[name], d / "model.onnx")  # the entrypoint builds a missing engine from it
                 _write(d / "spec.json", json.dumps({"spec": name, "sizes": dict(spec.sizes),
                                                     "max_batch": graph_max_batch(spec, opts, params)}, indent=1))
@@ -173,7 +173,7 @@ def _caption_bundle(bundle: Bundle, dst: Path) -> None:
         raise UsageError(f"bundle {bundle.root} has blip_vision but no BLIP generation folder; re-export it")
     dst.mkdir(parents=True)
     shutil.copy2(bundle.root / MANIFEST, dst / MANIFEST)
-    target = dst / bundle.generation("blip").get("path", "blip")
+    target = dst / (bundle.generation("blip").path or "blip")
     shutil.copytree(folder, target, copy_function=link_or_copy)
 
 

@@ -145,8 +145,8 @@ def test_tampered_graph_is_refused_on_first_use_and_checked_once(tmp_path, pair,
     assert "does not match the sha256" in line and "segmenter" in line
     good = _bundle(tmp_path / "ok")
     calls = []
-    real = B.sha256_file
-    monkeypatch.setattr(B, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = S.sha256_file
+    monkeypatch.setattr(S, "sha256_file", lambda p: calls.append(p) or real(p))
     S._verified.clear()
     bundle = B.Bundle.load(good)
     assert bundle.path("segmenter") == (good / "onnx" / "segmenter.fp32.onnx").resolve()

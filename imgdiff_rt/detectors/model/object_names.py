@@ -28,11 +28,11 @@ SIDE_OF_KIND = {"appeared": ("right",), "copied": ("right",), "disappeared": ("l
 def class_names(bundle: Bundle) -> dict[int, str] | None:
     """The registered segmenter's class names when its weights are real, else None."""
     for entry in bundle.graph_entries("segmenter"):
-        registered = entry.get("registered") or {}
-        if (entry.get("source") or {}).get("weights") != "registered-onnx" or not registered.get("class_names"):
+        registered = entry.registered
+        if entry.weights != "registered-onnx" or registered is None or not registered.class_names:
             continue
         try:
-            names = ast.literal_eval(str(registered["class_names"]))
+            names = ast.literal_eval(registered.class_names)
         except (ValueError, SyntaxError):
             return None
         if isinstance(names, dict) and all(isinstance(v, str) for v in names.values()):

@@ -97,8 +97,8 @@ def open_onnx(bundle: Bundle, spec_name: str, precision: str = "fp32", threads: 
     entry = bundle.entry(spec_name, "onnx", precision)
     chosen = available_providers(providers)
     # ORT-only dynamic int8 ops: the TensorRT EP would reject the whole graph, so it is left out for them
-    if (entry.get("registered") or {}).get("tensorrt_parsable") is False or \
-            (entry.get("quantization") or {}).get("kind", "").startswith("dynamic"):
+    if (entry.registered is not None and entry.registered.tensorrt_parsable is False) or \
+            (entry.quantization_kind or "").startswith("dynamic"):
         chosen = [p for p in chosen if p != "TensorrtExecutionProvider"] or ["CPUExecutionProvider"]
     return OnnxSession(bundle.spec(spec_name, "onnx", precision), bundle.path(spec_name, "onnx", precision),
                        bundle.tensor_names(spec_name, "onnx", precision),

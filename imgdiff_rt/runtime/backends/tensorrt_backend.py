@@ -12,6 +12,7 @@ import numpy as np
 
 from imgdiff_rt.errors import ModelError, SpecLayoutError
 from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.manifest import Entry
 from imgdiff_rt.models.specs import PRECISIONS
 from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
 
@@ -19,7 +20,7 @@ from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_bac
 ENGINE_PRECISIONS = ("fp16", *(p for p in PRECISIONS if p != "fp16"))
 
 
-def find_engine(bundle: Bundle, spec_name: str, precision: str) -> tuple[str, dict]:
+def find_engine(bundle: Bundle, spec_name: str, precision: str) -> tuple[str, Entry]:
     """The engine entry to use: the one asked for, else the bundle's (fp16 is what the exporter builds)."""
     for p in (precision, *ENGINE_PRECISIONS):
         entry = bundle.find(spec_name, "engine", p)
@@ -43,7 +44,7 @@ class TensorRTSession(Session):
         super().__init__(bundle.spec(spec_name, "engine", precision),
                          entry_input_shapes(bundle, spec_name, "engine", precision))
         path = bundle.path(spec_name, "engine", precision)
-        self.engine = load_engine(path, {**(entry.get("engine") or {}), "path": str(path)})
+        self.engine = load_engine(path, {**(entry.engine or {}), "path": str(path)})
         self.context = self.engine.create_execution_context()
         self.names = bundle.tensor_names(spec_name, "engine", precision)
         self.trt, self.torch = trt, torch

@@ -11,6 +11,7 @@ import numpy as np
 
 from imgdiff_rt.errors import ModelError
 from imgdiff_rt.models.bundle import Bundle
+from imgdiff_rt.models.manifest import TorchPart
 from imgdiff_rt.models.specs import get_spec
 from imgdiff_rt.runtime.session import Session, register_backend
 
@@ -35,9 +36,11 @@ def _segmenter_module(bundle: Bundle):
         why = " (a registered foreign ONNX has no PyTorch module)" if bundle.is_registered("segmenter") else ""
         raise ModelError(f"torch backend: bundle {bundle.root} has no segmenter weights for PyTorch{why}; "
                          "use the onnx backend, or re-export the segmenter with `imgdiff-rt export`")
-    file = bundle.root / found["file"]
-    info = found["info"]
-    return _load_segmenter(str(file), file.stat().st_mtime_ns, info["source"], bool(info.get("tiny")))
+    if not isinstance(found, TorchPart) or found.file is None or found.build is None or not found.build.source:
+        raise ModelError(f"torch backend: bundle {bundle.root} records no segmenter weights file and architecture; "
+                         "re-export the segmenter with `imgdiff-rt export`")
+    file = bundle.root / found.file
+    return _load_segmenter(str(file), file.stat().st_mtime_ns, found.build.source, bool(found.build.tiny))
 
 
 @functools.lru_cache(maxsize=4)  # building the architecture costs seconds; the module is only read here
@@ -86,8 +89,8 @@ class TorchSession(Session):
             if not found:
                 raise ModelError(f"torch backend: bundle {bundle.root} has no PyTorch weights for {family}; "
                                  "re-export it with this version of `imgdiff-rt export`")
-            source = str(bundle.root / found["path"]) if "path" in found else found["load_from"]
-            graphs = _hf_graphs(str(bundle.root), family, source, found.get("weights", "pretrained"))
+            source = str(bundle.root / found.path) if found.path is not None else found.load_from
+            graphs = _hf_graphs(str(bundle.root), family, source, found.weights or "pretrained")
             if spec_name not in graphs:
                 raise ModelError(f"torch backend: {family} has no graph {spec_name!r}")
             self.module = graphs[spec_name]
