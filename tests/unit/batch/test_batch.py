@@ -107,21 +107,6 @@ def test_clevr_change_layout(shared_data):
     assert all(it.truth_boxes == () for it in nonsemantic)  # only camera jitter: "no change" is the truth
 
 
-def test_synth_output_folder_and_parquet(tmp_path):
-    res = CliRunner().invoke(cli, ["synth", "skimage:astronaut", "--out", str(tmp_path / "set"), "--count", "2"])
-    assert res.exit_code == 0, res.output
-    from_folder = load_pairs(tmp_path / "set")
-    assert len(from_folder) == 2 and all(it.truth and it.left.is_file() for it in from_folder)
-    pq = pytest.importorskip("pyarrow.parquet")
-    import pyarrow as pa
-
-    table = pa.Table.from_pylist([{"id": it.id, "left": str(it.left.relative_to(tmp_path / "set")),
-                                   "right": str(it.right.relative_to(tmp_path / "set"))} for it in from_folder])
-    pq.write_table(table, tmp_path / "set" / "pairs.parquet")
-    from_parquet = load_pairs(tmp_path / "set" / "pairs.parquet")
-    assert [(it.id, it.left, it.right) for it in from_parquet] == [(it.id, it.left, it.right) for it in from_folder]
-
-
 @pytest.mark.parametrize("make, message", [
     (lambda p: (p / "stuff").mkdir(parents=True), "not a pairs folder"),
     (lambda p: p.mkdir(), "holds no pairs"),

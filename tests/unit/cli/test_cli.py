@@ -1,9 +1,8 @@
-"""Table-driven CLI tests through Click's CliRunner on the pixel detector: help, version, run's outputs, usage
-errors, synth and eval."""
+"""Table-driven CLI tests through Click's CliRunner on the pixel detector: help, version, run's outputs and
+usage errors."""
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -129,26 +128,3 @@ def test_usage_errors_are_one_line(pair, tmp_path, args, message):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
     assert "Traceback" not in res.output
-
-
-def test_synth_then_eval(tmp_path):
-    res = invoke("synth", "skimage:coffee", "--out", tmp_path / "set", "--count", "3", "--seed", "4")
-    assert res.exit_code == 0
-    lines = (tmp_path / "set" / "pairs.jsonl").read_text().splitlines()
-    assert [json.loads(x)["id"] for x in lines] == ["coffee-l1-s4", "coffee-l1-s5", "coffee-l1-s6"]
-    assert (tmp_path / "set" / "coffee-l1-s5" / "truth.json").exists()
-    res = invoke("eval", "--pairs", tmp_path / "set" / "pairs.jsonl", "--out", tmp_path / "ev")
-    assert res.exit_code == 0 and "precision" in res.stdout and "median ms" in res.stdout
-    summary = json.loads((tmp_path / "ev" / "eval_summary.json").read_text())
-    assert summary["pairs"] == 3 and summary["recall"] >= 0.5
-    assert len((tmp_path / "ev" / "eval.jsonl").read_text().splitlines()) == 3
-
-
-def test_synth_is_deterministic_through_the_cli(tmp_path):
-    for name in ("a", "b"):
-        assert invoke("synth", "skimage:chelsea", "--out", tmp_path / name, "--seed", "9").exit_code == 0
-    from imgdiff_rt.imageio import read_image
-
-    assert (read_image(tmp_path / "a" / "right.png") == read_image(tmp_path / "b" / "right.png")).all()
-    assert (tmp_path / "a" / "truth.json").read_text() == (tmp_path / "b" / "truth.json").read_text()
-    assert not np.array_equal(read_image(tmp_path / "a" / "left.png"), read_image(tmp_path / "a" / "right.png"))

@@ -1,5 +1,5 @@
-"""Re-shot detection and region masks through the CLI: --align methods, --photometric, synth --jitter,
-region masks in the JSON, the change-mask PNG of `run --out`, and pixel-level scores from `eval` on mask truth."""
+"""Re-shot detection and region masks through the CLI: --align methods, --photometric, region masks in the
+JSON, the change-mask PNG of `run --out`, and pixel-level scores from `eval` on mask truth."""
 
 import json
 import shutil
@@ -67,14 +67,6 @@ def test_regions_carry_their_mask_and_run_out_writes_the_change_mask(pair, tmp_p
     png = np.asarray(Image.open(next(out.glob("*_mask.png"))))
     assert png.shape == (160, 240) and set(np.unique(png)) <= {0, 255}
     assert ((png > 0) == own).all()
-
-
-def test_synth_jitter_writes_moved_truth(tmp_path):
-    res = invoke("synth", "skimage:coffee", "--out", tmp_path, "--jitter", "--seed", "3")
-    assert res.exit_code == 0, res.output
-    truth = json.loads((tmp_path / "truth.json").read_text())
-    assert "jitter" in truth and all("bbox_right" in c for c in truth["changes"])
-    assert json.loads((tmp_path / "pairs.jsonl").read_text().splitlines()[0])["id"].startswith("coffee-l1-j-")
 
 
 def test_eval_on_mask_truth_reports_pixel_scores_and_what_ran(shared_data, tmp_path):
