@@ -1,6 +1,6 @@
 """docs/defaults.md, generated from the code: every default of the commands' options and of the detectors'
 settings, so the documentation cannot drift from what runs. ``python scripts/gen_defaults_doc.py`` rewrites the
-file; tests/test_truthful_docs.py fails when the committed copy is stale."""
+file; tests/contract/test_docs.py fails when the committed copy is stale."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import click
 COMMANDS = ("run", "eval", "export", "bench", "triton-repo", "serve", "web", "doctor")
 _DEFAULT_IN_HELP = re.compile(r"\[default: ([^\]]*)\]")
 HEADER = ("# Defaults\n\n*Generated from the code by `python scripts/gen_defaults_doc.py`; do not edit by hand "
-          "(tests/test_truthful_docs.py checks it is current).*\n")
+          "(tests/contract/test_docs.py checks it is current).*\n")
 
 
 def option_default(param: click.Parameter) -> str:

@@ -1,6 +1,6 @@
 """The README's generated parts: the option list of `run`/`eval` (from PIPELINE_OPTIONS) and the result JSON
 sample (from a real run of the bundled example). ``python scripts/gen_readme.py`` rewrites both between their
-markers; tests/test_readme_generated.py fails when the committed README is stale."""
+markers; tests/contract/test_readme_generated.py fails when the committed README is stale."""
 
 from __future__ import annotations
 

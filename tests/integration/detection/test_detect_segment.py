@@ -116,7 +116,8 @@ def test_no_bundle_falls_back_to_pixel_with_one_hint(tmp_path, monkeypatch):
 
 
 def test_a_present_bundle_with_untrained_clip_keeps_the_pixel_default(models, monkeypatch):
-    """The CLIP filter is the default only on pretrained CLIP weights (tests/test_truthful_weights.py)."""
+    """The CLIP filter is the default only on pretrained CLIP weights
+    (tests/integration/runtime/test_weights.py)."""
     monkeypatch.setenv("IMGDIFF_RT_HOME", str(models.parent))
     res = CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), "--max-proposals", "2"])
     assert res.exit_code == 0, res.output

@@ -3,7 +3,8 @@ the tiny bundle's repository; ``imgdiff_pipeline`` gives the in-process result J
 BLIP captioner, one request per pair (the server's own request counter), and every imgdiff-rt Python model
 answers a malformed request with 400 and its reason while the server stays ready.
 
-One server for the module. The side environment is built on first use (see tests/test_triton_server.py).
+One server for the module. The side environment is built on first use (see
+tests/integration/triton/test_triton_server.py).
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def test_bad_option_values(client, data, message):
     assert message in error_of(post(client, good, good, data=data), 400)
 
 
-# ---- bad inputs: the CLI's list (tests/test_bad_inputs.py), as uploads ------------------------------------
+# ---- bad inputs: the CLI's list (tests/unit/cli/test_bad_inputs.py), as uploads -------------------------
 def _truncated(encode):
     data = encode(textured(120, 160))
     return data[: len(data) // 2]
