@@ -23,7 +23,7 @@ from imgdiff_rt.words.describe import position_words, summary_line
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.result import Result
-from imgdiff_rt.captioners import stage as C
+from imgdiff_rt.captioners import common as C
 from imgdiff_rt.captioners import generation as Gen
 from imgdiff_rt.detectors.model.crops import ImagePreprocessor, region_crops
 

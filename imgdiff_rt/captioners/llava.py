@@ -19,7 +19,7 @@ from imgdiff_rt.errors import ModelError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.captioners.prompts import QUESTION
 from imgdiff_rt.result import Result
-from imgdiff_rt.captioners import stage as C
+from imgdiff_rt.captioners import common as C
 from imgdiff_rt.detectors.model.crops import ImagePreprocessor, boxed_side_by_side, pad_to_square
 from imgdiff_rt.captioners.generation import distinct_images
 
