@@ -58,11 +58,13 @@ class Processed:
     images: PairImages
 
 
-def _name(source: ImageSource) -> str | None:
+def source_name(source: ImageSource) -> str | None:
+    """The path a result records for an image (None for arrays and images in memory)."""
     return str(source) if isinstance(source, (str, os.PathLike)) else None
 
 
-def _default_id(left: ImageSource, right: ImageSource) -> str:
+def default_pair_id(left: ImageSource, right: ImageSource) -> str:
+    """A pair's id from its two paths: the shared stem, else the shared folder, else both stems."""
     if isinstance(left, (str, os.PathLike)) and isinstance(right, (str, os.PathLike)):
         a, b = Path(left), Path(right)
         if a.stem == b.stem:
@@ -229,8 +231,9 @@ class Pipeline:
         t0 = time.perf_counter()
         cap = max(self.max_pixels, TILED_MAX_PIXELS) if self.tiled else self.max_pixels
         left_rgb, right_rgb = read_pair(left, right, cap)
-        result = Result(id=id or _default_id(left, right), left=_name(left), right=_name(right),
-                        size=(left_rgb.shape[1], left_rgb.shape[0]), settings=self.settings(),
+        result = Result(id=id or default_pair_id(left, right), left=source_name(left),
+                        right=source_name(right), size=(left_rgb.shape[1], left_rgb.shape[0]),
+                        settings=self.settings(),
                         weights=self.weights())
         images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
         result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)

@@ -25,7 +25,7 @@ from imgdiff_rt.errors import InputError
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from imgdiff_rt.triton import bls
 from imgdiff_rt.triton.glue import GLUE
-from imgdiff_rt.triton.python_models import _Base
+from imgdiff_rt.triton.python_models import PythonModelBase
 
 MODEL = "imgdiff_pipeline"
 INPUTS, OUTPUTS = GLUE[MODEL]
@@ -97,7 +97,7 @@ class ServedRequests:
             self._pipelines.popitem()[1].close()
 
 
-class PipelineModel(_Base):
+class PipelineModel(PythonModelBase):
     def setup(self) -> None:
         self.served = ServedRequests(self.version_dir / "bundle", self.parameters.get("precision", "fp32"),
                                      int(self.parameters.get("max_pixels", DEFAULT_MAX_PIXELS)))

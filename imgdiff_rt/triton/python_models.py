@@ -59,7 +59,7 @@ def check_inputs(rows: list[dict], arrays: dict[str, np.ndarray | None], batched
         raise InputError("; ".join(problems))
 
 
-class _Base:
+class PythonModelBase:
     """Common plumbing: config, parameters, output dtypes, input checks, per-request error responses."""
 
     def initialize(self, args: dict) -> None:
@@ -119,7 +119,7 @@ class _Base:
         pass
 
 
-class _GlueModel(_Base):
+class _GlueModel(PythonModelBase):
     def setup(self) -> None:
         self.params = glue.GlueParams.from_strings(self.parameters)
 
@@ -139,7 +139,7 @@ class FilterModel(_GlueModel):
         return glue.filter_step(x[glue.CLIP_OUT], x["boxes"], x["box_scores"], self.params)
 
 
-class OnnxGraphModel(_Base):
+class OnnxGraphModel(PythonModelBase):
     """``--platform python``: one exported graph run by ONNX Runtime inside the Python backend (for servers
     with only that backend). Requests of one dynamic batch with equal shapes run as one call."""
 
@@ -179,7 +179,7 @@ class OnnxGraphModel(_Base):
         return responses
 
 
-class CaptionModel(_Base):
+class CaptionModel(PythonModelBase):
     """``imgdiff_caption``: the captioner's encoder through BLS, generation in PyTorch (an ensemble cannot
     loop). Captions the left and right crop of each given region, as ``BlipCaptioner`` does in-process."""
 

@@ -20,7 +20,7 @@ from imgdiff_rt.errors import ImageReadError, InputError
 from imgdiff_rt.files import read_regular_file
 from imgdiff_rt.detectors.ignore import IgnoreSpec
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES, ImageSource, array_to_rgb8, read_image
-from imgdiff_rt.pipeline import PairImages, Processed, _default_id, _name, right_at_left_size
+from imgdiff_rt.pipeline import PairImages, Processed, default_pair_id, right_at_left_size, source_name
 from imgdiff_rt.result import Result
 from imgdiff_rt.triton.client import TritonClient
 from imgdiff_rt.triton.glue import GLUE
@@ -132,5 +132,6 @@ class ServedPipeline:
                  INPUTS[2].name: np.array([json.dumps(self.request_fields(ignore)).encode()], dtype=object)}
         out = self.open()._client.infer(MODEL, feeds, [OUTPUTS[0].name])[OUTPUTS[0].name]
         result = Result.from_dict(json.loads(out.reshape(-1)[0]))
-        result = result.replace(id=id or _default_id(left, right), left=_name(left), right=_name(right))
+        result = result.replace(id=id or default_pair_id(left, right), left=source_name(left),
+                                right=source_name(right))
         return Processed(result, LazyPairImages(left, right, self.max_pixels))
