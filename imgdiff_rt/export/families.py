@@ -1,4 +1,4 @@
-"""The build steps of each model family, driven by ``build._Run.build`` over the artifact table: how a CLIP /
+"""The build steps of each model family, driven by ``export_run.ExportRun.build`` over the artifact table: how a CLIP /
 BLIP / LLaVA graph or the segmenter is exported (with parity) and quantised (with its accuracy cost), the
 non-graph parts saved beside them, and the registration of an already-exported segmenter ONNX.
 """
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from imgdiff_rt.models import bundle as B
 from imgdiff_rt.models.specs import CAPTIONER_FAMILIES, DEFAULT_SOURCES, get_spec
-from imgdiff_rt.export.build import Artifact, _jsonable, _Run
+from imgdiff_rt.export.export_run import ExportRun, jsonable
+from imgdiff_rt.export.options import Artifact
 from imgdiff_rt.export.preflight import tokenizer_round_trip
 
 
@@ -19,7 +20,7 @@ class _HfGraph:
     """Build steps of one CLIP / BLIP / LLaVA graph: fp32 export + parity, dynamic int8 + its accuracy; a
     captioner's encoder also gets greedy-caption parity."""
 
-    def __init__(self, run: _Run, loaded, module):
+    def __init__(self, run: ExportRun, loaded, module):
         self.run, self.loaded, self.module = run, loaded, module
         self.captioner = loaded.family in CAPTIONER_FAMILIES
 
@@ -51,10 +52,10 @@ class _HfGraph:
                                                        device=self.run.device,
                                                        max_new_tokens=self.run.opts.caption_tokens)
         self.run.say(f"  {spec.name}: int8 accuracy {_accuracy_line(accuracy)}")
-        return {"quantization": _jsonable(summary), "accuracy": accuracy}
+        return {"quantization": jsonable(summary), "accuracy": accuracy}
 
 
-def export_hf_family(run: _Run, family: str, source: str | None) -> None:
+def export_hf_family(run: ExportRun, family: str, source: str | None) -> None:
     from imgdiff_rt.torch_models import hf as hf_models
 
     source = source or DEFAULT_SOURCES[family]
@@ -82,7 +83,7 @@ def _source_line(source: str, weights: str) -> str:
     return f"loading {source} ({weights})"
 
 
-def _save_family_parts(run: _Run, loaded, src: dict) -> None:
+def _save_family_parts(run: ExportRun, loaded, src: dict) -> None:
     """What runs beside the graphs: a captioner's generation files; CLIP's tokenizer and eager weights."""
     from imgdiff_rt.export.captioner_export import save_generation_files, save_tokenizer_files
 
@@ -109,7 +110,7 @@ def _round_trip(loaded) -> dict:
 class _SegmenterGraph:
     """Build steps of the segmenter: fp32 export + parity at two sizes, static QDQ int8 + its accuracy."""
 
-    def __init__(self, run: _Run, module):
+    def __init__(self, run: ExportRun, module):
         self.run, self.module = run, module
 
     def export(self, spec, artifact: Artifact) -> dict:
@@ -120,7 +121,7 @@ class _SegmenterGraph:
         result = S.export_segmenter(self.module, run.path(spec.name, artifact.fmt, artifact.precision),
                                     run.opts.imgsz, device=run.device)
         run.say(f"  segmenter: parity ok ({_parity_line({'outputs': result['parity']})})")
-        return {"parity": {"outputs": _jsonable(result["parity"]), "ok": True}}
+        return {"parity": {"outputs": jsonable(result["parity"]), "ok": True}}
 
     def quantize(self, spec, artifact: Artifact) -> dict:
         from imgdiff_rt.export.checks import int8_accuracy
@@ -133,10 +134,10 @@ class _SegmenterGraph:
         summary = quantize_static_qdq(fp32, path, feeds)
         accuracy = {"vs_fp32": int8_accuracy(spec, fp32, path, feeds[:4], run.device)}
         run.say(f"  segmenter: int8 accuracy {_accuracy_line(accuracy)}")
-        return {"quantization": _jsonable(summary), "accuracy": accuracy}
+        return {"quantization": jsonable(summary), "accuracy": accuracy}
 
 
-def export_segmenter(run: _Run) -> None:
+def export_segmenter(run: ExportRun) -> None:
     from imgdiff_rt.torch_models import segmenter as SM
 
     source = run.opts.segmenter
@@ -153,7 +154,7 @@ def export_segmenter(run: _Run) -> None:
     run.build(spec, _SegmenterGraph(run, module), source, src)
 
 
-def register_foreign_segmenter(run: _Run) -> None:
+def register_foreign_segmenter(run: ExportRun) -> None:
     from imgdiff_rt.export.segmenter import register_segmenter_onnx
 
     path = Path(run.opts.segmenter_onnx).expanduser()
@@ -175,13 +176,13 @@ def register_foreign_segmenter(run: _Run) -> None:
               "outputs": {n: {"dtype": info["dtypes"][n], "shape": info["shapes"][n]} for n in spec.output_names}}
     run.add_entry(spec, B.entry_key("segmenter", "onnx", precision), "onnx", precision, fp, src,
                   time.perf_counter() - t, **layout, tensor_names=info["tensor_names"],
-                  registered=_jsonable(info), parity={"skipped": "registered as is: layout checked"})
+                  registered=jsonable(info), parity={"skipped": "registered as is: layout checked"})
     run.say(f"  segmenter: layout ok ({info['num_classes']} classes, {info['shapes']['images']})")
     if run.opts.segmenter_fp32:
         _register_dequantized(run, spec, info, precision, src, layout)
 
 
-def _register_dequantized(run: _Run, spec, info: dict, precision: str, src: dict, layout: dict) -> None:
+def _register_dequantized(run: ExportRun, spec, info: dict, precision: str, src: dict, layout: dict) -> None:
     """The fp32 rebuild of the registered int8 graph (``precision``, ``src``, ``layout``: its entry's) beside
     it, with its check against that graph."""
     from imgdiff_rt.runtime.int8_tools import dequantize_conv_integer
