@@ -2,7 +2,7 @@
 server's own model of that name (business logic scripting), so it keeps its instances, dynamic batching and
 GPU placement while the calling model runs the orchestration.
 
-Importing this module registers the backend in ``runtime.session.BACKENDS`` (the served models import it);
+Importing this module registers the backend in ``runtime.session_base.BACKENDS`` (the served models import it);
 ``open_session(bundle, "clip_image", backend="triton-bls")`` then works exactly as ``onnx`` does, inputs
 checked against the bound spec first.
 """
@@ -13,7 +13,7 @@ import numpy as np
 
 from imgdiff_rt.errors import ModelError
 from imgdiff_rt.models.bundle import Bundle
-from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.runtime.session_base import Session, entry_input_shapes, register_backend
 
 BACKEND = "triton-bls"
 

@@ -1,1 +1,1 @@
-"""Session backends; each module registers itself in ``runtime.session.BACKENDS`` on import."""
+"""Session backends; each module registers itself in ``runtime.session_base.BACKENDS`` on import."""

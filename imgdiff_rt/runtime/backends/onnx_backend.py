@@ -14,7 +14,7 @@ import numpy as np
 from imgdiff_rt.errors import ModelError, UsageError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.specs import ModelSpec
-from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.runtime.session_base import Session, entry_input_shapes, register_backend
 
 #: preferred order; only those the installed onnxruntime offers are used
 PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")

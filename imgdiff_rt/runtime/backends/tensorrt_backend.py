@@ -14,7 +14,7 @@ from imgdiff_rt.errors import ModelError, SpecLayoutError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.manifest import Entry
 from imgdiff_rt.models.specs import PRECISIONS
-from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.runtime.session_base import Session, entry_input_shapes, register_backend
 
 #: engine search order: fp16 first (what the exporter builds), then the other precisions
 ENGINE_PRECISIONS = ("fp16", *(p for p in PRECISIONS if p != "fp16"))

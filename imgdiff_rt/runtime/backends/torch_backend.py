@@ -13,7 +13,7 @@ from imgdiff_rt.errors import ModelError
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.manifest import TorchPart
 from imgdiff_rt.models.specs import get_spec
-from imgdiff_rt.runtime.session import Session, register_backend
+from imgdiff_rt.runtime.session_base import Session, register_backend
 
 
 def _load_hf(family: str, source: str, weights: str):

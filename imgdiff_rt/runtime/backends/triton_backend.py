@@ -22,7 +22,7 @@ import numpy as np
 from imgdiff_rt.errors import (TritonModelNotReadyError, TritonRejectedError, TritonRequestError, TritonUnavailableError,
                       UsageError)
 from imgdiff_rt.models.bundle import Bundle
-from imgdiff_rt.runtime.session import Session, entry_input_shapes, register_backend
+from imgdiff_rt.runtime.session_base import Session, entry_input_shapes, register_backend
 
 PROTOCOLS = ("http", "grpc")
 #: what tritonclient's exception status says for a request the model refused as the client's mistake
