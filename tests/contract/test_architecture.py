@@ -176,3 +176,128 @@ def test_files_and_functions_stay_small(package):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 too_big.append(f"{path.name}:{node.name} {node.end_lineno - node.lineno + 1} lines")
     assert not too_big, too_big
+
+
+# ---- the module import graph: no circles, no private names across modules ----------------------------------------
+def _module_name(path: Path, package: Path) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _from_source(importer: str, is_package: bool, node: ast.ImportFrom) -> str | None:
+    """The module ``from X import ...`` reads from, a relative X resolved against ``importer``."""
+    if not node.level:
+        return node.module
+    base = importer.split(".") if is_package else importer.split(".")[:-1]
+    base = base[:len(base) - node.level + 1]
+    return ".".join([*base, *([node.module] if node.module else [])])
+
+
+def _imports(tree: ast.AST, name: str, is_package: bool, modules: set[str]) -> list[tuple]:
+    """(module, name taken from it or None, line, local name bound to the module or None) for every import of a
+    package module, at module level and inside functions; ``from pkg import mod`` where ``mod`` is a module is an
+    import of ``pkg.mod``."""
+    root = name.split(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, None, node.lineno, a.asname) for a in node.names if a.name in modules]
+        elif isinstance(node, ast.ImportFrom):
+            source = _from_source(name, is_package, node)
+            if not source or not (source == root or source.startswith(root + ".")):
+                continue
+            for a in node.names:
+                sub = f"{source}.{a.name}"
+                found.append((sub, None, node.lineno, a.asname or a.name) if sub in modules
+                             else (source, a.name, node.lineno, None))
+    return found
+
+
+def _private_reads(tree: ast.AST, name: str, found: list[tuple]) -> list[str]:
+    """``from X import _y`` or ``from pkg import _mod`` from another module, and ``mod._y`` on an imported one."""
+    out = []
+    for target, taken, line, _ in found:
+        owner, last = (target, taken) if taken else target.rsplit(".", 1)
+        if target != name and last.startswith("_") and not last.startswith("__"):
+            out.append(f"{name}:{line} imports {last} from {owner}")
+    bound = {local: target for target, _, _, local in found if local}
+    out += [f"{name}:{node.lineno} reads {node.value.id}.{node.attr} of {bound[node.value.id]}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound
+            and node.attr.startswith("_") and not node.attr.startswith("__")]
+    return out
+
+
+def _import_graph(package: Path = PACKAGE) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """{module: {module it imports: first line}} and every private name one module takes from another."""
+    paths = {_module_name(p, package): p for p in package.rglob("*.py") if "__pycache__" not in p.parts}
+    graph: dict[str, dict[str, int]] = {}
+    private = []
+    for name, path in sorted(paths.items()):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = _imports(tree, name, path.name == "__init__.py", set(paths))
+        graph[name] = {}
+        for target, _, line, _ in found:
+            if target != name and target in paths:
+                graph[name].setdefault(target, line)
+        private += _private_reads(tree, name, found)
+    return graph, private
+
+
+def _reachable(graph: dict[str, dict[str, int]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), {}):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _cycles(graph: dict[str, dict[str, int]]) -> set[frozenset[str]]:
+    """The groups of modules that import each other, directly or around a longer circle."""
+    reach = {m: _reachable(graph, m) for m in graph}
+    return {frozenset(w for w in reach[m] if m in reach[w]) for m in graph if m in reach[m]}
+
+
+def _one_circle(graph: dict[str, dict[str, int]], group: frozenset[str]) -> str:
+    """A shortest circle through the group's first module, each hop with its import's line: a:12 -> b:3 -> a."""
+    start = min(group)
+    paths, queue = {start: [start]}, [start]
+    for module in queue:
+        for nxt in sorted(set(graph[module]) & group):
+            if nxt == start:
+                hops = paths[module] + [start]
+                return " -> ".join(f"{a}:{graph[a][b]}" for a, b in zip(hops, hops[1:])) + f" -> {start}"
+            if nxt not in paths:
+                paths[nxt] = paths[module] + [nxt]
+                queue.append(nxt)
+    raise AssertionError(f"{sorted(group)} is no circle")
+
+
+def test_no_import_cycles_between_modules():
+    graph, _ = _import_graph()
+    found = _cycles(graph)
+    assert not found, "modules that import each other:\n" + "\n".join(
+        f"{sorted(g)}: {_one_circle(graph, g)}" for g in sorted(found, key=sorted))
+
+
+def test_no_module_imports_a_private_name_of_another():
+    _, private = _import_graph()
+    assert not private, "private names taken across modules:\n" + "\n".join(private)
+
+
+def test_the_import_graph_sees_every_kind_of_import(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    for rel, text in {"__init__.py": "", "sub/__init__.py": "", "base.py": "def _hidden(): pass\n",
+                      "a.py": "def f():\n    from .sub import b\n",  # function level, relative, "import mod"
+                      "sub/b.py": "import pkg.c\n",
+                      "c.py": "from pkg import a\nfrom .base import _hidden\n",
+                      "d.py": "from pkg import base as B\nB._hidden()\n"}.items():
+        (package / rel).write_text(text, encoding="utf-8")
+    graph, private = _import_graph(package)
+    circle = frozenset({"pkg.a", "pkg.sub.b", "pkg.c"})
+    assert _cycles(graph) == {circle}
+    assert _one_circle(graph, circle) == "pkg.a:2 -> pkg.sub.b:1 -> pkg.c:1 -> pkg.a"
+    assert private == ["pkg.c:2 imports _hidden from pkg.base", "pkg.d:2 reads B._hidden of pkg.base"]
