@@ -8,7 +8,7 @@ generated ``config.pbtxt`` files, the Python models and the client (graph tensor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Mapping
 
 import numpy as np
@@ -18,10 +18,11 @@ from imgdiff_rt.models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSp
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
 from imgdiff_rt.pipeline import PairImages, right_at_left_size
 from imgdiff_rt.detectors.model import clip_filter as F
-from imgdiff_rt.detectors.model.detector import MAX_CANDIDATES
+from imgdiff_rt.detectors.model.detector import SegmentConfig
+from imgdiff_rt.limits import check_count
 from imgdiff_rt.runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
-from imgdiff_rt.detectors.model.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
-from imgdiff_rt.runtime.segment_decode import DEFAULT_CONF, DEFAULT_IOU, decode_batch
+from imgdiff_rt.detectors.model.proposals import crop_pairs, gather_proposals
+from imgdiff_rt.runtime.segment_decode import decode_batch
 
 T = TensorSpec
 # The glue tensors that feed or read a graph carry that graph's spec names (the ensemble wires them through).
@@ -67,43 +68,65 @@ DETECT_INPUTS = GLUE["preprocess"][0]
 DETECT_OUTPUTS = GLUE["filter"][1]
 
 
+#: the model detector's settings the glue models read, by their SegmentConfig names
+_SEGMENT_FIELDS = ("conf", "iou", "min_area_fraction", "dedup_iou", "max_candidates", "clip_threshold",
+                   "max_proposals")
+
+
 @dataclass(frozen=True)
 class GlueParams:
-    """Settings the glue models read from their config ``parameters`` (strings there)."""
+    """Settings the glue models read from their config ``parameters`` (strings there): the graphs' sizes and
+    CLIP normalisation, and the model detector's settings as one validated ``SegmentConfig`` (the in-process
+    detector's own), so the ensemble and ``ModelDetector`` cannot hold two versions of them."""
 
     imgsz: int = DEFAULT_IMGSZ
     num_classes: int = 1
-    conf: float = DEFAULT_CONF
-    iou: float = DEFAULT_IOU
-    min_area_fraction: float = MIN_AREA_FRACTION
-    dedup_iou: float = DEDUP_IOU
-    max_candidates: int = MAX_CANDIDATES
     clip_image_size: int = 224
     clip_mean: tuple = CLIP_MEAN
     clip_std: tuple = CLIP_STD
-    clip_threshold: float = F.DEFAULT_THRESHOLD
-    max_proposals: int = F.DEFAULT_MAX_REGIONS
     max_pixels: int = DEFAULT_MAX_PIXELS
+    segment: SegmentConfig = field(default_factory=SegmentConfig)
+
+    def __post_init__(self) -> None:
+        check_count("imgsz", self.imgsz, 32, 4096)
+        check_count("num_classes", self.num_classes, 1)
+        check_count("clip_image_size", self.clip_image_size, 1)
+        check_count("max_pixels", self.max_pixels, 1)
+
+    def __getattr__(self, name: str):
+        if name in _SEGMENT_FIELDS:  # p.conf, p.clip_threshold, ...: the segment settings' own values
+            return getattr(self.segment, name)
+        raise AttributeError(name)
 
     def as_strings(self) -> dict[str, str]:
         out = {}
         for f in fields(self):
+            if f.name == "segment":
+                out.update({n: repr(getattr(self.segment, n)) for n in _SEGMENT_FIELDS})
+                continue
             v = getattr(self, f.name)
             out[f.name] = ",".join(repr(float(x)) for x in v) if isinstance(v, tuple) else repr(v)
-        return out
+        return dict(sorted(out.items(), key=lambda kv: _ORDER.index(kv[0])))
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> "GlueParams":
-        kwargs = {}
-        for f in fields(cls):
-            if f.name not in values:
+        kwargs, segment = {}, {}
+        for name in _ORDER:
+            if name not in values:
                 continue
-            text, default = values[f.name], getattr(cls, f.name)
+            text = values[name]
+            default = getattr(SegmentConfig, name) if name in _SEGMENT_FIELDS else getattr(cls, name)
             if isinstance(default, tuple):
-                kwargs[f.name] = tuple(float(x) for x in text.split(","))
+                value = tuple(float(x) for x in text.split(","))
             else:
-                kwargs[f.name] = type(default)(float(text) if isinstance(default, float) else int(text))
-        return cls(**kwargs)
+                value = type(default)(float(text) if isinstance(default, float) else int(text))
+            (segment if name in _SEGMENT_FIELDS else kwargs)[name] = value
+        return cls(**kwargs, segment=SegmentConfig(**segment))
+
+
+#: the parameters' order in config.pbtxt (as the flat record had them)
+_ORDER = ("imgsz", "num_classes", "conf", "iou", "min_area_fraction", "dedup_iou", "max_candidates", "clip_image_size",
+          "clip_mean", "clip_std", "clip_threshold", "max_proposals", "max_pixels")
 
 
 # ---- the steps ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import json
 import shutil
 from pathlib import Path
@@ -76,8 +78,7 @@ def glue_params(specs: dict[str, ModelSpec], opts: Options, clip_folder: Path | 
     return GlueParams(imgsz=int(cfg.imgsz or seg.sizes.get("imgsz", DEFAULT_IMGSZ)),
                       num_classes=int(seg.sizes.get("num_classes", 1)),
                       clip_image_size=int(clip.sizes["image_size"]), clip_mean=tuple(mean), clip_std=tuple(std),
-                      max_candidates=cap, conf=cfg.conf, iou=cfg.iou, min_area_fraction=cfg.min_area_fraction,
-                      dedup_iou=cfg.dedup_iou, clip_threshold=cfg.clip_threshold, max_proposals=cfg.max_proposals)
+                      segment=replace(cfg, max_candidates=cap))
 
 
 def _bundle_graphs(bundle: Bundle | None, precision: str) -> tuple[dict, dict, dict, Path | None]:
