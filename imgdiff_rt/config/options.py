@@ -49,6 +49,7 @@ class Option:
     choices: tuple = ()
     low: float | None = None
     high: float | None = None
+    high_open: bool = False  # the range excludes ``high`` itself
     flag: str | None = None
     metavar: str | None = None
     show_default: bool = False
@@ -135,7 +136,8 @@ OPTIONS: tuple[Option, ...] = (
          help="Per-pixel distance: CIELAB deltaE or max-channel absolute difference (0-255)."),
     _opt("blur_sigma", "pixel", "float", _PIXEL.blur_sigma, low=0.0, high=MAX_BLUR_SIGMA, scope="pair", flag="blur",
          show_default=True, help="Gaussian blur sigma in pixels before differencing."),
-    _opt("merge_gap", "pixel", "float", _PIXEL.merge_gap, low=0.0, high=1.0, scope="pair", show_default=True,
+    _opt("merge_gap", "pixel", "float", _PIXEL.merge_gap, low=0.0, high=1.0, high_open=True, scope="pair",
+         show_default=True,
          help="Merge blobs closer than this fraction of the image diagonal (0: no merging)."),
     _opt("max_pixels", "limits", "int", DEFAULT_MAX_PIXELS, low=1, scope="pair", show_default=True,
          help="Refuse images with more pixels than this (decompression-bomb guard)."),

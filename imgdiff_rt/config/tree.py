@@ -138,7 +138,8 @@ def _by_name(values: Mapping[str, Any]) -> dict[str, Any]:
 def _check_range(option: Option, value: Any) -> None:
     if value is None or option.kind not in ("int", "float"):
         return
-    check_number(option.name, value, option.low, option.high, integer=option.kind == "int")
+    check_number(option.name, value, option.low, option.high, hi_open=option.high_open,
+                 integer=option.kind == "int")
 
 
 def _jsonable(value: Any) -> Any:

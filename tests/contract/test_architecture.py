@@ -27,16 +27,15 @@ FLOORS: tuple[tuple[str, ...], ...] = (
 )
 #: same-floor arrows that are part of the design
 FLOOR_PEERS = {("words", "detectors"), ("captioners", "detectors"), ("captioners", "words"),
-               ("pairs", "detectors"), ("config", "pipeline"), ("pipeline", "config"), ("batch", "writers"),
+               ("pairs", "detectors"), ("config", "pipeline"), ("pipeline", "config"),
+               ("config", "weights_report"), ("batch", "writers"),
                ("batch", "evaluation"), ("bench", "triton"), ("doctor", "triton"), ("writers", "captioners"), ("cli", "web"),
                ("weights_report", "extras")}
 _BASE = {"errors", "limits", "files", "imageio", "result", "annotate", "extras", "__init__"}
 _FLOOR_OF = {name: i for i, floor in enumerate(FLOORS) for name in floor}
 #: the deliberate exceptions: the CLI's export command and the container entrypoint that builds engines where
-#: they run; export reads which detectors need a bundle from weights_report; the served pipeline, an edge like
-#: web/, reading a request through the web API's whitelist over the CLI's option table
-ALLOWED = {("cli/export_cmd.py", "export"), ("triton/engines.py", "export"), ("export/summary.py", "weights_report"),
-           ("triton/pipeline_model.py", "cli"), ("triton/pipeline_model.py", "web")}
+#: they run; export reads which detectors need a bundle from weights_report
+ALLOWED = {("cli/export_cmd.py", "export"), ("triton/engines.py", "export"), ("export/summary.py", "weights_report")}
 
 
 def _top(path: Path) -> str:
