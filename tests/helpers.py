@@ -1,5 +1,7 @@
-"""Small image factories and the folders shared by the tests (no fixtures here: plain functions and constants,
-importable anywhere as ``from helpers import ...``: pyproject's pytest settings put tests/ on sys.path)."""
+"""Small image factories, builders of fake inputs and the folders shared by the tests (no fixtures here: plain
+functions and constants, importable anywhere as ``from helpers import ...``: pyproject's pytest settings put
+tests/ on sys.path). Anything heavy (torch, the CLI, the models) is imported inside the function that needs
+it, so that importing this module stays cheap for every test."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ TESTS_DIR = Path(__file__).resolve().parent
 ROOT = TESTS_DIR.parent
 #: the ../shared data folder beside the checkout (models, data sets), or where IMGDIFF_RT_SHARED names it
 SHARED = Path(os.environ.get("IMGDIFF_RT_SHARED", ROOT.parent / "shared"))
+#: the example pair of the README and `imgdiff-rt web`: left.png, right.png and truth.json (its three changes)
+EXAMPLE = ROOT / "examples"
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
@@ -63,6 +67,23 @@ def one_patch_pair(folder: Path, h: int = 160, w: int = 240, seed: int = 1) -> t
     right = left.copy()
     right[40:80, 60:110] = (20, 40, 220)
     return save(folder / "l.png", left), save(folder / "r.png", right)
+
+
+# ---- the web API through FastAPI's test client
+
+
+def post(client, left: bytes, right: bytes, data=None, names=("left.png", "right.png"), **kw):
+    """POST one pair to /v1/diff as multipart uploads, with ``data`` as the form's other fields."""
+    files = {"left": (names[0], left, "image/png"), "right": (names[1], right, "image/png")}
+    return client.post("/v1/diff", files=files, data=data or {}, **kw)
+
+
+def error_of(resp, status: int) -> str:
+    """The one-line message of an error answer, once its status is checked and its body is only {"error"}."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert list(body) == ["error"] and "Traceback" not in body["error"] and "\n" not in body["error"]
+    return body["error"]
 
 
 def _has_cuda() -> bool:

@@ -12,21 +12,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
-from helpers import ROOT  # noqa: E402
-
-EXAMPLE = ROOT / "examples"
-
-
-def post(client, left: bytes, right: bytes, data=None, names=("left.png", "right.png"), **kw):
-    files = {"left": (names[0], left, "image/png"), "right": (names[1], right, "image/png")}
-    return client.post("/v1/diff", files=files, data=data or {}, **kw)
-
-
-def error_of(resp, status: int) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert list(body) == ["error"] and "Traceback" not in body["error"] and "\n" not in body["error"]
-    return body["error"]
+from helpers import EXAMPLE, error_of, post  # noqa: E402
 
 
 def test_a_model_bundle_server_says_its_weights_are_random(tiny_runtime_bundle):

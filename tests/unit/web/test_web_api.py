@@ -19,9 +19,8 @@ from imgdiff_rt.cli.main import cli  # noqa: E402
 from imgdiff_rt.cli.web_cmd import make_app, web  # noqa: E402
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS  # noqa: E402
 
-from helpers import ROOT, textured  # noqa: E402
+from helpers import EXAMPLE, error_of, post, textured  # noqa: E402
 
-EXAMPLE = ROOT / "examples"
 CAP = f"over the {DEFAULT_MAX_PIXELS / 1e6:g} MP cap"
 
 
@@ -47,18 +46,6 @@ def changed(arr: np.ndarray) -> np.ndarray:
 def client():
     with TestClient(make_app([])) as c:
         yield c
-
-
-def post(client, left: bytes, right: bytes, data=None, names=("left.png", "right.png"), **kw):
-    files = {"left": (names[0], left, "image/png"), "right": (names[1], right, "image/png")}
-    return client.post("/v1/diff", files=files, data=data or {}, **kw)
-
-
-def error_of(resp, status: int) -> str:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert list(body) == ["error"] and "Traceback" not in body["error"] and "\n" not in body["error"]
-    return body["error"]
 
 
 # ---- good pairs ------------------------------------------------------------------------------------------
