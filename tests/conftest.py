@@ -46,3 +46,10 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def shared_models() -> Path:
     return _shared_path("models")
+
+
+@pytest.fixture(scope="module")
+def spot(shared_data: Path) -> dict[str, Path]:
+    """Spot-the-Diff's test captions in both of its reference formats: harsh19's lists and the COCO file."""
+    d = shared_data / "spot-the-diff-captions"
+    return {"harsh19": d / "harsh19_test.json", "test": d / "spot_test_change_captions_reformat.json"}

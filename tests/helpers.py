@@ -6,6 +6,7 @@ it, so that importing this module stays cheap for every test."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 from pathlib import Path
 
@@ -84,6 +85,55 @@ def error_of(resp, status: int) -> str:
     body = resp.json()
     assert list(body) == ["error"] and "Traceback" not in body["error"] and "\n" not in body["error"]
     return body["error"]
+
+
+# ---- `imgdiff-rt eval-captions`: prediction records and reference files
+
+#: why the caption scorers cannot run, or None where pycocoevalcap is installed
+NO_SCORER = ("pycocoevalcap is not installed (it is in the dev extra)"
+             if importlib.util.find_spec("pycocoevalcap") is None else None)
+
+
+def write_text(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def result_line(pair_id: str, description: str | None, region: str | None = None, **extra) -> str:
+    """One line of `run`'s JSONL results: a pair's description and at most one region's."""
+    regions = [] if region is None else [{"description": region, "caption_left": None, "caption_right": None}]
+    return json.dumps({"schema": "imgdiff-rt/result/v1", "id": pair_id, "description": description,
+                       "regions": regions, **extra})
+
+
+def caption_files(folder: Path) -> dict[str, Path]:
+    """refs.json (COCO captions for 1.png to 4.png) and results.jsonl, whose ids cover every case the scorer
+    counts: 1 matches, 2 is blank, 3 failed, 4 has no prediction and 9 no reference."""
+    refs = {"images": [{"id": f"{i}.png"} for i in range(1, 5)],
+            "annotations": [{"image_id": "1.png", "caption": "the red car is gone"},
+                            {"image_id": "1.png", "caption": "a person walked away"},
+                            {"image_id": "2.png", "caption": "a white truck has appeared"},
+                            {"image_id": "3.png", "caption": "there is no difference"},
+                            {"image_id": "4.png", "caption": "the bicycle moved to the left"}]}
+    return {
+        "refs": write_text(folder / "refs.json", json.dumps(refs)),
+        "pred": write_text(folder / "results.jsonl", "\n".join([
+            result_line("1", "The red car is gone.", "a red car"),
+            result_line("2", "   "),
+            json.dumps({"schema": "imgdiff-rt/result/v1", "id": "3", "error": "cannot read 3.png"}),
+            result_line("9", "a dog"),
+        ]) + "\n"),
+    }
+
+
+def score_captions(files: dict[str, Path], *extra: str):
+    """`imgdiff-rt eval-captions` on ``files["pred"]`` against ``files["refs"]``, in click's test runner."""
+    from click.testing import CliRunner
+
+    from imgdiff_rt.cli.main import cli
+
+    args = ["eval-captions", "--pred", str(files["pred"]), "--refs", str(files["refs"]), *extra]
+    return CliRunner().invoke(cli, args)
 
 
 def _has_cuda() -> bool:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from imgdiff_rt.caption_metrics import load_references, score_many
-from imgdiff_rt.cli.main import cli
 
-NO_SCORER = ("pycocoevalcap is not installed (it is in the dev extra)" if find_spec("pycocoevalcap") is None
-             else None)
+from helpers import NO_SCORER, caption_files, score_captions
+
 NO_JAVA = NO_SCORER or ("java is not on PATH: the PTB tokenizer and METEOR need it (CI has it)"
                         if shutil.which("java") is None else None)
 needs_java = pytest.mark.skipif(NO_JAVA is not None, reason=str(NO_JAVA))
@@ -30,26 +27,6 @@ HUMAN_LOO_SPOT_TEST = {"BLEU-1": 0.4071, "BLEU-2": 0.2702, "BLEU-3": 0.1834, "BL
                        "METEOR": 0.1630, "ROUGE-L": 0.3258, "CIDEr-D": 0.6887}
 HUMAN_LOO_IMAGES = 531
 BLANKS = ["", "   ", "\n\t", "..."]  # the last one is empty once punctuation is removed
-
-
-def _result_line(pair_id: str, description: str | None, region: str | None = None, **extra) -> str:
-    regions = [] if region is None else [{"description": region, "caption_left": None, "caption_right": None}]
-    return json.dumps({"schema": "imgdiff-rt/result/v1", "id": pair_id, "description": description,
-                       "regions": regions, **extra})
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-# ---------------------------------------------------------------- loading (no Java)
-
-
-@pytest.fixture(scope="module")
-def spot(shared_data: Path) -> dict[str, Path]:
-    d = shared_data / "spot-the-diff-captions"
-    return {"harsh19": d / "harsh19_test.json", "test": d / "spot_test_change_captions_reformat.json"}
 
 
 # ---------------------------------------------------------------- metrics on Spot-the-Diff (one Java batch)
@@ -144,32 +121,13 @@ def test_line_breaking_characters_do_not_shift_captions(reports):
 @pytest.fixture
 def files(tmp_path) -> dict[str, Path]:
     """The references and the predictions the end-to-end run scores."""
-    refs = {"images": [{"id": f"{i}.png"} for i in range(1, 5)],
-            "annotations": [{"image_id": "1.png", "caption": "the red car is gone"},
-                            {"image_id": "1.png", "caption": "a person walked away"},
-                            {"image_id": "2.png", "caption": "a white truck has appeared"},
-                            {"image_id": "3.png", "caption": "there is no difference"},
-                            {"image_id": "4.png", "caption": "the bicycle moved to the left"}]}
-    return {
-        "refs": _write(tmp_path / "refs.json", json.dumps(refs)),
-        "pred": _write(tmp_path / "results.jsonl", "\n".join([
-            _result_line("1", "The red car is gone.", "a red car"),
-            _result_line("2", "   "),
-            json.dumps({"schema": "imgdiff-rt/result/v1", "id": "3", "error": "cannot read 3.png"}),
-            _result_line("9", "a dog"),
-        ]) + "\n"),
-    }
-
-
-def _score(files: dict[str, Path], *extra: str):
-    args = ["eval-captions", "--pred", str(files["pred"]), "--refs", str(files["refs"]), *extra]
-    return CliRunner().invoke(cli, args)
+    return caption_files(tmp_path)
 
 
 @needs_java
 def test_cli_scores_reports_left_out_ids_and_writes_json(files, tmp_path):
     out = tmp_path / "out"
-    res = _score(files, "--out", str(out))
+    res = score_captions(files, "--out", str(out))
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "caption_metrics.json").read_text())
     assert list(doc["metrics"]) == ["BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D"]
