@@ -136,6 +136,38 @@ def score_captions(files: dict[str, Path], *extra: str):
     return CliRunner().invoke(cli, args)
 
 
+# ---- export: one tiny module per registered spec, for the parity checks
+
+
+def tiny_hf(family: str, spec_name: str):
+    """(spec, module, parity dims) for one graph of a tiny random-init CLIP, BLIP or LLaVA model."""
+    from imgdiff_rt.torch_models import hf as hf_models
+
+    loaded = {"clip": hf_models.load_clip, "blip": hf_models.load_blip, "llava": hf_models.load_llava}[family](
+        tiny=True)
+    spec, module = next((s, m) for s, m in hf_models.graphs_for(loaded) if s.name == spec_name)
+    return spec, module, {}
+
+
+def tiny_segmenter(spec_name: str):
+    """(spec, module, parity dims) of the tiny FastSAM-s segmenter."""
+    from imgdiff_rt.export.segmenter import build_segmenter, segmenter_spec
+
+    module = build_segmenter("FastSAM-s.pt", tiny=True)
+    # a non-square size different from the export example checks dynamic height/width too
+    return segmenter_spec(module.info, 64), module, {"height": 96, "width": 64}
+
+
+#: One row per registered spec: how to build its tiny module. A spec without a row fails the coverage test.
+PARITY_CASES = {
+    "segmenter": lambda: tiny_segmenter("segmenter"),
+    "clip_image": lambda: tiny_hf("clip", "clip_image"),
+    "clip_text": lambda: tiny_hf("clip", "clip_text"),
+    "blip_vision": lambda: tiny_hf("blip", "blip_vision"),
+    "llava_vision": lambda: tiny_hf("llava", "llava_vision"),
+}
+
+
 def _has_cuda() -> bool:
     try:
         import torch

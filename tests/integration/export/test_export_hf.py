@@ -16,30 +16,7 @@ from imgdiff_rt.export.checks import caption_parity_of, check_parity
 from imgdiff_rt.export.onnx_export import export_onnx
 from imgdiff_rt.models.onnx_file import onnx_layout, read_metadata
 
-
-def _tiny_hf(family: str, spec_name: str):
-    loaded = {"clip": hf_models.load_clip, "blip": hf_models.load_blip, "llava": hf_models.load_llava}[family](
-        tiny=True)
-    spec, module = next((s, m) for s, m in hf_models.graphs_for(loaded) if s.name == spec_name)
-    return spec, module, {}
-
-
-def _tiny_segmenter(spec_name: str):
-    from imgdiff_rt.export.segmenter import build_segmenter, segmenter_spec
-
-    module = build_segmenter("FastSAM-s.pt", tiny=True)
-    # a non-square size different from the export example checks dynamic height/width too
-    return segmenter_spec(module.info, 64), module, {"height": 96, "width": 64}
-
-
-# One row per registered spec: how to build its tiny module. A spec without a row fails the coverage test.
-PARITY_CASES = {
-    "segmenter": lambda: _tiny_segmenter("segmenter"),
-    "clip_image": lambda: _tiny_hf("clip", "clip_image"),
-    "clip_text": lambda: _tiny_hf("clip", "clip_text"),
-    "blip_vision": lambda: _tiny_hf("blip", "blip_vision"),
-    "llava_vision": lambda: _tiny_hf("llava", "llava_vision"),
-}
+from helpers import PARITY_CASES, tiny_hf
 
 
 @pytest.mark.parametrize("name", sorted(PARITY_CASES))
@@ -61,7 +38,7 @@ def test_export_and_parity(name, tmp_path):
 
 
 def test_parity_miss_is_a_typed_error_listing_each_output(tmp_path):
-    spec, module, _ = _tiny_hf("clip", "clip_image")
+    spec, module, _ = tiny_hf("clip", "clip_image")
     path = export_onnx(module, spec, tmp_path / "clip.onnx", source="tiny")
     torch.manual_seed(1)
     other = hf_models.ClipImageGraph(_other_clip()).eval()

@@ -7,35 +7,11 @@ import numpy as np
 import pytest
 
 from imgdiff_rt.errors import ParityError
-from imgdiff_rt.torch_models import hf as hf_models
 from imgdiff_rt.export.captioner_export import token_agreement
 from imgdiff_rt.runtime.compare import compare
 from imgdiff_rt.models.specs import SPECS, get_spec
 
-
-def _tiny_hf(family: str, spec_name: str):
-    loaded = {"clip": hf_models.load_clip, "blip": hf_models.load_blip, "llava": hf_models.load_llava}[family](
-        tiny=True)
-    spec, module = next((s, m) for s, m in hf_models.graphs_for(loaded) if s.name == spec_name)
-    return spec, module, {}
-
-
-def _tiny_segmenter(spec_name: str):
-    from imgdiff_rt.export.segmenter import build_segmenter, segmenter_spec
-
-    module = build_segmenter("FastSAM-s.pt", tiny=True)
-    # a non-square size different from the export example checks dynamic height/width too
-    return segmenter_spec(module.info, 64), module, {"height": 96, "width": 64}
-
-
-# One row per registered spec: how to build its tiny module. A spec without a row fails the coverage test.
-PARITY_CASES = {
-    "segmenter": lambda: _tiny_segmenter("segmenter"),
-    "clip_image": lambda: _tiny_hf("clip", "clip_image"),
-    "clip_text": lambda: _tiny_hf("clip", "clip_text"),
-    "blip_vision": lambda: _tiny_hf("blip", "blip_vision"),
-    "llava_vision": lambda: _tiny_hf("llava", "llava_vision"),
-}
+from helpers import PARITY_CASES
 
 
 def test_every_registered_spec_has_an_export_and_parity_test():
