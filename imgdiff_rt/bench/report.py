@@ -85,8 +85,9 @@ def render_markdown(r: dict) -> str:
             lines.append(f"| {cell['key']} | {name} | {_fmt(e['median_ms'])} | {_fmt(e['p95_ms'])} | "
                          f"{_fmt(e['p99_ms'])} | {_fmt(e['min_ms'])} | {e['throughput_per_s']:.2f} {e['unit']}/s | "
                          f"{speed} | {eff} | {_fmt(rss / MB if rss else None, 0)} |")
-    lines += ["", *render_real(r), *_targets(r), *render_cli_latency(r.get("cli_latency")), *render_classical(r.get("classical")), *_skipped(r), *_work(r), *_profiles(r),
-              *_concurrency(r), *_plots(r)]
+    lines += ["", *render_real(r), *_targets(r), *render_cli_latency(r.get("cli_latency")),
+              *render_classical(r.get("classical")), *_skipped(r), *_work(r), *_profiles(r), *_concurrency(r),
+              *_served(r), *_plots(r)]
     return "\n".join(lines) + "\n"
 
 
@@ -108,9 +109,12 @@ def _skipped(r: dict) -> list[str]:
             grouped.setdefault((name, why), []).append(cell["key"])
     for name, why in (r.get("concurrency") or {}).get("skipped", {}).items():
         grouped.setdefault((name, why), []).append("concurrency")
+    served = (r.get("served") or {}).get("skipped")
+    if served:
+        grouped.setdefault(("served pipeline", served), []).append("served cell")
     rows = []
     for (name, why), cells in grouped.items():
-        where = "all cells" if len(cells) == len(r["cells"]) else ", ".join(cells)
+        where = "all cells" if r["cells"] and cells == [c["key"] for c in r["cells"]] else ", ".join(cells)
         rows.append(f"- {name} ({where}): {why}")
     return (["Skipped (never measured, no number shown):", "", *rows, ""]) if rows else []
 
@@ -169,6 +173,14 @@ def _concurrency(r: dict) -> list[str]:
         rows += [f"| {name} | {x['clients']} | {x['throughput_per_s']:.2f} | {_fmt(x['median_ms'])} | "
                  f"{_fmt(x['p95_ms'])} | {_fmt(x['p99_ms'])} |" for x in levels]
     return rows + [""]
+
+
+def _served(r: dict) -> list[str]:
+    if not (r.get("served") or {}).get("rows"):
+        return []
+    from imgdiff_rt.bench.served import render_served  # imports the pipeline: only for a report that has the cell
+
+    return render_served(r["served"])
 
 
 def _plots(r: dict) -> list[str]:

@@ -30,6 +30,7 @@ TARGETS = (("detect", "onnx-int8", 2.5), ("pipeline", "onnx-int8", 1.5), ("detec
            ("pipeline-real", "default", 3.0))
 #: stages not in the default set: the real-pair cells need the real segmenter and take minutes (--stages names them)
 DEFAULT_STAGES = tuple(s for s in stages.STAGES if s not in stages.REAL_STAGES)
+SERVED = "served"  # the served cell (bench/served.py): opt-in by name in --stages (~20 s to start a server)
 
 
 @dataclass
@@ -60,18 +61,21 @@ class BenchConfig:
     device: str | None = None  # cpu | cuda[:N] for the onnx and torch cells and generation; None: each's own
     real_sets: tuple[str, ...] = real_pairs.DEFAULT_SETS  # the real-pair cells' pairs, "NAME[:COUNT]"
     real_data: str = "../shared/data"  # LEVIR-CD and CLEVR-Change for the real-pair cells (a set absent: skipped)
+    served_clients: tuple[int, ...] = (1, 4)  # the served cell's client counts (1 gives the overhead row)
+    served_requests: int = 4  # pairs per client of the served cell, after one warm-up pair
     extra: dict = field(default_factory=dict)
 
     def check(self) -> "BenchConfig":
         if not self.backends or not self.stages:
             raise UsageError("backends and stages must each name at least one", parameter="backends")
         bad = [b for b in (*self.backends, *self.concurrency_backends) if b not in context.BACKENDS]
-        bad += [s for s in self.stages if s not in stages.STAGES]
+        bad += [s for s in self.stages if s not in (*stages.STAGES, SERVED)]
         if bad:
             raise UsageError(f"unknown backend/stage {', '.join(bad)}; backends: {', '.join(context.BACKENDS)}; "
-                             f"stages: {', '.join(stages.STAGES)}")
-        if self.runs < 1 or self.warmup < 0 or any(b < 1 for b in self.batches):
-            raise UsageError("runs and batches must be at least 1, warmup at least 0", parameter="runs")
+                             f"stages: {', '.join((*stages.STAGES, SERVED))}")
+        if self.runs < 1 or self.warmup < 0 or self.served_requests < 1 or not self.served_clients or \
+                any(b < 1 for b in (*self.batches, *self.served_clients)):
+            raise UsageError("runs, batches, served clients, requests must be at least 1, warmup at least 0")
         if any(s < 32 or s % 32 for s in (*self.imgsz, *self.pair_imgsz)):
             raise UsageError("imgsz values must be positive multiples of 32", parameter="imgsz")
         if self.device is not None:
@@ -95,7 +99,7 @@ class BenchConfig:
 def plan_cells(cfg: BenchConfig) -> list[dict]:
     """Every (stage, imgsz, batch) measured; the size applies to the segmenter, the batch to graph stages."""
     cells = []
-    for stage in cfg.stages:
+    for stage in (s for s in cfg.stages if s != SERVED):  # the served cell is one section, not per backend
         # the real-pair cells run the segmenter at its own size (a registered segmenter fixes it)
         sizes = cfg.imgsz if stage == "segment" else (None,) if stage in stages.REAL_STAGES else \
             cfg.pair_imgsz if stage in stages.PAIR_STAGES else (None,)
@@ -284,7 +288,8 @@ def estimate_seconds(cfg: BenchConfig, per_call_s: dict[str, float] | None = Non
     ``min_runs`` rounds alone exceed the cap runs longer; each cell prints its own prediction after warm-up."""
     cells = plan_cells(cfg)
     bound = len(cells) * cfg.max_cell_seconds * (1 + cfg.warmup / max(cfg.min_runs, 1) * 0.5)
-    return bound + 15 * len(cfg.backends) * len(set(c["stage"] for c in cells))
+    served = 120.0 if SERVED in cfg.stages else 0.0  # the server's start and both detectors' waves
+    return bound + 15 * len(cfg.backends) * len(set(c["stage"] for c in cells)) + served
 
 
 def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dict:
@@ -313,13 +318,7 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
         f"{threads} threads; at most ~{estimate_seconds(cfg) / 60:.0f} min (cells capped at "
         f"{cfg.max_cell_seconds:.0f} s measured)")
     started = time.perf_counter()
-    results = {"schema": "imgdiff-rt/bench/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "threads": threads,
-               "device": placement,
-               "machine": machine_info(), "bundle": {"path": str(bundle.root),
-                                                     "weights": {s: bundle.weights_label(s) for s in
-                                                                 ("segmenter", "clip_image", "blip_vision")}},
-               "cells": [], "ratios": {}, "ratios_by_cell": {}}
+    results = _header(cfg, bundle, threads, placement)
     if cfg.peak_flops:
         say("measuring peak fp32 FLOP/s (large matrix products) ...")
         results["peak"] = measure_peak_flops()
@@ -342,9 +341,21 @@ def run_suite(cfg: BenchConfig, say: Callable[[str], None] | None = None) -> dic
                 results["concurrency"] = _concurrency(cfg, ctx, say)
         finally:
             ctx.close()
+    if SERVED in cfg.stages:
+        from imgdiff_rt.bench.served import served_section
+
+        results["served"] = served_section(bundle.root, lp, rp, cfg.served_clients, cfg.served_requests, say=say)
     _finish(results, Path(cfg.out), started, plots=cfg.plots)
     say(f"bench: done in {results['wall_seconds']:.0f} s -> {cfg.out}/report.md")
     return results
+
+
+def _header(cfg: BenchConfig, bundle: Bundle, threads: int, placement: dict) -> dict:
+    weights = {s: bundle.weights_label(s) for s in ("segmenter", "clip_image", "blip_vision")}
+    return {"schema": "imgdiff-rt/bench/v1", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "threads": threads,
+            "device": placement, "machine": machine_info(), "bundle": {"path": str(bundle.root), "weights": weights},
+            "cells": [], "ratios": {}, "ratios_by_cell": {}}
 
 
 def _classical(cfg: BenchConfig, lp: Path, rp: Path, say) -> dict:

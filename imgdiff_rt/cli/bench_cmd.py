@@ -44,7 +44,8 @@ def _names(value: str) -> tuple[str, ...]:
 @click.option("--stages", default=_csv(_CFG.stages), show_default=True,
               help="segment, clip, caption (graphs alone), detect, pipeline (one pair end to end); also "
                    "detect-real, pipeline-real (every pair of --real-sets, Img-Diff as published vs the product's "
-                   "defaults; minutes each).")
+                   "defaults; minutes each) and served (the pair through a local tritonserver's imgdiff_pipeline "
+                   "beside Pipeline in-process, pixel and hybrid; starts a server, ~1-2 min).")
 @click.option("--batch", default=_csv(_CFG.batches), show_default=True, help="Batch sizes for segment/clip/caption, e.g. 1,2,8.")
 @click.option("--imgsz", default=_csv(_CFG.imgsz), show_default=True, help="Segmenter input sizes for the segment stage.")
 @click.option("--pair-imgsz", default=_csv(_CFG.pair_imgsz), show_default=True, help="Segmenter size inside detect/pipeline.")
@@ -72,6 +73,10 @@ def _names(value: str) -> tuple[str, ...]:
               help="Pairs of the real-pair cells, NAME[:COUNT]: example, synth, levir-cd, clevr-semantic.")
 @click.option("--real-data", default=_CFG.real_data, show_default=True, type=click.Path(file_okay=False),
               help="Folder holding levir-cd/ and clevr-change/ (a set that is absent is skipped, with the reason).")
+@click.option("--served-clients", default=_csv(_CFG.served_clients), show_default=True,
+              help="Concurrent clients of the served stage (1 gives the served-vs-in-process overhead row).")
+@click.option("--served-requests", type=int, default=_CFG.served_requests, show_default=True,
+              help="Pairs each client of the served stage sends, after one untimed pair.")
 @click.option("--out", default=_CFG.out, show_default=True, type=click.Path(file_okay=False),
               help="results.json, report.md and PNG plots go here.")
 @click.option("--no-plots", is_flag=True, help="Skip the matplotlib plots.")
@@ -84,8 +89,8 @@ def _names(value: str) -> tuple[str, ...]:
                    "CLEVR-Change; 0 skips.")
 @click.option("--dry-run", is_flag=True, help="Print the cells and the wall-time bound, run nothing.")
 def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_cell_seconds, threads, device,
-          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, real_sets, real_data, out, no_plots,
-          no_peak, cli_runs, classical_runs, dry_run):
+          max_new_tokens, concurrency, concurrency_backends, triton_url, left, right, real_sets, real_data,
+          served_clients, served_requests, out, no_plots, no_peak, cli_runs, classical_runs, dry_run):
     """Benchmark every backend on the same inputs in one run: latency, throughput, memory, speed-up over
     PyTorch eager, FLOP efficiency; writes OUT/results.json, OUT/report.md and plots.
 
@@ -95,9 +100,10 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
       imgdiff-rt bench --models /tmp/real --stages detect --backends torch,onnx-int8 --runs 5
       imgdiff-rt bench --models /tmp/real --stages detect-real,pipeline-real --backends torch,onnx,onnx-int8
       imgdiff-rt bench --models /tmp/tiny --imgsz 64 --pair-imgsz 64 --runs 2 --dry-run
+      imgdiff-rt bench --models /tmp/tiny --stages served --backends onnx --cli-runs 0 --no-peak
     """
     from imgdiff_rt.bench import BenchConfig, run_suite
-    from imgdiff_rt.bench.suite import estimate_seconds, plan_cells
+    from imgdiff_rt.bench.suite import SERVED, estimate_seconds, plan_cells
     from imgdiff_rt.models.bundle import default_bundle_dir
 
     cfg = BenchConfig(models=str(models or default_bundle_dir()), out=out, backends=_names(backends),
@@ -107,7 +113,8 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
                       left=left, right=right, concurrency=_ints(concurrency, "concurrency"),
                       concurrency_backends=_names(concurrency_backends), peak_flops=not no_peak,
                       plots=not no_plots, triton_url=triton_url, cli_runs=cli_runs, classical_runs=classical_runs, device=device,
-                      real_sets=_names(real_sets), real_data=real_data).check()
+                      real_sets=_names(real_sets), real_data=real_data,
+                      served_clients=_ints(served_clients, "served-clients"), served_requests=served_requests).check()
     placement = cfg.placement()  # a missing GPU is one line here, before any work
     from imgdiff_rt.weights_report import bundle_weights, weights_notice
 
@@ -115,7 +122,7 @@ def bench(models, backends, stages, batch, imgsz, pair_imgsz, runs, warmup, max_
     if notice:
         click.echo(notice, err=True)
     if dry_run:
-        cells = [c["key"] for c in plan_cells(cfg)]
+        cells = [c["key"] for c in plan_cells(cfg)] + ([SERVED] if SERVED in cfg.stages else [])
         click.echo(json.dumps({"cells": cells, "backends": list(cfg.backends),
                                "device": placement,
                                "bound_minutes": round(estimate_seconds(cfg) / 60, 1)}, indent=1))
