@@ -216,3 +216,14 @@ def headless_chromium():
         b = p.chromium.launch(executable_path=chromium, args=args)
         yield b
         b.close()
+
+
+def compare_example(page, server) -> None:
+    """Open the page of a running ``server``, load its example pair and compare it; returns once the result's
+    regions are listed (waited for by a selector, not a script: the page's CSP forbids eval)."""
+    page.goto(server.base + "/")
+    page.wait_for_selector("#use-example:not([hidden])")
+    page.click("#use-example")
+    page.wait_for_selector("#compare:not([disabled])")
+    page.click("#compare")
+    page.wait_for_selector("#result:not([hidden]) #regions li", timeout=60_000)

@@ -1,11 +1,14 @@
 """Model bundles for the integration tests, exported once per test session and shared by several test files
-(unit tests never export one: these fixtures do not exist there)."""
+(unit tests never export one: these fixtures do not exist there), and the headless browser for the tests that
+drive a page."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+
+from helpers import headless_chromium
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +40,9 @@ def tiny_caption_bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("caption-bundle") / "models"
     run_export(ExportOptions(tiny=True, random_init=True), out)
     return out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium through Playwright, one per test file; a skip where either is absent."""
+    yield from headless_chromium()

@@ -10,31 +10,8 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 
-from helpers import ROOT  # noqa: E402
+from helpers import ROOT, compare_example  # noqa: E402
 from web_server import GracefulWebServer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = GracefulWebServer(tmp_path_factory.mktemp("web"), "--detector", "pixel")
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from helpers import headless_chromium
-
-    yield from headless_chromium()
-
-
-def _compare_example(page, server):
-    page.goto(server.base + "/")
-    page.wait_for_selector("#use-example:not([hidden])")
-    page.click("#use-example")
-    page.wait_for_selector("#compare:not([disabled])")
-    page.click("#compare")
-    page.wait_for_selector("#result:not([hidden]) #regions li", timeout=60_000)
 
 
 def test_a_box_drawn_on_the_left_image_is_ignored(server, browser):
@@ -43,7 +20,7 @@ def test_a_box_drawn_on_the_left_image_is_ignored(server, browser):
     problems: list[str] = []
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    _compare_example(page, server)
+    compare_example(page, server)
     assert page.locator("#regions li").count() == 3
     first = page.locator("#regions li[data-id='1'] .facts").inner_text()
     b = page.locator("#view-left g.region[data-id='1'] > rect:not(.tag)").bounding_box()
@@ -66,7 +43,7 @@ def test_a_box_drawn_on_the_left_image_is_ignored(server, browser):
 
 def test_an_error_clears_the_previous_result(server, browser):
     page = browser.new_page()
-    _compare_example(page, server)
+    compare_example(page, server)
     page.set_input_files("#file-left", files=[{"name": "notes.png", "mimeType": "image/png",
                                                "buffer": b"this is not an image\n"}])
     page.click("#compare")

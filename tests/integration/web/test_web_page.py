@@ -18,15 +18,8 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 import httpx  # noqa: E402
 
-from helpers import ROOT  # noqa: E402
+from helpers import ROOT, compare_example  # noqa: E402
 from web_server import GracefulWebServer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = GracefulWebServer(tmp_path_factory.mktemp("web"), "--detector", "pixel")
-    yield srv
-    srv.stop()
 
 
 def test_the_readme_curl_command_against_the_default_address(server):
@@ -61,13 +54,6 @@ def test_spool_folder_is_removed_when_the_server_stops(tmp_path):
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("imgdiff-rt-web-")]
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from helpers import headless_chromium
-
-    yield from headless_chromium()
-
-
 def _classes(page, selector: str) -> list[str]:
     return page.locator(selector).get_attribute("class").split()
 
@@ -80,12 +66,7 @@ def test_page_compares_the_example_pair(server, browser, tmp_path):
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("request", lambda r: None if r.url.startswith((server.base, "blob:", "data:"))
             else problems.append(f"request off the server: {r.url}"))
-    page.goto(server.base + "/")
-    page.wait_for_selector("#use-example:not([hidden])")
-    page.click("#use-example")
-    page.wait_for_selector("#compare:not([disabled])")
-    page.click("#compare")
-    page.wait_for_selector("#result:not([hidden]) #regions li", timeout=60_000)  # (the CSP forbids eval)
+    compare_example(page, server)
 
     assert page.locator("#regions li").count() == 3
     for side in ("left", "right"):  # three numbered boxes drawn over each image, inside it
