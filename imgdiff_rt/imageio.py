@@ -178,3 +178,14 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 def write_png_atomic(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     write_bytes_atomic(path, encode_png(rgb))
+
+
+def right_at_left_size(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``right`` resized to ``left``'s size (``right`` itself when they match): area when shrinking, else linear."""
+    import cv2  # only a pair of different sizes needs OpenCV here
+
+    h, w = left.shape[:2]
+    rh, rw = right.shape[:2]
+    if (rh, rw) == (h, w):
+        return right
+    return cv2.resize(right, (w, h), interpolation=cv2.INTER_AREA if rw * rh > w * h else cv2.INTER_LINEAR)

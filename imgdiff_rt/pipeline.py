@@ -1,7 +1,8 @@
 """The Python API the CLI is a thin layer over: ``Pipeline(...)(left, right) -> Result``.
 
-Stages (load, register, detect, describe) each take a Result and return a new one; the pixel arrays they share
-travel beside it in a :class:`PairImages`.
+``process`` runs the stage graph declared in ``imgdiff_rt/stages.py`` (load, match size, ignore, register, pixel
+difference, model detector, ..., describe, caption): each stage reads and writes one :class:`PairRun`, the
+result so far and the pixel arrays the stages share (:class:`PairImages`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from imgdiff_rt.detectors.registration import DEFAULT_ALIGN, Alignment, align_pair, normalise_method
@@ -21,18 +21,19 @@ from imgdiff_rt.errors import UsageError
 from imgdiff_rt.detectors.pixel.windowed import detect_windowed
 from imgdiff_rt.detectors.pixel.tiles import TILED_MAX_PIXELS, detect_large
 from imgdiff_rt.detectors.ignore import IgnoreSpec, drop_ignored
-from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, ImageSource, read_image, read_pair
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, ImageSource, read_pair, right_at_left_size
 from imgdiff_rt.limits import MAX_THREADS, check_count
 from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
-from imgdiff_rt.result import Result
+from imgdiff_rt.result import Result, default_pair_id, source_name
+from imgdiff_rt.stages import PAIR_STAGES
 from imgdiff_rt.models.bundle import require_bundle
 from imgdiff_rt.captioners.stage import CAPTIONERS
 from imgdiff_rt.detectors.model.detector import ModelDetector, SegmentConfig
 from imgdiff_rt.detectors.model.object_names import ObjectNamer, namer_for
 from imgdiff_rt.detectors.model import segmenter_features as SF
-# which detectors need a bundle, and the default one a bundle with a pretrained CLIP gets
 from imgdiff_rt.models.auto_precision import AUTO as AUTO_PRECISION
-from imgdiff_rt.weights_report import DEFAULT_MODEL_DETECTOR, MODEL_DETECTORS, graph_precisions, weights_block
+# which detectors need a bundle
+from imgdiff_rt.weights_report import MODEL_DETECTORS, graph_precisions, weights_block
 from imgdiff_rt.words.caveats import fit_barely_helped, with_caveats
 from imgdiff_rt.words.describe import describe_regions
 
@@ -58,30 +59,22 @@ class Processed:
     images: PairImages
 
 
-def source_name(source: ImageSource) -> str | None:
-    """The path a result records for an image (None for arrays and images in memory)."""
-    return str(source) if isinstance(source, (str, os.PathLike)) else None
+@dataclass
+class PairRun:
+    """One pair on its way through the stage graph: what it was asked for, and the result and pixels so far."""
+
+    left: ImageSource
+    right: ImageSource
+    id: str | None
+    ignore: IgnoreSpec
+    result: Result | None = None
+    images: PairImages | None = None
 
 
-def default_pair_id(left: ImageSource, right: ImageSource) -> str:
-    """A pair's id from its two paths: the shared stem, else the shared folder, else both stems."""
-    if isinstance(left, (str, os.PathLike)) and isinstance(right, (str, os.PathLike)):
-        a, b = Path(left), Path(right)
-        if a.stem == b.stem:
-            return a.stem
-        if a.parent == b.parent and a.parent.name:
-            return a.parent.name  # e.g. pair1/left.png + pair1/right.png -> "pair1"
-        return f"{a.stem}__{b.stem}"
-    return "pair"
-
-
-def right_at_left_size(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """``right`` resized to ``left``'s size (``right`` itself when they match): area when shrinking, else linear."""
-    h, w = left.shape[:2]
-    rh, rw = right.shape[:2]
-    if (rh, rw) == (h, w):
-        return right
-    return cv2.resize(right, (w, h), interpolation=cv2.INTER_AREA if rw * rh > w * h else cv2.INTER_LINEAR)
+def _with_timings(result: Result, spent: dict[str, float]) -> Result:
+    for group, ms in spent.items():
+        result = result.with_timing(group, ms)
+    return result
 
 
 class Pipeline:
@@ -228,57 +221,91 @@ class Pipeline:
 
     def process(self, left: ImageSource, right: ImageSource, id: str | None = None,
                 ignore: IgnoreSpec | None = None) -> Processed:
+        """Run the declared stage graph (``stages.PAIR_STAGES``) on one pair: each stage that applies, in order;
+        each timing group's milliseconds recorded once the group is done."""
         t0 = time.perf_counter()
+        run = PairRun(left, right, id, self.ignore.merged(ignore))
+        spent: dict[str, float] = {}
+        for stage in PAIR_STAGES:
+            if run.result is not None and spent and stage.timing not in spent:
+                run.result = _with_timings(run.result, spent)
+            if not self.applies(stage.name, run):
+                continue
+            t = time.perf_counter()
+            getattr(self, f"stage_{stage.name}")(run)
+            spent[stage.timing] = spent.get(stage.timing, 0.0) + (time.perf_counter() - t) * 1e3
+        result = _with_timings(run.result, spent).with_timing("total", (time.perf_counter() - t0) * 1e3)
+        return Processed(result, run.images)
+
+    def applies(self, stage: str, run: "PairRun") -> bool:
+        """Whether ``stage`` runs on this pair (the ``runs`` column of ``stages.PAIR_STAGES``, as code)."""
+        if stage == "register":
+            return self.align != "none"
+        if stage == "pixel_difference":
+            return self.detector in ("pixel", "hybrid")
+        if stage == "model_detector":
+            return self.detector in MODEL_DETECTORS
+        if stage == "compare_unaligned":
+            return not run.result.regions and fit_barely_helped(run.result)
+        if stage == "segmenter_filter":
+            return self._segmenter_onnx is not None
+        if stage == "caption":
+            return self.captioner != "none"
+        return True  # load, match_size, ignore, caveats, describe: each decides inside (a no-op when moot)
+
+    # --- stages: each reads and writes the pair's run ------------------------------------------------
+    def stage_load(self, run: "PairRun") -> None:
         cap = max(self.max_pixels, TILED_MAX_PIXELS) if self.tiled else self.max_pixels
-        left_rgb, right_rgb = read_pair(left, right, cap)
-        result = Result(id=id or default_pair_id(left, right), left=source_name(left),
-                        right=source_name(right), size=(left_rgb.shape[1], left_rgb.shape[0]),
-                        settings=self.settings(),
-                        weights=self.weights())
-        images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
-        result = result.with_timing("load", (time.perf_counter() - t0) * 1e3)
-        result, images = self.match_size(result, images)
-        result, images = self.mark_ignored(result, images, self.ignore.merged(ignore))
-        t1 = time.perf_counter()
-        if self.align != "none":
-            result, images = self.register(result, images)
-        result, images = self.detect(result, images)
-        if not result.regions and fit_barely_helped(result):
-            result = self.compare_unaligned(result, images)
-        if self._segmenter_onnx is not None:
-            result = self.filter_features(result, images)
-        result = result.with_timing("detect", (time.perf_counter() - t1) * 1e3)
-        t2 = time.perf_counter()
-        result = self.describe(with_caveats(result), images)
-        result = result.with_timing("describe", (time.perf_counter() - t2) * 1e3)
-        if self.captioner != "none":
-            # after describe: the captioner replaces the measured descriptions with its captions
-            from imgdiff_rt.captioners.stage import caption_regions
+        left_rgb, right_rgb = read_pair(run.left, run.right, cap)
+        run.result = Result(id=run.id or default_pair_id(run.left, run.right), left=source_name(run.left),
+                            right=source_name(run.right), size=(left_rgb.shape[1], left_rgb.shape[0]),
+                            settings=self.settings(), weights=self.weights())
+        run.images = PairImages(left=left_rgb, right_unwarped=right_rgb, right=right_rgb)
 
-            result = caption_regions(result, images, self.open()._captioner)
-        result = result.with_timing("total", (time.perf_counter() - t0) * 1e3)
-        return Processed(result, images)
-
-    # --- stages -------------------------------------------------------------------------------------
-    @staticmethod
-    def match_size(result: Result, images: PairImages) -> tuple[Result, PairImages]:
+    def stage_match_size(self, run: "PairRun") -> None:
         """Different sizes: the right image is resized to the left's, and the settings say so."""
-        rh, rw = images.right.shape[:2]
-        resized = right_at_left_size(images.left, images.right)
-        if resized is images.right:
-            return result, images
-        return (result.with_settings(right_resized_from=[rw, rh]),
-                replace(images, right=resized, right_unwarped=resized))
+        rh, rw = run.images.right.shape[:2]
+        resized = right_at_left_size(run.images.left, run.images.right)
+        if resized is not run.images.right:
+            run.result = run.result.with_settings(right_resized_from=[rw, rh])
+            run.images = replace(run.images, right=resized, right_unwarped=resized)
 
-    @staticmethod
-    def mark_ignored(result: Result, images: PairImages, spec: IgnoreSpec) -> tuple[Result, PairImages]:
+    def stage_ignore(self, run: "PairRun") -> None:
         """The pair's ignored pixels at the left image's size; the settings record them."""
-        h, w = images.left.shape[:2]
-        ignored = spec.resolve(w, h)
-        if ignored is None:
-            return result, images
-        return result.with_settings(ignore=spec.facts(ignored)), replace(images, ignore=ignored)
+        h, w = run.images.left.shape[:2]
+        ignored = run.ignore.resolve(w, h)
+        if ignored is not None:
+            run.result = run.result.with_settings(ignore=run.ignore.facts(ignored))
+            run.images = replace(run.images, ignore=ignored)
 
+    def stage_register(self, run: "PairRun") -> None:
+        run.result, run.images = self.register(run.result, run.images)
+
+    def stage_pixel_difference(self, run: "PairRun") -> None:
+        run.result, run.images = self.detect_pixel_regions(run.result, run.images)
+
+    def stage_model_detector(self, run: "PairRun") -> None:
+        run.result, run.images = self.detect_models(run.result, run.images, run.result.regions)
+
+    def stage_compare_unaligned(self, run: "PairRun") -> None:
+        run.result = self.compare_unaligned(run.result, run.images)
+
+    def stage_segmenter_filter(self, run: "PairRun") -> None:
+        run.result = self.filter_features(run.result, run.images)
+
+    def stage_caveats(self, run: "PairRun") -> None:
+        run.result = with_caveats(run.result)
+
+    def stage_describe(self, run: "PairRun") -> None:
+        run.result = self.describe(run.result, run.images)
+
+    def stage_caption(self, run: "PairRun") -> None:
+        # after describe: the captioner replaces the measured descriptions with its captions
+        from imgdiff_rt.captioners.stage import caption_regions
+
+        run.result = caption_regions(run.result, run.images, self.open()._captioner)
+
+    # --- what the stages call ------------------------------------------------------------------------
     def is_large(self, images: PairImages) -> bool:
         """Above the pixel cap: only a tiled pipeline reads such a pair, and compares it in strips."""
         return images.left.shape[0] * images.left.shape[1] > self.max_pixels
@@ -301,8 +328,15 @@ class Pipeline:
         return result.with_settings(compared_unaligned={"regions": len(found.regions), "share": round(share, 4)})
 
     def detect(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
-        if self.detector == "segment":
-            return self.detect_models(result, images, ())
+        """The detector's stages (pixel_difference, model_detector) as the graph runs them."""
+        if self.detector in ("pixel", "hybrid"):
+            result, images = self.detect_pixel_regions(result, images)
+        if self.detector in MODEL_DETECTORS:
+            result, images = self.detect_models(result, images, result.regions if self.detector == "hybrid"
+                                                else ())
+        return result, images
+
+    def detect_pixel_regions(self, result: Result, images: PairImages) -> tuple[Result, PairImages]:
         # a pair compared as it is, mostly identical pixels: the same regions from windows around what differs
         found = detect_windowed(images.left, images.right, self.pixel, images.alignment, images.ignore) \
             if images.valid is None else None
@@ -316,10 +350,7 @@ class Pipeline:
             tolerance_px_used=found.tolerance_used, min_mean_used=round(found.min_mean_used, 3),
             both_views_used=found.both_views_used,
             **({"photometric": found.photometric} if found.photometric else {}))
-        images = replace(images, change_mask=found.mask)
-        if self.detector == "hybrid":
-            return self.detect_models(result, images, found.regions)
-        return result, images
+        return result, replace(images, change_mask=found.mask)
 
     def detect_models(self, result: Result, images: PairImages,
                       pixel_regions: tuple) -> tuple[Result, PairImages]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SCHEMA = "imgdiff-rt/result/v1"
@@ -135,3 +137,20 @@ class Result:
             settings=dict(d.get("settings", {})),
             weights=dict(d.get("weights", {})),
         )
+
+
+def source_name(source: Any) -> str | None:
+    """The path a result records for an image (None for arrays and images in memory)."""
+    return str(source) if isinstance(source, (str, os.PathLike)) else None
+
+
+def default_pair_id(left: Any, right: Any) -> str:
+    """A pair's id from its two paths: the shared stem, else the shared folder, else both stems."""
+    if isinstance(left, (str, os.PathLike)) and isinstance(right, (str, os.PathLike)):
+        a, b = Path(left), Path(right)
+        if a.stem == b.stem:
+            return a.stem
+        if a.parent == b.parent and a.parent.name:
+            return a.parent.name  # e.g. pair1/left.png + pair1/right.png -> "pair1"
+        return f"{a.stem}__{b.stem}"
+    return "pair"

@@ -14,7 +14,8 @@ from imgdiff_rt.files import check_output_file, write_text_atomic
 from imgdiff_rt.batch import RESULTS_FILE, BatchOptions, RunJob
 from imgdiff_rt.writers.pair import FORMATS, check_writable_dir, make_dir, pair_payload, write_pair
 from imgdiff_rt.pairs import load_pairs, safe_stem
-from imgdiff_rt.pipeline import Pipeline, default_pair_id
+from imgdiff_rt.pipeline import Pipeline
+from imgdiff_rt.result import default_pair_id
 from imgdiff_rt.writers.report_html import write_report
 from imgdiff_rt.cli.batch_cli import batch_options, execute, failure_lines, is_default
 from imgdiff_rt.cli.options import NOTICE_KEY, detector_options

@@ -14,7 +14,8 @@ from typing import Mapping
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.models.specs import ModelSpec, TensorSpec
 from imgdiff_rt.runtime.backends.triton_backend import TRITON_DTYPES, WIRE_DTYPES  # noqa: F401  (named here too)
-from imgdiff_rt.triton.glue import CLIP_IN, CLIP_OUT, GLUE, PREDS, PROTOS, SEG_IN, GlueParams
+from imgdiff_rt.stages import ensemble_models
+from imgdiff_rt.triton.glue import GLUE, GlueParams
 
 PLATFORMS = ("onnxruntime", "tensorrt", "python")
 #: Triton data type -> numpy dtype name
@@ -146,24 +147,21 @@ def _step(model: str, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> 
             "output_map": tuple({"key": k, "value": v} for k, v in outputs.items())}
 
 
-def ensemble_config(segmenter: ModelSpec, clip: ModelSpec, names: Mapping[str, Mapping[str, str]]) -> str:
-    """``imgdiff_detect``: preprocess -> segmenter -> proposals -> clip_image -> filter. ``names`` maps each
-    graph's spec tensor names to the names in its file (and so in its config)."""
-    def same(tensors) -> dict:
-        return {t.name: t.name for t in tensors}
-
-    seg, cl = names.get("segmenter", {}), names.get("clip_image", {})
-    seg_in, (preds, protos) = segmenter.inputs[0].name, segmenter.output_names
-    clip_in, clip_out = clip.inputs[0].name, clip.outputs[0].name
-    steps = [
-        _step("preprocess", same(GLUE["preprocess"][0]), same(GLUE["preprocess"][1])),
-        _step(segmenter.name, {seg.get(seg_in, seg_in): SEG_IN},
-              {seg.get(preds, preds): PREDS, seg.get(protos, protos): PROTOS}),
-        _step("proposals", same(GLUE["proposals"][0]), same(GLUE["proposals"][1])),
-        _step(clip.name, {cl.get(clip_in, clip_in): CLIP_IN}, {cl.get(clip_out, clip_out): CLIP_OUT}),
-        _step("filter", same(GLUE["filter"][0]), same(GLUE["filter"][1])),
-    ]
+def ensemble_config(specs: Mapping[str, ModelSpec], names: Mapping[str, Mapping[str, str]]) -> str:
+    """``imgdiff_detect``: one step per model that executes a model-detector stage (``stages.ensemble_models``:
+    preprocess -> segmenter -> proposals -> clip_image -> filter). Glue tensors keep their names; ``names``
+    maps each graph's spec tensor names to the names in its file (and so in its config)."""
+    steps = []
+    for model in ensemble_models():
+        if model in GLUE:
+            inputs, outputs = GLUE[model]
+            steps.append(_step(model, {t.name: t.name for t in inputs}, {t.name: t.name for t in outputs}))
+            continue
+        spec, in_file = specs[model], names.get(model, {})
+        steps.append(_step(model, {in_file.get(t.name, t.name): t.name for t in spec.inputs},
+                           {in_file.get(t.name, t.name): t.name for t in spec.outputs}))
+    first, last = GLUE[ensemble_models()[0]][0], GLUE[ensemble_models()[-1]][1]
     body = {"name": "imgdiff_detect", "platform": "ensemble", "max_batch_size": 0,
-            "input": tensor_rows(GLUE["preprocess"][0], False), "output": tensor_rows(GLUE["filter"][1], False),
+            "input": tensor_rows(first, False), "output": tensor_rows(last, False),
             "ensemble_scheduling": {"step": steps}}
     return render(body)

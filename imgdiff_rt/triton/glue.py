@@ -1,7 +1,9 @@
 """The Python-backend steps of the Triton detection ensemble as plain array functions, and their tensors.
 
-``preprocess -> segmenter -> proposals -> clip_image -> filter`` reproduces ``runtime.detect.ModelDetector``
-(without its per-left-image cache and pixel-region merging) by calling the same runtime functions; the
+The ensemble's steps are the ``served_by`` models of the model detector's stages (``stages.MODEL_STAGES``):
+``preprocess -> segmenter -> proposals -> clip_image -> filter`` computes what ``ModelDetector`` computes for
+the segment detector (segment, proposals, pixel gate, embed, filter; without its per-left-image cache) by
+calling the same functions; the
 ``model.py`` files only move tensors in and out. The tensor lists below are the single source for the
 generated ``config.pbtxt`` files, the Python models and the client (graph tensors come from ``SPECS``).
 """
@@ -16,8 +18,10 @@ import numpy as np
 from imgdiff_rt.errors import InputError
 from imgdiff_rt.models.specs import CLIP_MEAN, CLIP_STD, DEFAULT_IMGSZ, TensorSpec, get_spec
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
-from imgdiff_rt.pipeline import PairImages, right_at_left_size
+from imgdiff_rt.imageio import right_at_left_size
+from imgdiff_rt.pipeline import PairImages
 from imgdiff_rt.detectors.model import clip_filter as F
+from imgdiff_rt.detectors.model import gate as G
 from imgdiff_rt.detectors.model.detector import SegmentConfig
 from imgdiff_rt.limits import check_count
 from imgdiff_rt.runtime.preprocess import Letterbox, clip_pixels, letterbox_batch
@@ -45,10 +49,11 @@ GLUE: dict[str, tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]] = {
         (T(CLIP_IN, "float32", ("crops", 3, "image_size", "image_size"),
            "left crops then right crops (one padding row when there is no box)"),
          T("boxes", "int64", ("boxes", 4), "candidate boxes, xyxy left-image pixels"),
-         T("box_scores", "float32", ("boxes",)))),
+         T("box_scores", "float32", ("boxes",)),
+         T("sent", "bool", ("boxes",), "whether the box's crops went to CLIP (the pixel gate)"))),
     "filter": (
         (T(CLIP_OUT, "float32", ("crops", "embed_dim")), T("boxes", "int64", ("boxes", 4)),
-         T("box_scores", "float32", ("boxes",))),
+         T("box_scores", "float32", ("boxes",)), T("sent", "bool", ("boxes",))),
         (T("regions", "int64", ("regions", 4), "kept boxes, least similar first"),
          T("similarity", "float32", ("regions",), "CLIP cosine of the two crops"),
          T("region_scores", "float32", ("regions",), "1 - similarity, clipped to 0..1"))),
@@ -70,7 +75,8 @@ DETECT_OUTPUTS = GLUE["filter"][1]
 
 #: the model detector's settings the glue models read, by their SegmentConfig names
 _SEGMENT_FIELDS = ("conf", "iou", "min_area_fraction", "dedup_iou", "max_candidates", "clip_threshold",
-                   "max_proposals")
+                   "max_proposals", "pixel_gate")
+_NONE = "none"  # an optional setting left out (pixel_gate none: every box to CLIP)
 
 
 @dataclass(frozen=True)
@@ -102,7 +108,8 @@ class GlueParams:
         out = {}
         for f in fields(self):
             if f.name == "segment":
-                out.update({n: repr(getattr(self.segment, n)) for n in _SEGMENT_FIELDS})
+                out.update({n: _NONE if getattr(self.segment, n) is None else repr(getattr(self.segment, n))
+                            for n in _SEGMENT_FIELDS})
                 continue
             v = getattr(self, f.name)
             out[f.name] = ",".join(repr(float(x)) for x in v) if isinstance(v, tuple) else repr(v)
@@ -116,7 +123,9 @@ class GlueParams:
                 continue
             text = values[name]
             default = getattr(SegmentConfig, name) if name in _SEGMENT_FIELDS else getattr(cls, name)
-            if isinstance(default, tuple):
+            if text == _NONE and name in _OPTIONAL:
+                value = None
+            elif isinstance(default, tuple):
                 value = tuple(float(x) for x in text.split(","))
             else:
                 value = type(default)(float(text) if isinstance(default, float) else int(text))
@@ -126,7 +135,8 @@ class GlueParams:
 
 #: the parameters' order in config.pbtxt (as the flat record had them)
 _ORDER = ("imgsz", "num_classes", "conf", "iou", "min_area_fraction", "dedup_iou", "max_candidates", "clip_image_size",
-          "clip_mean", "clip_std", "clip_threshold", "max_proposals", "max_pixels")
+          "clip_mean", "clip_std", "clip_threshold", "max_proposals", "max_pixels", "pixel_gate")
+_OPTIONAL = ("pixel_gate",)
 
 
 # ---- the steps ---------------------------------------------------------------------------------------------
@@ -190,24 +200,34 @@ def proposals_step(preds, protos, letterbox, pair_rgb, p: GlueParams) -> dict[st
     boxes, scores = gather_proposals([s.boxes for s in segs], [s.scores for s in segs], w, h,
                                      min_area_fraction=p.min_area_fraction, iou=p.dedup_iou,
                                      limit=p.max_candidates)
-    crops = crop_pairs(left, right, boxes) or [np.zeros((1, 1, 3), np.uint8)]
+    sent = np.ones(len(boxes), bool)
+    if p.segment.pixel_gate is not None and len(boxes):  # the model detector's pixel_gate stage, the same rule
+        sent = G.boxes_to_send(G.box_differences(G.difference_table(left, right), boxes), p.segment.pixel_gate)
+    crops = crop_pairs(left, right, boxes[sent]) or [np.zeros((1, 1, 3), np.uint8)]
     return {CLIP_IN: clip_pixels(crops, p.clip_image_size, p.clip_mean, p.clip_std),
-            "boxes": boxes.astype(np.int64).reshape(-1, 4), "box_scores": scores.astype(np.float32)}
+            "boxes": boxes.astype(np.int64).reshape(-1, 4), "box_scores": scores.astype(np.float32), "sent": sent}
 
 
-def filter_step(image_embeds, boxes, box_scores, p: GlueParams) -> dict[str, np.ndarray]:
-    """Crop similarities -> kept regions; the same rule as ``ModelDetector.detect``."""
+def filter_step(image_embeds, boxes, box_scores, sent, p: GlueParams) -> dict[str, np.ndarray]:
+    """Crop similarities -> kept regions; the model detector's filter stage (a box the pixel gate did not send
+    counts as similarity 1.0, as in-process)."""
     boxes, embeds, box_scores = np.asarray(boxes, np.int64).reshape(-1, 4), np.asarray(image_embeds), \
         np.asarray(box_scores)
+    sent = np.asarray(sent)
     n = len(boxes)
     check_values({CLIP_OUT: embeds, "box_scores": box_scores})
-    # one padding crop stands for "no box" (proposals never sends an empty batch to CLIP)
-    _require(len(box_scores) == n and len(embeds) == max(2 * n, 1) and len(embeds) >= 1,
-             f"{n} boxes need {n} box_scores and {2 * n} {CLIP_OUT} rows (left crops then right), got "
-             f"{len(box_scores)} and {len(embeds)}")
+    _require(sent.dtype == np.bool_ and sent.shape == (n,), f"sent: expected {n} booleans, got {sent.dtype} "
+             f"{tuple(sent.shape)}")
+    k = int(sent.sum())
+    # one padding crop stands for "no box sent" (proposals never sends an empty batch to CLIP)
+    _require(len(box_scores) == n and len(embeds) == max(2 * k, 1),
+             f"{n} boxes need {n} box_scores and {2 * k} {CLIP_OUT} rows (left crops then right of the {k} sent), "
+             f"got {len(box_scores)} and {len(embeds)}")
     _require(bool((boxes[:, 2:] > boxes[:, :2]).all() and (boxes >= 0).all()),
              "boxes: each must be x0, y0, x1, y1 with x1 > x0 >= 0 and y1 > y0 >= 0")
-    sims = F.split_pair_embeds(embeds[:2 * n]) if n else np.zeros(0, np.float32)
+    sims = np.ones(n, np.float32)
+    if k:
+        sims[sent] = F.split_pair_embeds(embeds[:2 * k])
     chosen = F.choose_regions(sims, boxes, p.clip_threshold, p.dedup_iou, p.max_proposals)
     kept = sims[chosen].astype(np.float32)
     return {"regions": boxes[chosen].reshape(-1, 4), "similarity": kept,

@@ -136,7 +136,7 @@ class ProposalsModel(_GlueModel):
 
 class FilterModel(_GlueModel):
     def compute(self, x):
-        return glue.filter_step(x[glue.CLIP_OUT], x["boxes"], x["box_scores"], self.params)
+        return glue.filter_step(x[glue.CLIP_OUT], x["boxes"], x["box_scores"], x["sent"], self.params)
 
 
 class OnnxGraphModel(PythonModelBase):

@@ -26,6 +26,7 @@ from imgdiff_rt.models.bundle import MANIFEST, Bundle
 from imgdiff_rt.models.specs import DEFAULT_IMGSZ, SPECS, ModelSpec, get_spec, segmenter_num_outputs
 from imgdiff_rt.detectors.model.detector import SegmentConfig
 from imgdiff_rt.runtime.preprocess import clip_norm_from
+from imgdiff_rt.stages import unserved_settings
 from imgdiff_rt.triton.config import (Options, ensemble_config, glue_config, graph_config, graph_max_batch,
                      pipeline_config)
 from imgdiff_rt.triton.glue import GlueParams
@@ -69,10 +70,22 @@ def _model_py(class_name: str, doc: str, module: str = "python_models") -> str:
             f"from imgdiff_rt.triton.{module} import {class_name} as TritonPythonModel  # noqa: F401\n")
 
 
+def refuse_unserved(segment: SegmentConfig) -> None:
+    """The ensemble runs the model stages that have served models (``stages.MODEL_STAGES``); a setting of a
+    stage it does not run is refused by name unless it is at its default (the stage then changes nothing)."""
+    default = SegmentConfig()
+    for name in unserved_settings():
+        field = name.split(".")[-1]
+        if getattr(segment, field) != getattr(default, field):
+            raise UsageError(f"{field}: the imgdiff_detect ensemble does not run the stage that applies it; "
+                             "imgdiff_pipeline does (send such pairs there)", parameter=field)
+
+
 def glue_params(specs: dict[str, ModelSpec], opts: Options, clip_folder: Path | None = None,
                 segment: SegmentConfig | None = None) -> GlueParams:
     """The glue settings: sizes from the specs, detection settings from ``segment`` (Img-Diff's defaults)."""
     seg, clip, cfg = specs["segmenter"], specs["clip_image"], segment or SegmentConfig()
+    refuse_unserved(cfg)
     cap = cfg.max_candidates if opts.platform != "tensorrt" else min(cfg.max_candidates, clip.max_batch // 2)
     mean, std = clip_norm_from(clip_folder)
     return GlueParams(imgsz=int(cfg.imgsz or seg.sizes.get("imgsz", DEFAULT_IMGSZ)),
@@ -137,7 +150,7 @@ def write_repository(out: str | Path, bundle: Bundle | str | Path | None = None,
             _write(staging / name / "1" / "model.py", _model_py(GLUE_CLASSES[name], f"detection step {name!r}"))
             written[name] = ["model.py"]
         _write(staging / "imgdiff_detect" / "config.pbtxt",
-               _HEADER + ensemble_config(specs["segmenter"], specs["clip_image"], names))
+               _HEADER + ensemble_config(specs, names))
         (staging / "imgdiff_detect" / "1").mkdir(parents=True)
         (staging / "imgdiff_detect" / "1" / ".keep").write_text("")
         written["imgdiff_detect"] = []

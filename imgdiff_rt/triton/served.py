@@ -20,7 +20,9 @@ from imgdiff_rt.errors import ImageReadError, InputError
 from imgdiff_rt.files import read_regular_file
 from imgdiff_rt.detectors.ignore import IgnoreSpec
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, MAX_IMAGE_FILE_BYTES, ImageSource, array_to_rgb8, read_image
-from imgdiff_rt.pipeline import PairImages, Processed, default_pair_id, right_at_left_size, source_name
+from imgdiff_rt.imageio import right_at_left_size
+from imgdiff_rt.pipeline import PairImages, Processed
+from imgdiff_rt.result import default_pair_id, source_name
 from imgdiff_rt.result import Result
 from imgdiff_rt.triton.client import TritonClient
 from imgdiff_rt.triton.glue import GLUE

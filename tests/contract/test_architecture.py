@@ -31,7 +31,7 @@ FLOOR_PEERS = {("words", "detectors"), ("captioners", "detectors"), ("captioners
                ("config", "weights_report"), ("batch", "writers"),
                ("batch", "evaluation"), ("bench", "triton"), ("doctor", "triton"), ("writers", "captioners"), ("cli", "web"),
                ("weights_report", "extras")}
-_BASE = {"errors", "limits", "files", "imageio", "result", "annotate", "extras", "__init__"}
+_BASE = {"errors", "limits", "files", "imageio", "result", "annotate", "extras", "stages", "__init__"}
 _FLOOR_OF = {name: i for i, floor in enumerate(FLOORS) for name in floor}
 #: the deliberate exceptions: the CLI's export command and the container entrypoint that builds engines where
 #: they run; export reads which detectors need a bundle from weights_report
@@ -69,6 +69,12 @@ def _sources(package: str) -> list[Path]:
     if (PACKAGE / f"{package}.py").is_file():
         return [PACKAGE / f"{package}.py"]
     return sorted((PACKAGE / package).rglob("*.py"))
+
+
+def test_the_stage_graph_is_pure_data():
+    """Every floor reads the stage list (the pipeline and the model detector execute it, the repository
+    generates the ensemble from it), so it imports nothing from the package."""
+    assert not _imported_packages(PACKAGE / "stages.py")
 
 
 def test_every_module_has_a_floor():

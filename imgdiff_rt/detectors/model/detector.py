@@ -2,8 +2,10 @@
 crops CLIP finds different) and ``hybrid`` (the pixel detector's regions through the same CLIP filter too).
 
 The array work lives in preprocess / segment_decode / proposals / clip_filter (shared with Triton's Python
-models); this module only owns the sessions and the per-left-image cache: when one left image is compared
-with many right images, its segmentation, whole-image embedding and crop embeddings are computed once.
+models); this module owns the sessions, runs the model stages of the graph (``stages.MODEL_STAGES``: segment,
+proposals, pixel gate, embed, pair gate, filter) one method each, and keeps the per-left-image cache: when
+one left image is compared with many right images, its segmentation, whole-image embedding and crop
+embeddings are computed once.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from imgdiff_rt.models import auto_precision as AP
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.models.specs import DEFAULT_IMGSZ
 from imgdiff_rt.result import Region
+from imgdiff_rt.stages import MODEL_STAGES
 from imgdiff_rt.detectors.model import clip_filter as F
 from imgdiff_rt.runtime.preprocess import clip_norm_from, clip_pixels, letterbox_batch
 from imgdiff_rt.detectors.model.proposals import DEDUP_IOU, MIN_AREA_FRACTION, crop_pairs, gather_proposals
@@ -84,6 +87,26 @@ class _LeftCache:
     segments: Segments | None = None
     image_embed: np.ndarray | None = None
     crop_embeds: dict | None = None  # box tuple -> embedding of the left crop
+
+
+@dataclass
+class _Work:
+    """One pair on its way through the model stages."""
+
+    left: np.ndarray
+    right: np.ndarray
+    pixel_regions: tuple
+    report: DetectionReport
+    cache: _LeftCache | None = None
+    cache_hit: bool = False
+    segments: list | None = None
+    boxes: np.ndarray | None = None
+    scores: np.ndarray | None = None
+    sources: list = field(default_factory=list)
+    sent: np.ndarray | None = None
+    similarity: np.ndarray | None = None
+    pair_similarity: float | None = None
+    regions: list = field(default_factory=list)
 
 
 def content_key(image: np.ndarray) -> str:
@@ -159,67 +182,86 @@ class ModelDetector:
             self._cache.popitem(last=False)
         return entry, False
 
-    # -- the detector -----------------------------------------------------------------------------------
+    # -- the detector: the model stages of the graph (stages.MODEL_STAGES), in order --------------------------
     def detect(self, left: np.ndarray, right: np.ndarray,
                pixel_regions: Sequence[Region] = ()) -> tuple[list[Region], DetectionReport]:
         """Regions (ordered least similar first, ids 1..n) and the report of how they were found.
 
         ``pixel_regions``: the pixel detector's regions (hybrid), sent through the same CLIP filter; they keep
         their ``source``."""
-        cfg, h, w = self.config, left.shape[0], left.shape[1]
-        report = DetectionReport()
-        cache, hit = self._left(left)
-        t0 = time.perf_counter()
-        if cache.segments is None:
-            seg_left, seg_right = self.segment([left, right])
-            cache.segments = seg_left
+        work = _Work(left, right, tuple(pixel_regions), DetectionReport())
+        work.cache, work.cache_hit = self._left(left)
+        for stage in MODEL_STAGES:
+            t = time.perf_counter()
+            go_on = getattr(self, f"stage_{stage.name}")(work)
+            ms = (time.perf_counter() - t) * 1e3
+            work.report.timings_ms[stage.timing] = work.report.timings_ms.get(stage.timing, 0.0) + ms
+            if go_on is False:
+                return [], work.report
+        return work.regions, work.report
+
+    def stage_segment(self, work: "_Work") -> None:
+        if work.cache.segments is None:
+            work.segments = self.segment([work.left, work.right])
+            work.cache.segments = work.segments[0]
         else:
-            seg_left, (seg_right,) = cache.segments, self.segment([right])
-        report.timings_ms["segment"] = (time.perf_counter() - t0) * 1e3
+            work.segments = [work.cache.segments, *self.segment([work.right])]
+
+    def stage_proposals(self, work: "_Work") -> None:
+        cfg, (h, w), (seg_left, seg_right) = self.config, work.left.shape[:2], work.segments
         boxes, scores = gather_proposals([seg_left.boxes, seg_right.boxes], [seg_left.scores, seg_right.scores],
                                          w, h, min_area_fraction=cfg.min_area_fraction, iou=cfg.dedup_iou,
                                          limit=cfg.max_candidates)
         sources = ["segment"] * len(boxes)
-        if pixel_regions:
-            boxes = np.concatenate([boxes, np.array([r.bbox for r in pixel_regions], np.int64).reshape(-1, 4)])
-            scores = np.concatenate([scores, np.array([r.score for r in pixel_regions], np.float32)])
-            sources += [r.source for r in pixel_regions]
-        report.facts.update(candidates=len(boxes), left_cached=hit, segments=[len(seg_left), len(seg_right)])
-        t1 = time.perf_counter()
-        sims, gate_sim = self._gated_similarities(left, right, boxes, cache, report)
-        report.timings_ms["clip"] = (time.perf_counter() - t1) * 1e3
-        if gate_sim is not None:
-            report.facts["pair_similarity"] = round(float(gate_sim), 6)
-            report.facts["pair_gate_passed"] = F.pair_gate(gate_sim, *cfg.pair_gate)
-            if not report.facts["pair_gate_passed"]:
-                return [], report
-        chosen = F.choose_regions(sims, boxes, cfg.clip_threshold, cfg.dedup_iou, cfg.max_proposals)
-        regions = []
-        for k, i in enumerate(chosen):
-            x0, y0, x1, y1 = (int(v) for v in boxes[i])
-            regions.append(Region(id=k + 1, bbox=(x0, y0, x1, y1), score=float(np.clip(1.0 - sims[i], 0, 1)),
-                                  area=(x1 - x0) * (y1 - y0), source=sources[i], similarity=float(sims[i])))
-        return regions, report
+        if work.pixel_regions:
+            extra = work.pixel_regions
+            boxes = np.concatenate([boxes, np.array([r.bbox for r in extra], np.int64).reshape(-1, 4)])
+            scores = np.concatenate([scores, np.array([r.score for r in extra], np.float32)])
+            sources += [r.source for r in extra]
+        work.boxes, work.scores, work.sources = boxes, scores, sources
+        work.report.facts.update(candidates=len(boxes), left_cached=work.cache_hit,
+                                 segments=[len(seg_left), len(seg_right)])
 
-    def _gated_similarities(self, left, right, boxes, cache: _LeftCache,
-                            report: DetectionReport) -> tuple[np.ndarray, float | None]:
-        """Every box's similarity: CLIP's for the boxes whose crops differ beyond the pixel gate (each distinct
-        box once), 1.0 for the others, which the report lists with the reason."""
+    def stage_pixel_gate(self, work: "_Work") -> None:
+        """Boxes whose crops differ beyond the gate go to CLIP; the others count as similarity 1.0 and the
+        report lists them with the reason."""
+        left, right, boxes = work.left, work.right, work.boxes
         gate = self.config.pixel_gate if left.shape == right.shape else None  # unaligned sizes: no gate
-        send = np.ones(len(boxes), bool)
+        work.sent = np.ones(len(boxes), bool)
         if gate is not None and len(boxes):
             differences = G.box_differences(G.difference_table(left, right), boxes)
-            send = G.boxes_to_send(differences, gate)
-            report.facts["pixel_gate"] = {
+            work.sent = G.boxes_to_send(differences, gate)
+            work.report.facts["pixel_gate"] = {
                 "gate": gate, "reason": G.SKIP_REASON, "similarity_recorded": 1.0,
                 "skipped": [{"bbox": [int(v) for v in boxes[i]], "difference": round(float(differences[i]), 3)}
-                            for i in np.nonzero(~send)[0]]}
-        distinct, inverse = G.unique_boxes(boxes[send])
-        report.facts["clip_boxes"] = len(distinct)
-        sims = np.ones(len(boxes), np.float32)
-        sent, gate_sim = self._similarities(left, right, distinct, cache)
-        sims[send] = sent[inverse] if len(distinct) else sims[send]
-        return sims, gate_sim
+                            for i in np.nonzero(~work.sent)[0]]}
+
+    def stage_embed(self, work: "_Work") -> None:
+        """Each distinct sent box's crop cosine (left crops reused from the cache); with a pair gate, the whole
+        images are embedded in the same batch."""
+        distinct, inverse = G.unique_boxes(work.boxes[work.sent])
+        work.report.facts["clip_boxes"] = len(distinct)
+        work.similarity = np.ones(len(work.boxes), np.float32)
+        sent, work.pair_similarity = self._similarities(work.left, work.right, distinct, work.cache)
+        if len(distinct):
+            work.similarity[work.sent] = sent[inverse]
+
+    def stage_pair_gate(self, work: "_Work") -> bool:
+        """Img-Diff's data-set filter: a pair whose whole images are too alike or too different keeps nothing."""
+        if work.pair_similarity is None:
+            return True
+        passed = F.pair_gate(work.pair_similarity, *self.config.pair_gate)
+        work.report.facts.update(pair_similarity=round(float(work.pair_similarity), 6), pair_gate_passed=passed)
+        return passed
+
+    def stage_filter(self, work: "_Work") -> None:
+        cfg, sims, boxes = self.config, work.similarity, work.boxes
+        chosen = F.choose_regions(sims, boxes, cfg.clip_threshold, cfg.dedup_iou, cfg.max_proposals)
+        for k, i in enumerate(chosen):
+            x0, y0, x1, y1 = (int(v) for v in boxes[i])
+            work.regions.append(Region(id=k + 1, bbox=(x0, y0, x1, y1), score=float(np.clip(1.0 - sims[i], 0, 1)),
+                                       area=(x1 - x0) * (y1 - y0), source=work.sources[i],
+                                       similarity=float(sims[i])))
 
     def _similarities(self, left, right, boxes, cache: _LeftCache) -> tuple[np.ndarray, float | None]:
         """Per-box crop cosine (left crops reused from the cache) and, with a pair gate, the whole-image one."""

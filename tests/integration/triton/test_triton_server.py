@@ -95,7 +95,7 @@ def test_glue_chain_without_server_matches_in_process(tiny_bundle, inproc):
     preds, protos = seg.run(["preds", "protos"], {"images": a["images"]})
     b = proposals_step(preds, protos, a["letterbox"], a["pair_rgb"], p)
     (embeds,) = clip.run(["image_embeds"], {"pixel_values": b["pixel_values"]})
-    _check_regions(filter_step(embeds, b["boxes"], b["box_scores"], p), inproc[1])
+    _check_regions(filter_step(embeds, b["boxes"], b["box_scores"], b["sent"], p), inproc[1])
 
 
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
