@@ -162,11 +162,23 @@ def read_pair(left: ImageSource, right: ImageSource, max_pixels: int = DEFAULT_M
     """Both images of a pair, decoded side by side on two threads when both are files."""
     if not all(isinstance(s, (str, os.PathLike)) for s in (left, right)):
         return read_image(left, max_pixels), read_image(right, max_pixels)
+    return _both(read_image, (left, max_pixels), (right, max_pixels))
+
+
+def decode_pair_bytes(left: bytes, right: bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
+                      names: tuple[str, str] = ("left", "right")) -> tuple[np.ndarray, np.ndarray]:
+    """Both encoded images of a pair (a served request's), decoded side by side as ``read_pair`` decodes
+    files; errors name the image by ``names``."""
+    return _both(decode_image_bytes, (left, names[0], max_pixels), (right, names[1], max_pixels))
+
+
+def _both(decode, first_args: tuple, second_args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """Two decodes on two threads (the decoders release the GIL); the first one's error wins."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
-        first = pool.submit(read_image, left, max_pixels)
-        second = pool.submit(read_image, right, max_pixels)
+        first = pool.submit(decode, *first_args)
+        second = pool.submit(decode, *second_args)
         return first.result(), second.result()
 
 

@@ -22,7 +22,7 @@ from imgdiff_rt.config.options import PAIR_OPTIONS, SERVED_OPTIONS
 from imgdiff_rt.config.requests import RequestOptions, parse_ignore, parse_json_options, request_pipeline
 from imgdiff_rt.config.tree import PipelineConfig
 from imgdiff_rt.errors import InputError
-from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_image_bytes
+from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS, decode_pair_bytes
 from imgdiff_rt.triton import bls
 from imgdiff_rt.triton.glue import GLUE
 from imgdiff_rt.triton.python_models import PythonModelBase
@@ -88,8 +88,7 @@ class ServedRequests:
     def answer(self, left: bytes, right: bytes, options: bytes | None) -> str:
         overrides, ignore = self.parse(options)
         pipeline = self.pipeline(overrides)
-        pixels = [decode_image_bytes(data, name, pipeline.max_pixels)
-                  for name, data in (("left_image", left), ("right_image", right))]
+        pixels = decode_pair_bytes(left, right, pipeline.max_pixels, (INPUTS[0].name, INPUTS[1].name))
         return pipeline.process(*pixels, id="pair", ignore=ignore).result.to_json(None)
 
     def close(self) -> None:
