@@ -6,6 +6,7 @@ it, so that importing this module stays cheap for every test."""
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 from pathlib import Path
@@ -21,6 +22,8 @@ ROOT = TESTS_DIR.parent
 SHARED = Path(os.environ.get("IMGDIFF_RT_SHARED", ROOT.parent / "shared"))
 #: the example pair of the README and `imgdiff-rt web`: left.png, right.png and truth.json (its three changes)
 EXAMPLE = ROOT / "examples"
+#: the example pair's two pictures, as paths (a test that wants their bytes reads them itself)
+LEFT, RIGHT = EXAMPLE / "left.png", EXAMPLE / "right.png"
 
 
 def textured(h: int = 240, w: int = 320, seed: int = 0) -> np.ndarray:
@@ -48,6 +51,13 @@ def save(path: Path, arr: np.ndarray, **kw) -> Path:
     return path
 
 
+def png(arr: np.ndarray) -> bytes:
+    """``arr`` encoded as PNG bytes, as an upload carries them."""
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def make_folder(root: Path, n: int = 4, names=None) -> Path:
     """A batch folder: ``root/left`` and ``root/right`` with ``n`` textured pairs (or one per name), each with one
     magenta patch moved 5 px further down per pair."""
@@ -68,6 +78,19 @@ def one_patch_pair(folder: Path, h: int = 160, w: int = 240, seed: int = 1) -> t
     right = left.copy()
     right[40:80, 60:110] = (20, 40, 220)
     return save(folder / "l.png", left), save(folder / "r.png", right)
+
+
+# ---- the CLI on the example pair
+
+
+def run_example(*args):
+    """`imgdiff-rt run` on the example pair with ``args`` after the two pictures (each made a string), in
+    click's test runner."""
+    from click.testing import CliRunner
+
+    from imgdiff_rt.cli.main import cli
+
+    return CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), *[str(a) for a in args]])
 
 
 # ---- the web API through FastAPI's test client
@@ -179,6 +202,13 @@ def _has_cuda() -> bool:
 
 #: TensorRT tests run only where the tensorrt package and a CUDA GPU both exist.
 HAVE_TENSORRT = importlib.util.find_spec("tensorrt") is not None and _has_cuda()
+
+
+def no_triton_env(monkeypatch) -> None:
+    """Unset the variables that name a Triton server and its protocol, for an autouse fixture of a test file
+    whose protocol and URL must come from its own arguments, never from the developer's shell."""
+    monkeypatch.delenv("IMGDIFF_RT_TRITON_PROTOCOL", raising=False)
+    monkeypatch.delenv("IMGDIFF_RT_TRITON_URL", raising=False)
 
 
 def triton_server_env():

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from helpers import ROOT
+from helpers import EXAMPLE, ROOT
 
 
 def _readme_commands():
@@ -29,7 +29,7 @@ def test_the_readme_main_command_runs_on_the_bundled_example(monkeypatch):
     res = CliRunner().invoke(cli, run_part)
     assert res.exit_code == 0, res.output
     found = json.loads(res.stdout)
-    truth = json.loads((ROOT / "examples" / "truth.json").read_text())
+    truth = json.loads((EXAMPLE / "truth.json").read_text())
     assert len(found["regions"]) == len(truth["changes"]) == 3
 
 

@@ -5,7 +5,6 @@ while 20 uploads trickle, and SIGTERM / SIGINT leaving no spool folder behind. E
 
 from __future__ import annotations
 
-import io
 import json
 import select
 import signal
@@ -15,26 +14,17 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
-from helpers import ROOT, textured  # noqa: E402
+from helpers import LEFT, RIGHT, png, textured  # noqa: E402
 from web_server import WebServer  # noqa: E402
 
 BOUNDARY = "hostileBoundary7"
 MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 GOOD = png(textured(64, 64))
 
 
@@ -129,9 +119,7 @@ def test_hostile_headers_get_a_4xx_json_error(client, kind, headers, status):
 @pytest.fixture(scope="module")
 def job_id(client) -> str:
     """The example pair's job: regions 1 to 3 exist, so a name that decodes to 3 would find one."""
-    example = ROOT / "examples"
-    body = form(part("left", (example / "left.png").read_bytes(), "l.png"),
-                part("right", (example / "right.png").read_bytes(), "r.png"))
+    body = form(part("left", LEFT.read_bytes(), "l.png"), part("right", RIGHT.read_bytes(), "r.png"))
     resp = client.post("/v1/diff", content=body, headers={"content-type": MULTIPART})
     assert resp.status_code == 200, resp.text
     return resp.json()["job"]["id"]

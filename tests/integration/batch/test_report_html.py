@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.writers.report_html import REPORT_FILE
 
-from helpers import ROOT, headless_chromium
+from helpers import ROOT
+
 
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory, shared_data):
@@ -47,11 +48,6 @@ def test_eval_writes_a_report_with_its_metrics(tmp_path, shared_data):
     assert res.exit_code == 0, res.output
     text = (tmp_path / REPORT_FILE).read_text()
     assert "<b>precision</b>" in text and "<b>recall</b>" in text and "truths matched" in text
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from headless_chromium()
 
 
 def test_the_report_opens_from_the_disk_sorts_and_filters_offline(batch, browser):

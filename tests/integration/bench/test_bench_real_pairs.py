@@ -9,9 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from helpers import ROOT
-
-EXAMPLE = (ROOT / "examples" / "left.png", ROOT / "examples" / "right.png")
+from helpers import LEFT, RIGHT
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +31,7 @@ def test_bench_runs_the_real_pair_cells(real_bundle, shared_data, tmp_path):
         "bench", "--models", str(real_bundle), "--stages", "detect-real,pipeline-real",
         "--backends", "torch,default,onnx,onnx-int8,triton", "--runs", "1", "--warmup", "0", "--no-peak", "--no-plots",
         "--cli-runs", "0", "--real-sets", "levir-cd:1,clevr-semantic:1", "--real-data", str(shared_data),
-        "--left", str(EXAMPLE[0]), "--right", str(EXAMPLE[1]), "--out", str(out)])
+        "--left", str(LEFT), "--right", str(RIGHT), "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "results.json").read_text())
     detect, pipeline = data["cells"]

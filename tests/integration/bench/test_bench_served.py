@@ -11,7 +11,7 @@ import json
 from imgdiff_rt.bench import served
 from imgdiff_rt.bench.suite import SERVED, BenchConfig, run_suite
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
 
 def test_served_cell_writes_rows_and_overhead(tiny_caption_bundle, tmp_path):
@@ -20,7 +20,7 @@ def test_served_cell_writes_rows_and_overhead(tiny_caption_bundle, tmp_path):
     triton_server_env()  # a skip where the side environment cannot be built (no package index)
     out = tmp_path / "results"
     cfg = BenchConfig(models=str(tiny_caption_bundle), out=str(out), backends=("onnx",), stages=(SERVED,),
-                      left=str(ROOT / "examples" / "left.png"), right=str(ROOT / "examples" / "right.png"),
+                      left=str(LEFT), right=str(RIGHT),
                       served_clients=(1,), served_requests=2, cli_runs=0, peak_flops=False, plots=False)
     run_suite(cfg, say=lambda line: None)
     data = json.loads((out / "results.json").read_text())

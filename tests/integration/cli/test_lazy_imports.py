@@ -10,9 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT, ROOT
 
-EXAMPLE = ROOT / "examples"
 MODEL_STACK = {"torch", "onnxruntime", "transformers", "ultralytics", "tensorrt", "matplotlib"}
 SLOW_SCIENCE = {"scipy.optimize", "scipy.ndimage", "scipy.spatial", "skimage", "skimage.segmentation"}
 ARRAY_STACK = {"numpy", "cv2", "PIL", "scipy"}
@@ -41,8 +40,7 @@ def test_help_imports_no_library_stack(tmp_path):
 
 def test_run_on_the_pixel_detector_imports_no_model_stack(tmp_path):
     out = tmp_path / "out"
-    modules = _imported(["run", str(EXAMPLE / "left.png"), str(EXAMPLE / "right.png"), "--out", str(out)],
-                        tmp_path)
+    modules = _imported(["run", str(LEFT), str(RIGHT), "--out", str(out)], tmp_path)
     assert list(out.glob("*.json"))  # it did the work
     assert "imgdiff_rt.detectors.pixel.detector" in modules
     assert not modules & (MODEL_STACK | SLOW_SCIENCE)

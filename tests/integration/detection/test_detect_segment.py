@@ -14,9 +14,8 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.detectors.model.detector import SegmentConfig
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 # a random tiny segmenter scores low: a low confidence gives many candidates; a threshold of 1.0 keeps every
 # box whose crops differ at all (random CLIP weights make Img-Diff's 0.85 meaningless)
 MANY = SegmentConfig(conf=0.001, clip_threshold=1.0, max_proposals=8)

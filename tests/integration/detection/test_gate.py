@@ -9,9 +9,7 @@ import pytest
 
 from imgdiff_rt.detectors.model import gate as G
 
-from helpers import ROOT
-
-EXAMPLE = ROOT / "examples"
+from helpers import LEFT, RIGHT
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +29,14 @@ def real_pairs(shared_data):
     from imgdiff_rt.imageio import read_image
     from imgdiff_rt.evaluation.synth import synthesize
 
-    pairs = [(read_image(EXAMPLE / "left.png"), read_image(EXAMPLE / "right.png"))]
+    pairs = [(read_image(LEFT), read_image(RIGHT))]
     levir = shared_data / "levir-cd"
     for name in ("test_102_0512_0000.png", "test_121_0768_0256.png"):
         pairs.append((read_image(levir / "A" / name), read_image(levir / "B" / name)))
     clevr = shared_data / "clevr-change"
     for kind in ("semantic", "nonsemantic"):
         pairs.append((read_image(clevr / "before" / "000001.png"), read_image(clevr / kind / "000001.png")))
-    made = synthesize(read_image(EXAMPLE / "left.png"), spots=3, seed=5)
+    made = synthesize(read_image(LEFT), spots=3, seed=5)
     pairs.append((made.left, made.right))
     return pairs
 

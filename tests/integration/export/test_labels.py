@@ -13,7 +13,7 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.models.bundle import Bundle
 from imgdiff_rt.triton.repo_check import served_weights
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
 
 def test_serve_and_run_give_the_tiny_segmenter_one_label(tiny_runtime_bundle, tmp_path):
@@ -24,8 +24,8 @@ def test_serve_and_run_give_the_tiny_segmenter_one_label(tiny_runtime_bundle, tm
     bundle = Bundle.load(tiny_runtime_bundle)
     assert served_weights(repo) == {g: bundle.weights_label(g) for g in served_weights(repo)}
     assert served_weights(repo)["segmenter"] == "tiny"
-    run = CliRunner().invoke(cli, ["run", str(ROOT / "examples" / "left.png"), str(ROOT / "examples" / "right.png"),
-                                   "--models", str(tiny_runtime_bundle), "--detector", "segment"])
+    run = CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), "--models", str(tiny_runtime_bundle),
+                                   "--detector", "segment"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["weights"]["graphs"]["segmenter"]["weights"] == "tiny"
     foreign = tmp_path / "not-an-env"  # serve says its notice, then refuses this folder before any server starts

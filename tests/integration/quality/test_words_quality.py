@@ -21,7 +21,7 @@ from imgdiff_rt.pipeline import Pipeline
 from imgdiff_rt.evaluation.synth import synthesize
 from imgdiff_rt.words.scoring import WordsTally, word_checks
 
-from helpers import ROOT, TESTS_DIR
+from helpers import LEFT, RIGHT, TESTS_DIR
 
 LABELS = TESTS_DIR / "data" / "clevr_change_words.jsonl"
 
@@ -143,9 +143,8 @@ def test_eval_with_nothing_evaluable_still_leaves_its_summary_and_report(tmp_pat
     src = tmp_path / "src"
     for part in ("left", "right", "truth"):
         (src / part).mkdir(parents=True)
-    examples = ROOT / "examples"
-    shutil.copy(examples / "left.png", src / "left" / "a.png")
-    shutil.copy(examples / "right.png", src / "right" / "a.png")
+    shutil.copy(LEFT, src / "left" / "a.png")
+    shutil.copy(RIGHT, src / "right" / "a.png")
     (src / "truth" / "a.json").write_text("[" * 100_000)  # nested too deep to be a truth file
     res = CliRunner().invoke(cli, ["eval", "--pairs", str(src), "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "no pair could be evaluated" in res.output

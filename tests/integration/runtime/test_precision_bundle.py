@@ -8,9 +8,9 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
-PAIR = [str(ROOT / "examples" / "left.png"), str(ROOT / "examples" / "right.png")]
+PAIR = [str(LEFT), str(RIGHT)]
 
 
 @pytest.mark.parametrize("detector", ["segment", "hybrid"])

@@ -10,18 +10,12 @@ from click.testing import CliRunner
 
 from imgdiff_rt.cli.main import cli
 
-from helpers import ROOT
-
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), *[str(a) for a in args]])
+from helpers import LEFT, run_example
 
 
 def test_tiny_weights_are_said_in_json_once_on_stderr_and_on_the_picture(tiny_runtime_bundle, tmp_path):
-    res = run("--detector", "segment", "--models", tiny_runtime_bundle, "--max-proposals", "2",
-              "--out", tmp_path / "out")
+    res = run_example("--detector", "segment", "--models", tiny_runtime_bundle, "--max-proposals", "2",
+                      "--out", tmp_path / "out")
     assert res.exit_code == 0, res.output
     weights = json.loads(res.stdout)["weights"]
     assert weights["models_ran"] is True and weights["all_pretrained"] is False
@@ -37,7 +31,7 @@ def test_tiny_weights_are_said_in_json_once_on_stderr_and_on_the_picture(tiny_ru
 
 
 def test_default_detector_on_untrained_clip_is_pixel_with_one_line(tiny_runtime_bundle):
-    res = run("--models", tiny_runtime_bundle)
+    res = run_example("--models", tiny_runtime_bundle)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["settings"]["detector"] == "pixel"
     why = [line for line in res.stderr.splitlines() if "pixel detector ran" in line]
@@ -45,11 +39,11 @@ def test_default_detector_on_untrained_clip_is_pixel_with_one_line(tiny_runtime_
 
 
 def test_bundle_without_clip_falls_back_and_explicit_segment_is_a_usage_error(registered_segmenter_bundle):
-    res = run("--models", registered_segmenter_bundle)
+    res = run_example("--models", registered_segmenter_bundle)
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["settings"]["detector"] == "pixel"
     assert "has no clip_image graph" in res.stderr
-    res = run("--models", registered_segmenter_bundle, "--detector", "segment")
+    res = run_example("--models", registered_segmenter_bundle, "--detector", "segment")
     assert res.exit_code == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and "clip_image" in lines[0]

@@ -27,9 +27,8 @@ from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.repository import write_repository
 from imgdiff_rt.triton.server import LocalServer
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 CLI = str(Path(sys.executable).parent / "imgdiff-rt")
 # settings under which the tiny random models keep several regions (the defaults keep none)
 LOOSE = {"clip_threshold": 1.0, "max_proposals": 8}

@@ -16,15 +16,12 @@ from imgdiff_rt.errors import TritonUnavailableError
 from imgdiff_rt.triton import client as C
 from imgdiff_rt.triton.server import free_port
 
-from helpers import ROOT
-
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
+from helpers import LEFT, RIGHT, no_triton_env
 
 
 @pytest.fixture(autouse=True)
 def _no_protocol_from_env(monkeypatch):
-    monkeypatch.delenv("IMGDIFF_RT_TRITON_PROTOCOL", raising=False)
-    monkeypatch.delenv("IMGDIFF_RT_TRITON_URL", raising=False)
+    no_triton_env(monkeypatch)
 
 
 @pytest.fixture(scope="module")

@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
-from helpers import EXAMPLE, error_of, post  # noqa: E402
+from helpers import LEFT, RIGHT, error_of, post  # noqa: E402
 
 
 def test_a_model_bundle_server_says_its_weights_are_random(tiny_runtime_bundle):
     """Any backend's pipeline: here hybrid on a tiny random-init bundle; per-request options reuse its sessions."""
-    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    left, right = LEFT.read_bytes(), RIGHT.read_bytes()
     with TestClient(make_app(["--models", str(tiny_runtime_bundle), "--detector", "hybrid"])) as c:
         info = c.get("/v1/info").json()
         assert info["pipeline"]["detector"] == "hybrid" and info["weights"]["all_pretrained"] is False

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 
-from helpers import ROOT, compare_example  # noqa: E402
+from helpers import LEFT, compare_example  # noqa: E402
 from web_server import GracefulWebServer  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def test_an_error_clears_the_previous_result(server, browser):
     assert "not a recognised image format" in page.inner_text("#error")
     assert page.locator("#regions li").count() == 0 and page.locator("#views g.region").count() == 0
     assert page.locator("#result").is_hidden()
-    page.set_input_files("#file-left", str(ROOT / "examples" / "left.png"))  # and a good pair shows again
+    page.set_input_files("#file-left", str(LEFT))  # and a good pair shows again
     page.click("#compare")
     page.wait_for_selector("#result:not([hidden]) #regions li", timeout=60_000)
     assert page.locator("#error").is_hidden() and page.locator("#regions li").count() == 3

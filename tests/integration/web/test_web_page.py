@@ -18,7 +18,7 @@ import pytest
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
 import httpx  # noqa: E402
 
-from helpers import ROOT, compare_example  # noqa: E402
+from helpers import RIGHT, ROOT, compare_example  # noqa: E402
 from web_server import GracefulWebServer  # noqa: E402
 
 
@@ -138,7 +138,7 @@ def test_page_shows_an_api_error(server, browser):
     page.goto(server.base + "/")
     page.set_input_files("#file-left", files=[{"name": "notes.png", "mimeType": "image/png",
                                                "buffer": b"this is not an image\n"}])
-    page.set_input_files("#file-right", str(ROOT / "examples" / "right.png"))
+    page.set_input_files("#file-right", str(RIGHT))
     page.click("#compare")
     page.wait_for_selector("#error:not([hidden])")
     assert "400: left (notes.png): not a recognised image format" in page.inner_text("#error")

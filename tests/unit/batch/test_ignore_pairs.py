@@ -12,9 +12,7 @@ from imgdiff_rt import Pipeline
 from imgdiff_rt.cli.main import cli
 from imgdiff_rt.pairs import PairItem, load_pairs
 
-from helpers import ROOT
-
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
+from helpers import LEFT, RIGHT
 
 
 @pytest.fixture(scope="module")

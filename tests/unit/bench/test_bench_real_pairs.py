@@ -9,9 +9,7 @@ from imgdiff_rt.bench import real_pairs as R
 from imgdiff_rt.bench.real_summary import render_real, same_regions, summarise
 from imgdiff_rt.errors import UsageError
 
-from helpers import ROOT
-
-EXAMPLE = (ROOT / "examples" / "left.png", ROOT / "examples" / "right.png")
+from helpers import LEFT, RIGHT
 
 
 @pytest.mark.parametrize("spec, expected", [
@@ -47,14 +45,15 @@ def test_real_cells_are_planned_once_each_at_the_segmenters_own_size():
 
 def test_an_absent_data_set_is_skipped_with_the_reason(tmp_path):
     pairs, skipped = R.gather_pairs([("example", 1), ("levir-cd", 2), ("clevr-semantic", 1)], tmp_path / "nowhere",
-                                    EXAMPLE, tmp_path)
+                                    (LEFT, RIGHT), tmp_path)
     assert [p.set for p in pairs] == ["example"]
     assert set(skipped) == {"levir-cd", "clevr-semantic"}
     assert str(tmp_path / "nowhere" / "levir-cd") in skipped["levir-cd"] and "not found" in skipped["levir-cd"]
 
 
 def test_shared_sets_give_the_first_pairs_in_name_order(shared_data, tmp_path):
-    pairs, skipped = R.gather_pairs([("levir-cd", 2), ("clevr-semantic", 1)], shared_data, EXAMPLE, tmp_path)
+    pairs, skipped = R.gather_pairs([("levir-cd", 2), ("clevr-semantic", 1)], shared_data, (LEFT, RIGHT),
+                                    tmp_path)
     assert not skipped and [p.set for p in pairs] == ["levir-cd", "levir-cd", "clevr-semantic"]
     assert pairs[0].name < pairs[1].name and all(p.left.is_file() and p.right.is_file() for p in pairs)
     assert pairs[2].right.parent.name == "semantic"

@@ -10,9 +10,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.detectors.pixel.label_stats import label_boxes, label_sums
 
-from helpers import ROOT
-
-EXAMPLE = ROOT / "examples"
+from helpers import LEFT, RIGHT
 
 
 def test_lazy_listing_matches_the_imported_commands():
@@ -38,8 +36,8 @@ def _label_images():
     from imgdiff_rt.imageio import read_image
 
     rng = np.random.default_rng(7)
-    left = read_image(EXAMPLE / "left.png").astype(np.int16)
-    right = read_image(EXAMPLE / "right.png").astype(np.int16)
+    left = read_image(LEFT).astype(np.int16)
+    right = read_image(RIGHT).astype(np.int16)
     real = split_objects(np.abs(left - right).max(axis=2) > 30)
     noisy = split_objects(rng.random((90, 70)) > 0.6)
     gaps = (5, np.where(rng.random((40, 50)) > 0.5, rng.integers(1, 6, (40, 50)), 0).astype(np.int32))

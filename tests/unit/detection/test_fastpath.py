@@ -11,9 +11,7 @@ from imgdiff_rt.bench.exact_pairs import make_pair
 from imgdiff_rt.detectors.pixel.masks import encode
 from imgdiff_rt.detectors.pixel.detector import PixelConfig, detect_pixels
 
-from helpers import ROOT
-
-EXAMPLE = ROOT / "examples"
+from helpers import LEFT, RIGHT
 
 
 def _facts(found):
@@ -57,8 +55,8 @@ def test_pairs_that_do_not_qualify_run_the_whole_image():
 def test_the_pipeline_result_is_unchanged_on_the_example(monkeypatch):
     from imgdiff_rt import pipeline as P
 
-    fast = P.Pipeline()(EXAMPLE / "left.png", EXAMPLE / "right.png")
+    fast = P.Pipeline()(LEFT, RIGHT)
     monkeypatch.setattr(P, "detect_windowed", lambda *a, **k: None)
-    whole = P.Pipeline()(EXAMPLE / "left.png", EXAMPLE / "right.png")
+    whole = P.Pipeline()(LEFT, RIGHT)
     assert fast.to_dict()["regions"] == whole.to_dict()["regions"]
     assert fast.description == whole.description

@@ -11,9 +11,7 @@ from click.testing import CliRunner
 
 from imgdiff_rt.detectors.model import gate as G
 
-from helpers import ROOT
-
-EXAMPLE = ROOT / "examples"
+from helpers import LEFT, RIGHT
 
 
 def test_box_difference_is_the_crops_mean_largest_channel_difference():
@@ -47,8 +45,8 @@ def test_duplicate_boxes_are_embedded_once():
 def test_pixel_gate_option(tmp_path, value, ok):
     from imgdiff_rt.cli.main import cli
 
-    res = CliRunner().invoke(cli, ["run", str(EXAMPLE / "left.png"), str(EXAMPLE / "right.png"), "--models",
-                                   str(tmp_path), "--pixel-gate", value])
+    res = CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), "--models", str(tmp_path), "--pixel-gate",
+                                   value])
     if ok:
         assert res.exit_code == 0, res.output
         assert json.loads(res.stdout)["regions"]

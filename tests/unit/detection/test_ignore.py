@@ -16,9 +16,9 @@ from imgdiff_rt.errors import UsageError
 from imgdiff_rt.detectors.ignore import IGNORED_SHARE, IgnoreSpec, drop_ignored, parse_box, pixel_box
 from imgdiff_rt.result import Region
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
-PAIR = [str(ROOT / "examples" / "left.png"), str(ROOT / "examples" / "right.png")]
+PAIR = [str(LEFT), str(RIGHT)]
 
 
 def _run(*args: str) -> dict:

@@ -10,9 +10,8 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.cli.options import build_pipeline
 from imgdiff_rt.runtime.device import Device, parse_device
 
-from helpers import ROOT
+from helpers import LEFT, RIGHT
 
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
 PIXEL = dict(detector="pixel", captioner="none", align="none", max_regions=10, min_area=None, threshold=None,
              metric="lab", blur_sigma=1.5, merge_gap=0.02, max_pixels=1_000_000)
 

@@ -6,21 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
-from imgdiff_rt.cli.main import cli
-
-from helpers import ROOT
-
-LEFT, RIGHT = ROOT / "examples" / "left.png", ROOT / "examples" / "right.png"
-
-
-def run(*args):
-    return CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT), *[str(a) for a in args]])
+from helpers import run_example
 
 
 def test_pixel_run_says_no_model_ran(tmp_path):
-    res = run("--detector", "pixel", "--models", tmp_path / "none")
+    res = run_example("--detector", "pixel", "--models", tmp_path / "none")
     assert res.exit_code == 0, res.output
     weights = json.loads(res.stdout)["weights"]
     assert weights["models_ran"] is False and weights["graphs"] == {} and "no model ran" in weights["note"]
@@ -35,7 +26,7 @@ def test_pixel_run_says_no_model_ran(tmp_path):
 def test_backend_triton_refuses_what_a_request_cannot_set(tmp_path, args, message):
     """--backend triton sends each pair to the server's imgdiff_pipeline, which runs on its own bundle: what the
     server fixes when its repository is written is refused here, before any request."""
-    res = run(*args)
+    res = run_example(*args)
     assert res.exit_code == 2, res.output
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], res.stderr

@@ -10,13 +10,12 @@ from imgdiff_rt.cli.main import cli
 from imgdiff_rt.errors import UsageError
 from imgdiff_rt.triton import client as C
 
-from helpers import ROOT
+from helpers import ROOT, no_triton_env
 
 
 @pytest.fixture(autouse=True)
 def _no_protocol_from_env(monkeypatch):
-    monkeypatch.delenv("IMGDIFF_RT_TRITON_PROTOCOL", raising=False)
-    monkeypatch.delenv("IMGDIFF_RT_TRITON_URL", raising=False)
+    no_triton_env(monkeypatch)
 
 
 @pytest.mark.parametrize("url,protocol,expected", [

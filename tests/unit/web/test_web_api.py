@@ -19,15 +19,9 @@ from imgdiff_rt.cli.main import cli  # noqa: E402
 from imgdiff_rt.cli.web_cmd import make_app, web  # noqa: E402
 from imgdiff_rt.imageio import DEFAULT_MAX_PIXELS  # noqa: E402
 
-from helpers import EXAMPLE, error_of, post, textured  # noqa: E402
+from helpers import EXAMPLE, LEFT, RIGHT, error_of, png, post, textured  # noqa: E402
 
 CAP = f"over the {DEFAULT_MAX_PIXELS / 1e6:g} MP cap"
-
-
-def png(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def jpeg(arr: np.ndarray) -> bytes:
@@ -42,19 +36,13 @@ def changed(arr: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(make_app([])) as c:
-        yield c
-
-
 # ---- good pairs ------------------------------------------------------------------------------------------
 def test_example_pair_matches_the_cli_and_serves_its_pictures(client):
-    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    left, right = LEFT.read_bytes(), RIGHT.read_bytes()
     resp = post(client, left, right)
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    cli_res = CliRunner().invoke(cli, ["run", str(EXAMPLE / "left.png"), str(EXAMPLE / "right.png")])
+    cli_res = CliRunner().invoke(cli, ["run", str(LEFT), str(RIGHT)])
     from_cli = json.loads(cli_res.stdout)
     truth = json.loads((EXAMPLE / "truth.json").read_text())
     assert body["schema"] == "imgdiff-rt/result/v1" and len(body["regions"]) == len(truth["changes"]) == 3
@@ -105,7 +93,7 @@ def test_format_is_sniffed_from_content_not_name(client):
 
 # ---- options ---------------------------------------------------------------------------------------------
 def test_options_as_form_fields_and_json_part(client):
-    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    left, right = LEFT.read_bytes(), RIGHT.read_bytes()
     one = post(client, left, right, data={"max-regions": "1", "metric": "absdiff"}).json()
     assert len(one["regions"]) == 1 and one["settings"]["pixel"]["metric"] == "absdiff"
     two = post(client, left, right, data={"options": json.dumps({"max_regions": 2, "blur": 2.0})}).json()
@@ -261,7 +249,7 @@ def test_body_cap_declared_and_streamed():
 
 
 def test_kept_results_expire_by_memory_budget():
-    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    left, right = LEFT.read_bytes(), RIGHT.read_bytes()
     with TestClient(make_app(["--keep-mb", "1"])) as c:  # one example job holds ~3 MB of pixels
         first = post(c, left, right).json()["job"]["links"]
         second = post(c, left, right).json()["job"]["links"]
@@ -313,7 +301,7 @@ def test_a_job_beyond_the_limit_gets_429(monkeypatch):
 
 
 def test_concurrent_clients_get_results_or_429():
-    left, right = (EXAMPLE / "left.png").read_bytes(), (EXAMPLE / "right.png").read_bytes()
+    left, right = LEFT.read_bytes(), RIGHT.read_bytes()
     with TestClient(make_app(["--max-jobs", "2"])) as c:
         responses: list = []
         threads = [threading.Thread(target=lambda: responses.append(post(c, left, right))) for _ in range(6)]

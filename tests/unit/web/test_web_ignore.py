@@ -12,19 +12,10 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi", reason="the web extra (pip install 'imgdiff-rt[web]') is not installed")
-from fastapi.testclient import TestClient  # noqa: E402
-
-from imgdiff_rt.cli.web_cmd import make_app  # noqa: E402
 
 from helpers import ROOT  # noqa: E402
 
 LEFT, RIGHT = (ROOT / "examples" / "left.png").read_bytes(), (ROOT / "examples" / "right.png").read_bytes()
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(make_app([])) as c:
-        yield c
 
 
 def post(client, data=None):
